@@ -1,0 +1,154 @@
+"""One error tree for every vendor.
+
+::
+
+    DispatcherError
+    ├── ConfigError                  bad config file or constructor argument
+    ├── NoVendorsRegistered          nothing to send to
+    ├── VendorUnavailable            every candidate was tried and failed (lists the attempts)
+    └── VendorError                  one vendor said no; carries vendor, status, retryable,
+        │                            retry_after and the vendor's own error type/code/message
+        ├── AuthenticationError      401/403, bad or missing key            (not retryable)
+        ├── InvalidRequestError      400/404/413/422, the request is wrong  (not retryable)
+        │   ├── ContextLengthExceeded  prompt + max_tokens beyond the window
+        │   └── ModelNotFound          404: this vendor does not serve the model (falls back)
+        ├── RateLimitError           429 (retryable unless the quota is exhausted)
+        ├── VendorTimeout            connect/read timeout or the total deadline
+        ├── VendorConnectionError    refused, reset, DNS, TLS               (retryable)
+        ├── VendorServerError        5xx, 529 overloaded                    (retryable)
+        └── StreamInterrupted        a stream broke after text reached the caller; keeps
+                                     ``partial_text`` and is never replayed elsewhere
+
+Errors are classified by HTTP status first, then by the vendor's error type/code, never by
+matching message text. Messages never contain API keys: adapters redact them at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .types import Attempt
+
+
+class DispatcherError(Exception):
+    """Base of every error this library raises."""
+
+
+class ConfigError(DispatcherError):
+    """The configuration is wrong; the message names the file, the key path and the fix."""
+
+
+class NoVendorsRegistered(DispatcherError):
+    """The dispatcher has no vendor to send to."""
+
+    def __init__(
+        self,
+        message: str = "no vendors registered: pass vendors=[...] to Dispatcher, "
+        "call dispatcher.register(vendor), or use Dispatcher.from_env()",
+    ) -> None:
+        super().__init__(message)
+
+
+class VendorError(DispatcherError):
+    """A vendor refused or failed a request."""
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        vendor: str,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.vendor = vendor
+        self.status = status
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.error_type = error_type
+        self.error_code = error_code
+        self.request_id = request_id
+        self.attempts: tuple[Attempt, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"{self.vendor}" + (f" HTTP {self.status}" if self.status else "")
+        kind = f" {self.error_type}" if self.error_type else ""
+        return f"{where}{kind}: {self.message}"
+
+
+class AuthenticationError(VendorError):
+    """The vendor rejected the credentials (or they are missing)."""
+
+
+class InvalidRequestError(VendorError):
+    """The vendor (or the adapter, before sending) cannot accept this request as written."""
+
+
+class ContextLengthExceeded(InvalidRequestError):
+    """The prompt plus ``max_tokens`` does not fit the model's context window."""
+
+
+class ModelNotFound(InvalidRequestError):
+    """The vendor does not serve this model (or the URL is wrong): another vendor may."""
+
+
+class RateLimitError(VendorError):
+    """The vendor's rate limit (or ours) was hit; ``retry_after`` says when to come back."""
+
+    default_retryable = True
+
+
+class VendorTimeout(VendorError):
+    """No answer in time: a connect/read timeout, or the request's total deadline."""
+
+    default_retryable = True
+
+
+class VendorConnectionError(VendorError):
+    """The vendor could not be reached, or the connection dropped before any output."""
+
+    default_retryable = True
+
+
+class VendorServerError(VendorError):
+    """The vendor failed on its side (5xx, overloaded, an error event inside a stream)."""
+
+    default_retryable = True
+
+
+class StreamInterrupted(VendorError):
+    """A stream failed after text had already reached the caller.
+
+    It is never restarted on another vendor (the caller would see text twice); the text that
+    arrived is in ``partial_text``.
+    """
+
+    def __init__(
+        self, message: str, *, vendor: str, partial_text: str, status: int | None = None
+    ) -> None:
+        super().__init__(message, vendor=vendor, status=status, retryable=False)
+        self.partial_text = partial_text
+
+
+class VendorUnavailable(DispatcherError):
+    """Every candidate vendor was tried and failed; ``attempts`` lists each try."""
+
+    def __init__(
+        self,
+        attempts: Sequence[Attempt],
+        last_error: BaseException | None = None,
+        reason: str = "every candidate vendor failed",
+    ) -> None:
+        self.attempts = tuple(attempts)
+        self.last_error = last_error
+        lines = [f"{a.vendor}/{a.model}: {a.error} ({a.duration_s:.3f}s)" for a in self.attempts]
+        super().__init__(f"{reason}: " + "; ".join(lines) if lines else reason)

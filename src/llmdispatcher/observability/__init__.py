@@ -1,0 +1,1 @@
+"""Observability: the dispatcher emits events; stats and logs subscribe to them."""

@@ -1,0 +1,54 @@
+"""Events the dispatcher emits. Subscribers (stats, logging, later metrics and the ledger)
+receive them synchronously, so a subscriber must be quick and must not raise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..types import Attempt, Request, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """One try against one vendor ended (successfully or not)."""
+
+    request_id: str
+    attempt: Attempt
+    ttft_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    request_id: str
+    vendor: str
+    delay_s: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackTaken:
+    request_id: str
+    from_vendor: str
+    to_vendor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished:
+    """The dispatcher is done with a request: ``error`` is None on success."""
+
+    request_id: str
+    request: Request
+    vendor: str | None
+    model: str | None
+    stream: bool
+    latency_s: float
+    ttft_s: float | None
+    usage: Usage | None
+    error: str | None
+    attempts: tuple[Attempt, ...]
+
+
+Event = AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished
+Subscriber = Callable[[Event], None]

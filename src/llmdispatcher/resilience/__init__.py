@@ -1,0 +1,1 @@
+"""Resilience policies: retry/backoff, deadlines (later: circuit breaking, rate limits)."""

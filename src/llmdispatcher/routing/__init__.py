@@ -1,0 +1,1 @@
+"""Routing: which vendor(s) a request goes to, in which order."""

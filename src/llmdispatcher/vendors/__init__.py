@@ -1,0 +1,37 @@
+"""Vendor adapters, one module each, imported on first use.
+
+``REGISTRY`` maps a vendor *type* (as written in config files) to its class; adding a vendor is
+one module plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .base import Capabilities, Health, Secret, Vendor
+
+if TYPE_CHECKING:
+    from .openai import OpenAIVendor
+
+# type name -> (module, class). Imported lazily so a config naming one vendor loads one module.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "OpenAIVendor"),
+}
+_CLASSES = {cls: module for module, cls in REGISTRY.values()}
+
+__all__ = ["REGISTRY", "Capabilities", "Health", "OpenAIVendor", "Secret", "Vendor", "vendor_class"]
+
+
+def vendor_class(type_name: str) -> type[Vendor]:
+    """The class registered for a vendor type; ``KeyError`` when unknown."""
+    module, cls = REGISTRY[type_name]
+    found: type[Vendor] = getattr(importlib.import_module(f".{module}", __name__), cls)
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    module = _CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

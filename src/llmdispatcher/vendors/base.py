@@ -1,0 +1,75 @@
+"""The one small interface every vendor implements.
+
+A vendor turns a ``Request`` into a ``Response`` (``send``) or a stream of ``StreamChunk``
+(``stream``) and raises errors from ``llmdispatcher.errors``. It knows nothing of retries,
+fallback or routing: the dispatcher owns those.
+
+Stream contract: chunks carrying text or tool-call pieces may come in any number; the
+``finish_reason`` and ``usage`` may arrive on separate chunks (the dispatcher merges them into the
+one final chunk the caller sees). A stream that ends without the vendor's terminal event must
+raise, never end quietly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..redaction import Secret, secret_from
+from ..types import Request, Response, StreamChunk
+
+__all__ = ["Capabilities", "Health", "Secret", "Vendor", "secret_from"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a vendor can do, for routing and for refusing impossible requests early."""
+
+    streaming: bool = True
+    tools: bool = True
+    vision: bool = True
+    json_mode: bool = True
+    max_context: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The result of a cheap liveness check."""
+
+    ok: bool
+    latency_s: float
+    detail: str = ""
+
+
+class Vendor(ABC):
+    """A chat vendor. Subclasses set ``name`` and ``capabilities``."""
+
+    name: str
+    capabilities: Capabilities = Capabilities()
+
+    @abstractmethod
+    async def send(self, request: Request) -> Response:
+        """One non-streamed completion (no retries here)."""
+
+    @abstractmethod
+    def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        """One streamed completion (no retries here)."""
+
+    async def health(self) -> Health:
+        """A cheap check that the vendor answers; never raises."""
+        return Health(ok=True, latency_s=0.0, detail="no health check for this vendor")
+
+    async def list_models(self) -> list[str]:
+        """The models the vendor serves, where it can list them."""
+        return []
+
+    def secrets(self) -> tuple[str, ...]:
+        """Credential values to scrub from any text leaving the library."""
+        return ()
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most vendors hold nothing
+        """Release pooled connections."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

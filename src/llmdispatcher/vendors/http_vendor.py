@@ -1,0 +1,146 @@
+"""The shared send/stream path of every HTTP vendor.
+
+A vendor module only translates: ``build_call`` (Request -> HTTP request), ``parse_response``
+(JSON body -> Response), ``stream_decoder`` (bytes -> StreamChunk) and ``parse_error``
+(status + body -> ErrorInfo). Sending, status handling and error translation live here, once.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from ..errors import VendorError, VendorServerError
+from ..types import Request, Response, StreamChunk
+from .base import Health, Secret, Vendor
+from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
+from .http import HttpClient, HttpResult
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class StreamDecoder(Protocol):
+    """Bytes in, chunks out. Both methods may be generators: chunks decoded before an
+    in-stream error must reach the caller before the error does."""
+
+    def feed(self, data: bytes) -> Iterable[StreamChunk]:
+        """Chunks completed by these bytes; raises a VendorError on an in-stream error."""
+        ...
+
+    def finish(self) -> Iterable[StreamChunk]:
+        """Called when the body ended; raises if the stream never reached its terminal event."""
+        ...
+
+
+def decode_json(body: bytes, vendor: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise VendorServerError(
+            f"the vendor sent a body that is not JSON: {body[:200]!r}", vendor=vendor
+        ) from None
+
+
+class HttpVendor(Vendor):
+    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: Secret,
+        timeout: float,
+        connect_timeout: float,
+        headers: Mapping[str, str] | None,
+        max_connections: int = 0,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.extra_headers = dict(headers or {})
+        self._http = HttpClient(
+            name,
+            connect_timeout=connect_timeout,
+            read_timeout=timeout,
+            max_connections=max_connections,
+        )
+
+    # --- translation hooks -------------------------------------------------------------
+    @abstractmethod
+    def build_call(self, request: Request, *, stream: bool) -> HttpCall: ...
+
+    @abstractmethod
+    def parse_response(self, data: Any, request: Request) -> Response: ...
+
+    @abstractmethod
+    def stream_decoder(self, request: Request) -> StreamDecoder: ...
+
+    @abstractmethod
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo: ...
+
+    # --- the shared path ------------------------------------------------------------------
+    async def send(self, request: Request) -> Response:
+        call = self.build_call(request, stream=False)
+        result = await self._http.request("POST", call.url, headers=call.headers, body=call.body)
+        if result.status >= 400:
+            raise self._error(result.status, result.headers, result.body)
+        return self.parse_response(decode_json(result.body, self.name), request)
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        call = self.build_call(request, stream=True)
+        async with self._http.stream(
+            "POST", call.url, headers=call.headers, body=call.body
+        ) as response:
+            if response.status >= 400:
+                raise self._error(response.status, response.headers, await response.read())
+            decoder = self.stream_decoder(request)
+            async for data in response.chunks():
+                for chunk in decoder.feed(data):
+                    yield chunk
+            for chunk in decoder.finish():
+                yield chunk
+
+    def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> VendorError:
+        info = self.parse_error(status, headers, body)
+        if info.retry_after is None:
+            hint = retry_after_from_headers(headers, time.time())
+            if hint is not None:
+                info = ErrorInfo(info.message, info.error_type, info.code, hint, info.request_id)
+        return error_for(status, info, vendor=self.name, secrets=self.secrets())
+
+    async def get(self, url: str, headers: Mapping[str, str]) -> HttpResult:
+        """A GET for listings and health checks; error statuses raise."""
+        result = await self._http.request("GET", url, headers=headers)
+        if result.status >= 400:
+            raise self._error(result.status, result.headers, result.body)
+        return result
+
+    async def timed_health(self, url: str, headers: Mapping[str, str]) -> Health:
+        """Health as "this URL answers 2xx", with the time it took; never raises."""
+        started = time.perf_counter()
+        try:
+            await self.get(url, headers)
+        except VendorError as exc:
+            return Health(False, time.perf_counter() - started, str(exc))
+        return Health(True, time.perf_counter() - started, "ok")
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key.reveal(),) if self.api_key else ()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"

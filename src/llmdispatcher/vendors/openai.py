@@ -1,0 +1,335 @@
+"""OpenAI Chat Completions (vendors.md §1), also the base of every OpenAI-family vendor."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from ..errors import ConfigError, VendorConnectionError, VendorServerError
+from ..types import (
+    FinishReason,
+    ImagePart,
+    Message,
+    Request,
+    Response,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .base import Capabilities, Health, Secret, secret_from
+from .error_mapping import ErrorInfo, error_for
+from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
+from .sse import SSEDecoder
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+# Fields the adapter owns; ``Request.extra`` may not replace them.
+OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+
+
+class OpenAIVendor(HttpVendor):
+    """OpenAI's Chat Completions API.
+
+    ``base_url`` ends in ``/v1`` as in the official SDK; ``timeout`` is the per-attempt read
+    timeout (seconds of silence allowed) and ``connect_timeout`` the TCP/TLS connect timeout.
+    """
+
+    default_name = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    api_key_env: tuple[str, ...] = ("OPENAI_API_KEY",)
+    base_url_env: tuple[str, ...] = ("OPENAI_BASE_URL",)
+    requires_api_key = True
+    # Quirks for OpenAI-compatible servers; OpenAI itself takes the newer field.
+    max_tokens_field = "max_completion_tokens"
+    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        name: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        max_connections: int = 0,
+    ) -> None:
+        key = secret_from(api_key, *self.api_key_env)
+        vendor_name = name or self.default_name
+        if self.requires_api_key and not key:
+            env = " or ".join(self.api_key_env)
+            raise ConfigError(
+                f"{env} is not set: export it, or pass api_key= to "
+                f"{type(self).__name__} (vendor {vendor_name!r})"
+            )
+        url = base_url or _first_env(self.base_url_env) or self.default_base_url
+        super().__init__(
+            name=vendor_name,
+            base_url=url,
+            api_key=key,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            headers=headers,
+            max_connections=max_connections,
+        )
+        self._headers = self._auth_headers(organization, project)
+
+    def _auth_headers(self, organization: str | None, project: str | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key.reveal()}"
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        if project:
+            headers["OpenAI-Project"] = project
+        headers.update(self.extra_headers)
+        return headers
+
+    # --- request -----------------------------------------------------------------------------
+    def chat_url(self, request: Request) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def build_call(self, request: Request, *, stream: bool) -> HttpCall:
+        return HttpCall(
+            self.chat_url(request),
+            self._headers,
+            orjson.dumps(self.build_body(request, stream=stream)),
+        )
+
+    def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [message_to_openai(m) for m in request.message_list],
+        }
+        optional = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            self.max_tokens_field: request.max_tokens,
+            "stop": list(request.stop_list) or None,
+            "tools": [t.to_openai() for t in request.tool_list] or None,
+            "tool_choice": request.tool_choice,
+            "response_format": dict(request.response_format) if request.response_format else None,
+            "user": request.user,
+        }
+        body.update((k, v) for k, v in optional.items() if v is not None)
+        if stream:
+            body["stream"] = True
+            # Usage only arrives in a stream when asked for; we always want it.
+            body["stream_options"] = {**(request.stream_options or {}), "include_usage": True}
+        for key, value in (request.extra or {}).items():
+            if key not in OWNED_FIELDS:
+                body[key] = value
+        return body
+
+    # --- response ----------------------------------------------------------------------------
+    def parse_response(self, data: Any, request: Request) -> Response:
+        choices = data.get("choices") or []
+        if not choices:
+            raise VendorServerError("the response has no choices", vendor=self.name)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        tool_calls = tuple(
+            ToolCall(
+                id=c.get("id") or "",
+                name=c["function"]["name"],
+                arguments=c["function"].get("arguments") or "{}",
+            )
+            for c in message.get("tool_calls") or ()
+        )
+        return Response(
+            content=message.get("content") or "",
+            vendor=self.name,
+            model=data.get("model") or request.model,
+            finish_reason=map_finish_reason(choice.get("finish_reason"), bool(tool_calls)),
+            usage=usage_from_openai(data.get("usage")),
+            tool_calls=tool_calls,
+            raw=data,
+            id=data.get("id"),
+        )
+
+    def stream_decoder(self, request: Request) -> StreamDecoder:
+        return OpenAIStreamDecoder(self, request.model)
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+        return openai_error_info(status, headers, body)
+
+    # --- listing and health -------------------------------------------------------------------
+    async def list_models(self) -> list[str]:
+        result = await self.get(f"{self.base_url}/models", self._headers)
+        data = decode_json(result.body, self.name)
+        return sorted(str(m.get("id")) for m in data.get("data") or [])
+
+    async def health(self) -> Health:
+        return await self.timed_health(f"{self.base_url}/models", self._headers)
+
+
+class OpenAIStreamDecoder:
+    """``data: <chunk>`` events until ``data: [DONE]``; an ``error`` object is an error."""
+
+    def __init__(self, vendor: OpenAIVendor, model: str) -> None:
+        self._vendor = vendor
+        self._model = model
+        self._sse = SSEDecoder()
+        self._done = False
+
+    def feed(self, data: bytes) -> Iterator[StreamChunk]:
+        for event in self._sse.feed(data):
+            chunk = self._event(event.data)
+            if chunk is not None:
+                yield chunk
+
+    def finish(self) -> Iterator[StreamChunk]:
+        for event in self._sse.flush():
+            chunk = self._event(event.data)
+            if chunk is not None:
+                yield chunk
+        if not self._done:
+            raise VendorConnectionError("the stream ended before [DONE]", vendor=self._vendor.name)
+
+    def _event(self, data: str) -> StreamChunk | None:
+        if data == "[DONE]":
+            self._done = True
+            return None
+        if self._done or not data:
+            return None
+        obj = decode_json(data.encode(), self._vendor.name)
+        if obj.get("error"):
+            info = error_info_from_body(obj, None)
+            # An error after the 200 is the vendor failing mid-flight: retryable until text
+            # reached the caller (the dispatcher decides that).
+            status = _int(obj["error"].get("code")) or 500
+            raise error_for(
+                status if status >= 400 else 500,
+                info,
+                vendor=self._vendor.name,
+                secrets=self._vendor.secrets(),
+            )
+        if obj.get("model"):
+            self._model = obj["model"]
+        usage = usage_from_openai(obj["usage"]) if obj.get("usage") else None
+        choices = obj.get("choices") or []
+        if not choices:
+            return (
+                StreamChunk(usage=usage, vendor=self._vendor.name, model=self._model)
+                if usage
+                else None
+            )
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        tool_deltas = tuple(
+            ToolCallDelta(
+                index=int(t.get("index", 0)),
+                id=t.get("id"),
+                name=(t.get("function") or {}).get("name"),
+                arguments=(t.get("function") or {}).get("arguments") or "",
+            )
+            for t in delta.get("tool_calls") or ()
+        )
+        raw_finish = choice.get("finish_reason")
+        finish = map_finish_reason(raw_finish, False) if raw_finish else None
+        text = delta.get("content") or ""
+        if not text and not tool_deltas and finish is None and usage is None:
+            return None
+        return StreamChunk(
+            delta=text,
+            tool_call_deltas=tool_deltas,
+            finish_reason=finish,
+            usage=usage,
+            vendor=self._vendor.name,
+            model=self._model,
+        )
+
+
+def message_to_openai(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role}
+    content = message.content
+    if content is None or isinstance(content, str):
+        out["content"] = content
+    else:
+        out["content"] = [_part_to_openai(p) for p in content]
+    if message.name:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _part_to_openai(part: TextPart | ImagePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    image: dict[str, Any] = {"url": part.url}
+    if part.detail:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def map_finish_reason(raw: str | None, has_tool_calls: bool) -> FinishReason | None:
+    if raw is None:
+        return "tool_calls" if has_tool_calls else None
+    return FINISH_REASONS.get(raw, "stop")
+
+
+def usage_from_openai(data: Mapping[str, Any] | None) -> Usage:
+    if not data:
+        return Usage()
+    prompt = _int(data.get("prompt_tokens"))
+    completion = _int(data.get("completion_tokens"))
+    prompt_details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=_int(data.get("total_tokens")) or prompt + completion,
+        cached_tokens=_int(prompt_details.get("cached_tokens")),
+        reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
+    )
+
+
+def openai_error_info(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return error_info_from_body(data, headers.get("x-request-id"))
+    text = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status} with no body"
+    return ErrorInfo(text, request_id=headers.get("x-request-id"))
+
+
+def error_info_from_body(data: Mapping[str, Any], request_id: str | None) -> ErrorInfo:
+    error = data["error"]
+    code = error.get("code")
+    return ErrorInfo(
+        message=str(error.get("message") or "no message"),
+        error_type=error.get("type"),
+        code=str(code) if code is not None else None,
+        request_id=request_id,
+    )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _first_env(names: tuple[str, ...]) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
