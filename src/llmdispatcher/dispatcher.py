@@ -27,6 +27,7 @@ from .errors import (
     InvalidRequestError,
     ModelNotFound,
     StreamInterrupted,
+    UnsupportedRequest,
     VendorError,
     VendorTimeout,
     VendorUnavailable,
@@ -101,6 +102,14 @@ class Dispatcher:
 
             enable_stderr_logging()
             self.subscribe(EventLogger(self.secrets, log_content=self.config.log_content).on_event)
+
+    @classmethod
+    def from_env(cls, config: Config | None = None, **kwargs: Any) -> Dispatcher:
+        """A dispatcher with every vendor whose key (or host) is set in the environment
+        (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``, ...)."""
+        from .vendors import vendors_from_env
+
+        return cls(config, vendors=vendors_from_env(), **kwargs)
 
     # --- registry and events ---------------------------------------------------------------
     def register(self, vendor: Vendor) -> None:
@@ -282,6 +291,7 @@ class Dispatcher:
             for retry in range(policy.max_retries + 1):
                 started = self._clock.now()
                 try:
+                    vendor.check(request)
                     async with asyncio.timeout(deadline.remaining()):
                         value = await attempt(vendor)
                 except TimeoutError:
@@ -450,9 +460,10 @@ class _FinalChunk:
 
 def _caller_fault(error: VendorError) -> bool:
     """A malformed request fails the same way everywhere: do not spend fallbacks on it.
-    (A model one vendor lacks, or a prompt too long for one window, may suit the next.)"""
+    (A model one vendor lacks, a prompt too long for one window, or a capability one vendor
+    lacks may suit the next.)"""
     return isinstance(error, InvalidRequestError) and not isinstance(
-        error, ContextLengthExceeded | ModelNotFound
+        error, ContextLengthExceeded | ModelNotFound | UnsupportedRequest
     )
 
 

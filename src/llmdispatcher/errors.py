@@ -11,7 +11,8 @@
         ├── AuthenticationError      401/403, bad or missing key            (not retryable)
         ├── InvalidRequestError      400/404/413/422, the request is wrong  (not retryable)
         │   ├── ContextLengthExceeded  prompt + max_tokens beyond the window
-        │   └── ModelNotFound          404: this vendor does not serve the model (falls back)
+        │   ├── ModelNotFound          404: this vendor does not serve the model (falls back)
+        │   └── UnsupportedRequest     refused before sending: the vendor lacks a capability
         ├── RateLimitError           429 (retryable unless the quota is exhausted)
         ├── VendorTimeout            connect/read timeout or the total deadline
         ├── VendorConnectionError    refused, reset, DNS, TLS               (retryable)
@@ -99,6 +100,11 @@ class ContextLengthExceeded(InvalidRequestError):
 
 class ModelNotFound(InvalidRequestError):
     """The vendor does not serve this model (or the URL is wrong): another vendor may."""
+
+
+class UnsupportedRequest(InvalidRequestError):
+    """Refused before sending: this vendor cannot honour part of the request (images to a
+    text-only model, tools where there are none). Another vendor may."""
 
 
 class RateLimitError(VendorError):

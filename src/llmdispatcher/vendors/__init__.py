@@ -12,11 +12,24 @@ from typing import TYPE_CHECKING, Any
 from .base import Capabilities, Health, Secret, Vendor
 
 if TYPE_CHECKING:
+    from .anthropic import AnthropicVendor
+    from .azure import AzureOpenAIVendor
+    from .gemini import GeminiVendor
+    from .llamacpp import LlamaCppVendor
+    from .ollama import OllamaVendor
     from .openai import OpenAIVendor
+    from .openai_compatible import OpenAICompatibleVendor
 
 # type name -> (module, class). Imported lazily so a config naming one vendor loads one module.
+# The order is also the order ``Dispatcher.from_env()`` registers vendors in.
 REGISTRY: dict[str, tuple[str, str]] = {
     "openai": ("openai", "OpenAIVendor"),
+    "anthropic": ("anthropic", "AnthropicVendor"),
+    "google": ("gemini", "GeminiVendor"),
+    "azure": ("azure", "AzureOpenAIVendor"),
+    "ollama": ("ollama", "OllamaVendor"),
+    "llamacpp": ("llamacpp", "LlamaCppVendor"),
+    "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
 }
 _CLASSES = {cls: module for module, cls in REGISTRY.values()}
 
@@ -27,6 +40,16 @@ def vendor_class(type_name: str) -> type[Vendor]:
     """The class registered for a vendor type; ``KeyError`` when unknown."""
     module, cls = REGISTRY[type_name]
     found: type[Vendor] = getattr(importlib.import_module(f".{module}", __name__), cls)
+    return found
+
+
+def vendors_from_env() -> list[Vendor]:
+    """Every vendor whose key (or host) is set in the environment, in ``REGISTRY`` order."""
+    found = []
+    for type_name in REGISTRY:
+        vendor = vendor_class(type_name).from_env()
+        if vendor is not None:
+            found.append(vendor)
     return found
 
 

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from ..errors import UnsupportedRequest
 from ..redaction import Secret, secret_from
 from ..types import Request, Response, StreamChunk
 
@@ -47,6 +48,28 @@ class Vendor(ABC):
 
     name: str
     capabilities: Capabilities = Capabilities()
+
+    @classmethod
+    def from_env(cls) -> Vendor | None:
+        """An instance configured from the environment (the vendor's usual variables), or
+        None when they are not set. Used by ``Dispatcher.from_env()``."""
+        return None
+
+    def check(self, request: Request) -> None:
+        """Refuse, before anything is sent, a request this vendor cannot honour."""
+        caps = self.capabilities
+        needs = (
+            (request.tools is not None and not caps.tools, "tools"),
+            (any(m.images for m in request.message_list) and not caps.vision, "images"),
+            (request.response_format is not None and not caps.json_mode, "response_format"),
+        )
+        for lacking, what in needs:
+            if lacking:
+                raise UnsupportedRequest(
+                    f"vendor {self.name!r} cannot take {what}: route this request to a vendor "
+                    f"that can, or remove {what}",
+                    vendor=self.name,
+                )
 
     @abstractmethod
     async def send(self, request: Request) -> Response:

@@ -86,6 +86,10 @@ class OpenAIVendor(HttpVendor):
         )
         self._headers = self._auth_headers(organization, project)
 
+    @classmethod
+    def from_env(cls) -> OpenAIVendor | None:
+        return cls() if _first_env(cls.api_key_env) else None
+
     def _auth_headers(self, organization: str | None, project: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
