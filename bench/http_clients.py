@@ -37,21 +37,46 @@ from aiohttp import web
 
 HOST, PATH = "127.0.0.1", "/v1/chat/completions"
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
-RESPONSE = orjson.dumps({
-    "id": "chatcmpl-bench0001", "object": "chat.completion", "created": 1764115200,
-    "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_0123456789",
-    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": {
-        "role": "assistant", "refusal": None,
-        "content": "The quick brown fox jumps over the lazy dog. " * 7}}],
-    "usage": {"prompt_tokens": 57, "completion_tokens": 73, "total_tokens": 130},
-})
-SSE = [b"data: " + orjson.dumps({
-    "id": "chatcmpl-bench0001", "object": "chat.completion.chunk", "created": 1764115200,
-    "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "delta": {"content": f"token{i} "}, "finish_reason": None}],
-}) + b"\n\n" for i in range(20)] + [b"data: [DONE]\n\n"]
-_MESSAGES = [{"role": "system", "content": "You are a terse assistant. Answer in one line."},
-             {"role": "user", "content": "Summarise the plot of Hamlet for a busy reader, " * 3}]
+RESPONSE = orjson.dumps(
+    {
+        "id": "chatcmpl-bench0001",
+        "object": "chat.completion",
+        "created": 1764115200,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_0123456789",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {
+                    "role": "assistant",
+                    "refusal": None,
+                    "content": "The quick brown fox jumps over the lazy dog. " * 7,
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 57, "completion_tokens": 73, "total_tokens": 130},
+    }
+)
+SSE = [
+    b"data: "
+    + orjson.dumps(
+        {
+            "id": "chatcmpl-bench0001",
+            "object": "chat.completion.chunk",
+            "created": 1764115200,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": {"content": f"token{i} "}, "finish_reason": None}],
+        }
+    )
+    + b"\n\n"
+    for i in range(20)
+] + [b"data: [DONE]\n\n"]
+_MESSAGES = [
+    {"role": "system", "content": "You are a terse assistant. Answer in one line."},
+    {"role": "user", "content": "Summarise the plot of Hamlet for a busy reader, " * 3},
+]
 REQUEST = orjson.dumps({"model": "gpt-4o-mini", "messages": _MESSAGES, "max_tokens": 128})
 STREAM_REQUEST = orjson.dumps({"model": "gpt-4o-mini", "messages": _MESSAGES, "stream": True})
 
@@ -66,6 +91,7 @@ def _pin(cpu: int) -> None:
 
 
 # --- upstream (separate process) -------------------------------------------------------------
+
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     if not orjson.loads(await request.read()).get("stream"):
@@ -108,15 +134,19 @@ def _check(body: bytes) -> None:
     if orjson.loads(body)["object"] != "chat.completion":
         raise RuntimeError("unexpected body")
 
+
 def _check_events(events: int) -> None:
     if events != len(SSE):
         raise RuntimeError(f"stream: {events} events, expected {len(SSE)}")
 
+
 @asynccontextmanager
 async def aiohttp_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
     connector = aiohttp.TCPConnector(limit=conc)
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                     skip_auto_headers=("User-Agent",)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), skip_auto_headers=("User-Agent",)
+    ) as session:
+
         async def post() -> None:
             async with session.post(url, data=REQUEST, headers=HEADERS) as response:
                 response.raise_for_status()
@@ -137,6 +167,7 @@ async def aiohttp_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]
 async def httpx_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
     limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
     async with httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=30) as client:
+
         async def post() -> None:
             response = await client.post(url, content=REQUEST, headers=HEADERS)
             response.raise_for_status()
@@ -144,8 +175,9 @@ async def httpx_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
 
         async def stream() -> None:
             events, buf = 0, b""
-            async with client.stream("POST", url, content=STREAM_REQUEST,
-                                     headers=HEADERS) as response:
+            async with client.stream(
+                "POST", url, content=STREAM_REQUEST, headers=HEADERS
+            ) as response:
                 response.raise_for_status()
                 async for chunk in response.aiter_bytes():
                     events, buf = _count_events(events, buf, chunk)
@@ -156,7 +188,9 @@ async def httpx_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
 
 CLIENTS: dict[str, Calls] = {"aiohttp": aiohttp_calls, "httpx": httpx_calls}
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+    "uvloop": uvloop.new_event_loop,
+    "asyncio": asyncio.new_event_loop,
+}
 
 
 @dataclass
@@ -211,13 +245,16 @@ async def _measure(cell: Cell, url: str, n: int, budget: float, srv_pid: int) ->
 
 def _import_probe(stmt: str, runs: int) -> tuple[float, float, float]:
     # Peak RSS from VmHWM: getrusage's ru_maxrss survives execve, so it reports our own peak.
-    code = ("import time; t = time.perf_counter(); " + stmt + "; dt = time.perf_counter() - t; "
-            "print(dt, [ln.split()[1] for ln in open('/proc/self/status') if 'VmHWM' in ln][0])")
+    code = (
+        "import time; t = time.perf_counter(); " + stmt + "; dt = time.perf_counter() - t; "
+        "print(dt, [ln.split()[1] for ln in open('/proc/self/status') if 'VmHWM' in ln][0])"
+    )
     imp, wall, rss = [], [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                             text=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()
         wall.append(time.perf_counter() - t0)
         imp.append(float(out[0]))
         rss.append(int(out[1]) / 1024)
@@ -237,12 +274,17 @@ def main() -> None:
     started = time.perf_counter()
     _pin(0)
 
-    print(f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, httpx "
-          f"{httpx.__version__}, uvloop {uvloop.__version__}; cpus {os.cpu_count()}, client "
-          f"on {sorted(os.sched_getaffinity(0))}; n={n}, repeats={repeats}\n")
+    print(
+        f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, httpx "
+        f"{httpx.__version__}, uvloop {uvloop.__version__}; cpus {os.cpu_count()}, client "
+        f"on {sorted(os.sched_getaffinity(0))}; n={n}, repeats={repeats}\n"
+    )
     print(f"{'import':<14}{'import ms':>10}{'proc ms':>9}{'maxRSS MB':>11}")
-    for label, stmt in [("(bare python)", "pass"), ("aiohttp", "import aiohttp"),
-                        ("httpx", "import httpx")]:
+    for label, stmt in [
+        ("(bare python)", "pass"),
+        ("aiohttp", "import aiohttp"),
+        ("httpx", "import httpx"),
+    ]:
         imp, wall, rss = _import_probe(stmt, 5)
         print(f"{label:<14}{imp:>10.1f}{wall:>9.1f}{rss:>11.1f}")
 
@@ -267,27 +309,38 @@ def main() -> None:
         server.terminate()
         server.join()
 
-    print(f"\n{'client':<8}{'loop':<8}{'mode':<7}{'conc':>5}{'n':>6}{'req/s':>9}"
-          f"{'cpu us/req':>11}{'srv cpu':>8}{'p50 ms':>8}{'p99 ms':>8}")
+    print(
+        f"\n{'client':<8}{'loop':<8}{'mode':<7}{'conc':>5}{'n':>6}{'req/s':>9}"
+        f"{'cpu us/req':>11}{'srv cpu':>8}{'p50 ms':>8}{'p99 ms':>8}"
+    )
     for (client, loop, mode, conc), c in cells.items():
         lat = f"{c.pct(50):>8.2f}{c.pct(99):>8.2f}" if c.latencies else ""
         srv = statistics.median(r[3] for r in c.runs)
-        print(f"{client:<8}{loop:<8}{mode:<7}{conc:>5}{min(r[0] for r in c.runs):>6.0f}"
-              f"{c.rps:>9.0f}{c.cpu_us:>11.0f}{srv:>7.0f}%{lat}")
+        print(
+            f"{client:<8}{loop:<8}{mode:<7}{conc:>5}{min(r[0] for r in c.runs):>6.0f}"
+            f"{c.rps:>9.0f}{c.cpu_us:>11.0f}{srv:>7.0f}%{lat}"
+        )
 
     def a_h(mode: str, conc: int) -> tuple[Cell, Cell]:
         return cells["aiohttp", "uvloop", mode, conc], cells["httpx", "uvloop", mode, conc]
+
     print()
     for mode, conc in [("post", 1), ("post", 16), ("post", 64), ("stream", 16)]:
         a, h = a_h(mode, conc)
-        print(f"{mode} c={conc:<3} aiohttp/httpx throughput {a.rps / h.rps:4.2f}x, "
-              f"httpx/aiohttp cpu per request {h.cpu_us / a.cpu_us:4.2f}x")
+        print(
+            f"{mode} c={conc:<3} aiohttp/httpx throughput {a.rps / h.rps:4.2f}x, "
+            f"httpx/aiohttp cpu per request {h.cpu_us / a.cpu_us:4.2f}x"
+        )
     a, h = a_h("post", 1)
-    print(f"post c=1   httpx/aiohttp latency p50 {h.pct(50) / a.pct(50):4.2f}x, "
-          f"p99 {h.pct(99) / a.pct(99):4.2f}x")
+    print(
+        f"post c=1   httpx/aiohttp latency p50 {h.pct(50) / a.pct(50):4.2f}x, "
+        f"p99 {h.pct(99) / a.pct(99):4.2f}x"
+    )
     default = cells["aiohttp", "asyncio", "post", 64]
-    print(f"post c=64  aiohttp uvloop/asyncio-loop throughput "
-          f"{a_h('post', 64)[0].rps / default.rps:4.2f}x")
+    print(
+        f"post c=64  aiohttp uvloop/asyncio-loop throughput "
+        f"{a_h('post', 64)[0].rps / default.rps:4.2f}x"
+    )
     if any(max(r[3] for r in c.runs) > 90 for c in cells.values()):
         print("note: upstream near 100 % CPU in some cells: their throughput ratios are a floor")
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
