@@ -33,7 +33,22 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 _CLASSES = {cls: module for module, cls in REGISTRY.values()}
 
-__all__ = ["REGISTRY", "Capabilities", "Health", "OpenAIVendor", "Secret", "Vendor", "vendor_class"]
+__all__ = [
+    "REGISTRY",
+    "AnthropicVendor",
+    "AzureOpenAIVendor",
+    "Capabilities",
+    "GeminiVendor",
+    "Health",
+    "LlamaCppVendor",
+    "OllamaVendor",
+    "OpenAICompatibleVendor",
+    "OpenAIVendor",
+    "Secret",
+    "Vendor",
+    "vendor_class",
+    "vendors_from_env",
+]
 
 
 def vendor_class(type_name: str) -> type[Vendor]:
