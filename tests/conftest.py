@@ -1,3 +1,8 @@
 """Shared test fixtures: the fake vendor servers (tests/fakes)."""
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.fixtures_ollama"]
+pytest_plugins = [
+    "tests.fakes.fixtures",
+    "tests.fakes.fixtures_gemini",
+    "tests.fakes.fixtures_ollama",
+    "tests.fakes.fixtures_openai_family",
+]
