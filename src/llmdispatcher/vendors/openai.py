@@ -49,8 +49,10 @@ class OpenAIVendor(HttpVendor):
     api_key_env: tuple[str, ...] = ("OPENAI_API_KEY",)
     base_url_env: tuple[str, ...] = ("OPENAI_BASE_URL",)
     requires_api_key = True
-    # Quirks for OpenAI-compatible servers; OpenAI itself takes the newer field.
+    # Quirks for OpenAI-compatible servers; OpenAI itself takes the newer field and
+    # ``stream_options`` (strict servers such as Mistral reject the latter with a 422).
     max_tokens_field = "max_completion_tokens"
+    stream_usage = True
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
 
     def __init__(
@@ -70,9 +72,9 @@ class OpenAIVendor(HttpVendor):
         vendor_name = name or self.default_name
         if self.requires_api_key and not key:
             env = " or ".join(self.api_key_env)
+            missing = f"{env} is not set: export it, or" if env else "no API key:"
             raise ConfigError(
-                f"{env} is not set: export it, or pass api_key= to "
-                f"{type(self).__name__} (vendor {vendor_name!r})"
+                f"{missing} pass api_key= to {type(self).__name__} (vendor {vendor_name!r})"
             )
         url = base_url or _first_env(self.base_url_env) or self.default_base_url
         super().__init__(
@@ -92,14 +94,17 @@ class OpenAIVendor(HttpVendor):
 
     def _auth_headers(self, organization: str | None, project: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key.reveal()}"
+        headers.update(self.credential_headers())
         if organization:
             headers["OpenAI-Organization"] = organization
         if project:
             headers["OpenAI-Project"] = project
         headers.update(self.extra_headers)
         return headers
+
+    def credential_headers(self) -> dict[str, str]:
+        """The auth header(s); vendors that authenticate differently (Azure) override this."""
+        return {"Authorization": f"Bearer {self.api_key.reveal()}"} if self.api_key else {}
 
     # --- request -----------------------------------------------------------------------------
     def chat_url(self, request: Request) -> str:
@@ -113,29 +118,12 @@ class OpenAIVendor(HttpVendor):
         )
 
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [message_to_openai(m) for m in request.message_list],
-        }
-        optional = {
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            self.max_tokens_field: request.max_tokens,
-            "stop": list(request.stop_list) or None,
-            "tools": [t.to_openai() for t in request.tool_list] or None,
-            "tool_choice": request.tool_choice,
-            "response_format": dict(request.response_format) if request.response_format else None,
-            "user": request.user,
-        }
-        body.update((k, v) for k, v in optional.items() if v is not None)
-        if stream:
-            body["stream"] = True
-            # Usage only arrives in a stream when asked for; we always want it.
-            body["stream_options"] = {**(request.stream_options or {}), "include_usage": True}
-        for key, value in (request.extra or {}).items():
-            if key not in OWNED_FIELDS:
-                body[key] = value
-        return body
+        return openai_request_body(
+            request,
+            max_tokens_field=self.max_tokens_field,
+            stream=stream,
+            stream_usage=self.stream_usage,
+        )
 
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:
@@ -170,13 +158,16 @@ class OpenAIVendor(HttpVendor):
         return openai_error_info(status, headers, body)
 
     # --- listing and health -------------------------------------------------------------------
+    def models_url(self) -> str:
+        return f"{self.base_url}/models"
+
     async def list_models(self) -> list[str]:
-        result = await self.get(f"{self.base_url}/models", self._headers)
+        result = await self.get(self.models_url(), self._headers)
         data = decode_json(result.body, self.name)
         return sorted(str(m.get("id")) for m in data.get("data") or [])
 
     async def health(self) -> Health:
-        return await self.timed_health(f"{self.base_url}/models", self._headers)
+        return await self.timed_health(self.models_url(), self._headers)
 
 
 class OpenAIStreamDecoder:
@@ -222,38 +213,77 @@ class OpenAIStreamDecoder:
             )
         if obj.get("model"):
             self._model = obj["model"]
-        usage = usage_from_openai(obj["usage"]) if obj.get("usage") else None
-        choices = obj.get("choices") or []
-        if not choices:
-            return (
-                StreamChunk(usage=usage, vendor=self._vendor.name, model=self._model)
-                if usage
-                else None
-            )
-        choice = choices[0]
-        delta = choice.get("delta") or {}
-        tool_deltas = tuple(
-            ToolCallDelta(
-                index=int(t.get("index", 0)),
-                id=t.get("id"),
-                name=(t.get("function") or {}).get("name"),
-                arguments=(t.get("function") or {}).get("arguments") or "",
-            )
-            for t in delta.get("tool_calls") or ()
+        return chunk_from_openai(obj, self._vendor.name, self._model)
+
+
+def openai_request_body(
+    request: Request,
+    *,
+    max_tokens_field: str = "max_completion_tokens",
+    stream: bool,
+    stream_usage: bool = True,
+) -> dict[str, Any]:
+    """The Chat Completions body for ``request`` (shared by every OpenAI-shaped runtime)."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [message_to_openai(m) for m in request.message_list],
+    }
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        max_tokens_field: request.max_tokens,
+        "stop": list(request.stop_list) or None,
+        "tools": [t.to_openai() for t in request.tool_list] or None,
+        "tool_choice": request.tool_choice,
+        "response_format": dict(request.response_format) if request.response_format else None,
+        "user": request.user,
+    }
+    body.update((k, v) for k, v in optional.items() if v is not None)
+    if stream:
+        body["stream"] = True
+        options = dict(request.stream_options or {})
+        if stream_usage:  # usage only arrives in a stream when asked for
+            options["include_usage"] = True
+        if options:
+            body["stream_options"] = options
+    for key, value in (request.extra or {}).items():
+        if key not in OWNED_FIELDS:
+            body[key] = value
+    return body
+
+
+def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> StreamChunk | None:
+    """One ``chat.completion.chunk`` (not an error) as a StreamChunk; None when it carries
+    nothing for the caller (a role-only delta, Azure's prompt-filter chunks)."""
+    usage = usage_from_openai(obj["usage"]) if obj.get("usage") else None
+    model = obj.get("model") or model
+    choices = obj.get("choices") or []
+    if not choices:
+        return StreamChunk(usage=usage, vendor=vendor, model=model) if usage else None
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    tool_deltas = tuple(
+        ToolCallDelta(
+            index=int(t.get("index", 0)),
+            id=t.get("id"),
+            name=(t.get("function") or {}).get("name"),
+            arguments=(t.get("function") or {}).get("arguments") or "",
         )
-        raw_finish = choice.get("finish_reason")
-        finish = map_finish_reason(raw_finish, False) if raw_finish else None
-        text = delta.get("content") or ""
-        if not text and not tool_deltas and finish is None and usage is None:
-            return None
-        return StreamChunk(
-            delta=text,
-            tool_call_deltas=tool_deltas,
-            finish_reason=finish,
-            usage=usage,
-            vendor=self._vendor.name,
-            model=self._model,
-        )
+        for t in delta.get("tool_calls") or ()
+    )
+    raw_finish = choice.get("finish_reason")
+    finish = map_finish_reason(raw_finish, False) if raw_finish else None
+    text = delta.get("content") or ""
+    if not text and not tool_deltas and finish is None and usage is None:
+        return None
+    return StreamChunk(
+        delta=text,
+        tool_call_deltas=tool_deltas,
+        finish_reason=finish,
+        usage=usage,
+        vendor=vendor,
+        model=model,
+    )
 
 
 def message_to_openai(message: Message) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""Azure OpenAI (vendors.md §2): OpenAI's Chat Completions behind deployments, an ``api-version``
+query and ``api-key`` (or Entra ID) auth. Only what differs lives here; the translation of
+requests, responses, streams and errors is ``OpenAIVendor``'s.
+
+Two URL shapes, chosen by ``api_version``:
+
+* a dated version (``"2024-10-21"``, ``"2025-04-01-preview"``) uses the classic surface
+  ``{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...``;
+* ``"v1"`` uses the v1 surface ``{endpoint}/openai/v1/chat/completions`` (no query), where the
+  deployment name goes in the body's ``model``.
+
+There is no default version: the official SDK refuses to start without one and Azure answers
+404 without it, so a missing one is a ``ConfigError`` naming ``OPENAI_API_VERSION``.
+
+The deployment for a request is ``deployments[request.model]``, else ``azure_deployment``, else
+the model name itself. ``Response.model`` is what Azure answers: the underlying model version
+(``gpt-4o-2024-11-20``), not the deployment; routing, attempts and stats keep the requested model.
+The stream's empty first chunk (``choices: []`` with ``prompt_filter_results``) and trailing
+filter-only chunks carry nothing for the caller and are skipped by the OpenAI decoder. A prompt
+the content filter blocks is a 400 ``InvalidRequestError`` with ``error_code == "content_filter"``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import Any, cast
+from urllib.parse import quote
+
+from ..errors import AuthenticationError, ConfigError, VendorError
+from ..types import Request, Response, StreamChunk
+from .base import Health, Secret
+from .openai import OpenAIVendor
+
+KEY_ENV = "AZURE_OPENAI_API_KEY"
+AD_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
+ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
+VERSION_ENV = "OPENAI_API_VERSION"
+V1 = "v1"
+
+TokenProvider = Callable[[], str | Awaitable[str]]
+
+
+class AzureOpenAIVendor(OpenAIVendor):
+    """Azure OpenAI chat deployments. Arguments and environment variables follow the official
+    SDK's ``AzureOpenAI``: ``AZURE_OPENAI_API_KEY``, ``AZURE_OPENAI_AD_TOKEN`` (wins over the key
+    when neither is passed), ``AZURE_OPENAI_ENDPOINT`` and ``OPENAI_API_VERSION``.
+
+    ``azure_ad_token_provider`` (sync or async, e.g. ``azure.identity``'s bearer token provider)
+    is called before every request, as the SDK does; it is expected to cache and renew tokens.
+    """
+
+    default_name = "azure"
+    api_key_env = (KEY_ENV,)
+    base_url_env = ()
+    requires_api_key = False  # an Entra ID token may stand in for it; checked in __init__
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        azure_endpoint: str | None = None,
+        api_version: str | None = None,
+        azure_deployment: str | None = None,
+        deployments: Mapping[str, str] | None = None,
+        azure_ad_token: str | Secret | None = None,
+        azure_ad_token_provider: TokenProvider | None = None,
+        name: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 0,
+    ) -> None:
+        vendor = name or self.default_name
+        key, token = _credentials(api_key, azure_ad_token, azure_ad_token_provider, vendor)
+        endpoint = azure_endpoint or os.environ.get(ENDPOINT_ENV)
+        if not endpoint:
+            raise ConfigError(
+                f"{ENDPOINT_ENV} is not set: export it, or pass azure_endpoint= "
+                f"(https://<resource>.openai.azure.com) to AzureOpenAIVendor (vendor {vendor!r})"
+            )
+        version = api_version or os.environ.get(VERSION_ENV)
+        if not version:
+            raise ConfigError(
+                f"{VERSION_ENV} is not set: export it, or pass api_version= (a dated version "
+                f"such as '2024-10-21', or 'v1' for the v1 API) to AzureOpenAIVendor (vendor "
+                f"{vendor!r}); Azure answers 404 without one"
+            )
+        self.api_version = version
+        self.azure_deployment = azure_deployment
+        self.deployments = dict(deployments or {})
+        self._ad_token = token
+        self._token_provider = azure_ad_token_provider
+        self._provided_token = Secret("")
+        surface = "/openai/v1" if version == V1 else "/openai"
+        super().__init__(
+            api_key=key,
+            base_url=endpoint.rstrip("/") + surface,
+            name=vendor,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            headers=headers,
+            max_connections=max_connections,
+        )
+
+    @classmethod
+    def from_env(cls) -> AzureOpenAIVendor | None:
+        """An instance when the endpoint and a credential are set (a missing
+        ``OPENAI_API_VERSION`` then raises ``ConfigError`` rather than hiding the vendor)."""
+        credential = os.environ.get(AD_TOKEN_ENV) or os.environ.get(KEY_ENV)
+        return cls() if credential and os.environ.get(ENDPOINT_ENV) else None
+
+    def credential_headers(self) -> dict[str, str]:
+        token = self._ad_token or self._provided_token
+        if token:
+            return {"Authorization": f"Bearer {token.reveal()}"}
+        return {"api-key": self.api_key.reveal()} if self.api_key else {}
+
+    def deployment_for(self, model: str) -> str:
+        return self.deployments.get(model) or self.azure_deployment or model
+
+    # --- request -----------------------------------------------------------------------------
+    def chat_url(self, request: Request) -> str:
+        if self.api_version == V1:
+            return f"{self.base_url}/chat/completions"
+        deployment = quote(self.deployment_for(request.model), safe="")
+        return (
+            f"{self.base_url}/deployments/{deployment}/chat/completions"
+            f"?api-version={quote(self.api_version, safe='')}"
+        )
+
+    def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        body = super().build_body(request, stream=stream)
+        # The v1 surface routes on it; the classic one ignores it (the SDK sends it anyway).
+        body["model"] = self.deployment_for(request.model)
+        return body
+
+    async def send(self, request: Request) -> Response:
+        await self._refresh_token()
+        return await super().send(request)
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        await self._refresh_token()
+        chunks = cast(AsyncGenerator[StreamChunk, None], super().stream(request))
+        async with aclosing(chunks):  # closing it hangs up on Azure at once
+            async for chunk in chunks:
+                yield chunk
+
+    async def _refresh_token(self) -> None:
+        """Fetch a token from the provider into the request headers. Nothing awaits between
+        this and the ``build_call`` that reads them, so each request sends the token it got."""
+        if self._token_provider is None:
+            return
+        try:
+            token = self._token_provider()
+            if inspect.isawaitable(token):
+                token = await token
+        except Exception as exc:  # any credential library failure: report it as auth
+            raise AuthenticationError(
+                f"azure_ad_token_provider failed: {type(exc).__name__}: {exc}", vendor=self.name
+            ) from exc
+        if not isinstance(token, str) or not token:
+            raise AuthenticationError(
+                "azure_ad_token_provider returned no token (expected a non-empty string)",
+                vendor=self.name,
+            )
+        self._provided_token = Secret(token)
+        self._headers = {**self._headers, **self.credential_headers()}
+
+    # --- listing and health -------------------------------------------------------------------
+    def models_url(self) -> str:
+        """``GET /openai/models`` lists the models the resource can deploy (what the SDK's
+        ``models.list()`` calls); a cheap authenticated check of endpoint, key and version."""
+        if self.api_version == V1:
+            return f"{self.base_url}/models"
+        return f"{self.base_url}/models?api-version={quote(self.api_version, safe='')}"
+
+    async def list_models(self) -> list[str]:
+        """The names requests may use: the ``deployments`` keys when given, else the model ids
+        the resource lists (which are not deployment names)."""
+        if self.deployments:
+            return sorted(self.deployments)
+        await self._refresh_token()
+        return await super().list_models()
+
+    async def health(self) -> Health:
+        try:
+            await self._refresh_token()
+        except VendorError as exc:
+            return Health(False, 0.0, str(exc))
+        return await super().health()
+
+    def secrets(self) -> tuple[str, ...]:
+        tokens = (t.reveal() for t in (self._ad_token, self._provided_token) if t)
+        return (*super().secrets(), *tokens)
+
+
+def _credentials(
+    api_key: str | Secret | None,
+    ad_token: str | Secret | None,
+    provider: TokenProvider | None,
+    vendor: str,
+) -> tuple[Secret, Secret]:
+    """(key, static Entra token) as the SDK resolves them: one explicit credential at most;
+    with none, ``AZURE_OPENAI_AD_TOKEN`` wins over ``AZURE_OPENAI_API_KEY``."""
+    given = [c for c in (api_key, ad_token, provider) if c is not None]
+    if len(given) > 1:
+        raise ConfigError(
+            f"vendor {vendor!r}: api_key, azure_ad_token and azure_ad_token_provider are "
+            "mutually exclusive; pass one"
+        )
+    if not given:
+        ad_token = os.environ.get(AD_TOKEN_ENV) or None
+        api_key = None if ad_token else os.environ.get(KEY_ENV)
+    key, token = _secret(api_key), _secret(ad_token)
+    if not (key or token or provider):
+        raise ConfigError(
+            f"no Azure credential: export {KEY_ENV} (or {AD_TOKEN_ENV}), or pass api_key=, "
+            f"azure_ad_token= or azure_ad_token_provider= to AzureOpenAIVendor (vendor {vendor!r})"
+        )
+    return key, token
+
+
+def _secret(value: str | Secret | None) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value or "")
