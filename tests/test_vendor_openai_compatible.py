@@ -305,7 +305,10 @@ async def test_local_presets_need_no_key(fake_llamacpp: FakeLlamaServer) -> None
         ({"preset": "groq"}, "GROQ_API_KEY is not set"),
         ({"preset": "nope"}, "unknown preset 'nope'; expected one of groq, mistral"),
         ({}, "pass base_url="),
-        ({"base_url": "https://x/v1", "requires_api_key": True}, "no API key: pass api_key="),
+        (
+            {"base_url": "https://x/v1", "requires_api_key": True},
+            r"the API key is not set: export it, or set api_key",
+        ),
     ],
 )
 def test_configuration_errors(kwargs: dict[str, Any], needle: str) -> None:

@@ -94,6 +94,8 @@ class Dispatcher:
         self._stats = StatsCollector()
         self._subscribers: list[Subscriber] = [self._stats.on_event]
         self._sync = LoopThread()
+        # One-line facts a front end should show its user (e.g. "using the built-in model").
+        self.notices: list[str] = []
         for spec in self.config.vendors:
             from .vendors import vendor_class
 
@@ -125,7 +127,9 @@ class Dispatcher:
                     local_models.NOTHING_CONFIGURED + local_models.LOCAL_INSTALL_HINT
                 )
             logger.info(local_models.EMBEDDED_DEFAULT_NOTICE)
-            vendors = [default]
+            dispatcher = cls(config, vendors=[default], **kwargs)
+            dispatcher.notices.append(local_models.EMBEDDED_DEFAULT_NOTICE)
+            return dispatcher
         return cls(config, vendors=vendors, **kwargs)
 
     # --- registry and events ---------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -135,8 +136,9 @@ async def list_local_models() -> list[LocalModel]:
     return found + gguf_files()
 
 
-async def resolve_local(name: str) -> tuple[Vendor, str]:
-    """The vendor that runs NAME locally and the model name to ask it for.
+async def resolve_local(name: str, taken: Collection[str] = ()) -> tuple[Vendor, str]:
+    """The vendor that runs NAME locally and the model name to ask it for; the vendor gets a
+    name not in ``taken`` (``ollama``/``llamacpp``, else suffixed with the model).
 
     Order: an explicit ``.gguf`` path, a running Ollama that has the model, a GGUF in the model
     directories, an installed model package. ``ConfigError`` lists what exists otherwise.
@@ -149,7 +151,7 @@ async def resolve_local(name: str) -> tuple[Vendor, str]:
         pulled = await ollama_models()
         tagged = name if ":" in name else f"{name}:latest"
         if name in pulled or tagged in pulled:
-            return OllamaVendor(), name
+            return OllamaVendor(name=_free("ollama", name, taken)), name
     model = find_gguf(name)
     if model is None or model.path is None:
         available = ", ".join(m.name for m in await list_local_models()) or "none"
@@ -160,7 +162,12 @@ async def resolve_local(name: str) -> tuple[Vendor, str]:
         )
     if not runtime_available():
         raise ConfigError(f"{model.path} needs the local llama.cpp runtime: {LOCAL_INSTALL_HINT}")
-    return LlamaCppVendor(model_path=str(model.path), aliases=(name,)), name
+    vendor_name = _free("llamacpp", model.name, taken)
+    return LlamaCppVendor(model_path=str(model.path), aliases=(name,), name=vendor_name), name
+
+
+def _free(base: str, model: str, taken: Collection[str]) -> str:
+    return base if base not in taken else f"{base}-{Path(model).stem}"
 
 
 def embedded_default() -> Vendor | None:

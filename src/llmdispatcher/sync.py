@@ -45,11 +45,20 @@ class LoopThread:
                 "the *_sync methods cannot run inside an event loop; "
                 "await the async method instead (send / stream)"
             )
-        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        finished = threading.Event()
+
+        async def tracked() -> T:
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(tracked(), self._ensure())
         try:
             return future.result()
         except BaseException:
             future.cancel()  # Ctrl-C in the caller: stop the work (and its HTTP request) too
+            finished.wait(timeout=5)  # let the cancellation land before the caller cleans up
             raise
 
     def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:

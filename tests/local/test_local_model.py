@@ -169,3 +169,36 @@ def test_a_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="is not a file"):
         LlamaCppVendor(model_path=str(tmp_path / "absent.gguf"))
+
+
+def test_no_key_default_through_the_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "AZURE", "OLLAMA", "LLMDISPATCHER")
+        )
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmdispatcher",
+            "chat",
+            "What is the capital of France? Answer in one sentence.",
+        ],
+        cwd=tmp_path,
+        env={**env, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Paris" in done.stdout
+    first_line = done.stderr.splitlines()[0]
+    assert first_line.startswith("llmdispatcher: no vendor configured")
+    assert "SmolLM2" in first_line

@@ -26,7 +26,8 @@ def test_duplicate_names_are_refused() -> None:
 
 def test_missing_key_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match=r"OPENAI_API_KEY is not set: export it, or pass api_key"):
+    expected = r"OPENAI_API_KEY is not set: export it, or set api_key .*llmdispatcher.yaml"
+    with pytest.raises(ConfigError, match=expected):
         OpenAIVendor()
 
 

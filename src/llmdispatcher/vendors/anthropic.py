@@ -41,7 +41,7 @@ from ..types import (
     Usage,
 )
 from .anthropic_request import JSON_TOOL, translate, wants_json_tool
-from .base import Capabilities, Health, Secret, secret_from
+from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .error_mapping import ErrorInfo, error_for
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
 from .sse import SSEDecoder, SSEEvent
@@ -356,10 +356,7 @@ class AnthropicStreamDecoder:
 
 def _check_settings(name: str, key: Secret, api_version: str, default_max_tokens: int) -> None:
     if not key:
-        raise ConfigError(
-            f"ANTHROPIC_API_KEY is not set: export it, or pass api_key= to AnthropicVendor "
-            f"(vendor {name!r})"
-        )
+        raise missing_setting("ANTHROPIC_API_KEY", "api_key", name)
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", api_version):
         raise ConfigError(
             f"api_version {api_version!r} is not an Anthropic API version (YYYY-MM-DD, "

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from ..errors import AuthenticationError, ConfigError, VendorError
 from ..types import Request, Response, StreamChunk
-from .base import Health, Secret
+from .base import Health, Secret, missing_setting
 from .openai import OpenAIVendor
 
 KEY_ENV = "AZURE_OPENAI_API_KEY"
@@ -77,16 +77,17 @@ class AzureOpenAIVendor(OpenAIVendor):
         key, token = _credentials(api_key, azure_ad_token, azure_ad_token_provider, vendor)
         endpoint = azure_endpoint or os.environ.get(ENDPOINT_ENV)
         if not endpoint:
-            raise ConfigError(
-                f"{ENDPOINT_ENV} is not set: export it, or pass azure_endpoint= "
-                f"(https://<resource>.openai.azure.com) to AzureOpenAIVendor (vendor {vendor!r})"
+            raise missing_setting(
+                ENDPOINT_ENV, "azure_endpoint", vendor, " (https://<resource>.openai.azure.com)"
             )
         version = api_version or os.environ.get(VERSION_ENV)
         if not version:
-            raise ConfigError(
-                f"{VERSION_ENV} is not set: export it, or pass api_version= (a dated version "
-                f"such as '2024-10-21', or 'v1' for the v1 API) to AzureOpenAIVendor (vendor "
-                f"{vendor!r}); Azure answers 404 without one"
+            raise missing_setting(
+                VERSION_ENV,
+                "api_version",
+                vendor,
+                ": a dated version such as '2024-10-21', or 'v1' for the v1 "
+                "API; Azure answers 404 without one",
             )
         self.api_version = version
         self.azure_deployment = azure_deployment

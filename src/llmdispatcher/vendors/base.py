@@ -16,11 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ..errors import UnsupportedRequest
+from ..errors import ConfigError, UnsupportedRequest
 from ..redaction import Secret, secret_from
 from ..types import Request, Response, StreamChunk
 
-__all__ = ["Capabilities", "Health", "Secret", "Vendor", "secret_from"]
+__all__ = ["Capabilities", "Health", "Secret", "Vendor", "missing_setting", "secret_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,14 @@ class Health:
     ok: bool
     latency_s: float
     detail: str = ""
+
+
+def missing_setting(what: str, option: str, vendor: str, hint: str = "") -> ConfigError:
+    """The error for a required setting nobody gave, with both ways to give it."""
+    return ConfigError(
+        f"{what} is not set: export it, or set {option} for vendor {vendor!r} ({option}= in "
+        f"Python, vendors.{vendor}.{option} in llmdispatcher.yaml){hint}"
+    )
 
 
 class Vendor(ABC):

@@ -47,7 +47,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import Capabilities, Health, Secret, secret_from
+from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .error_mapping import ErrorInfo, error_for, parse_duration, retry_after_from_headers
 from .gemini_request import (
     calling_config,
@@ -104,10 +104,12 @@ class GeminiVendor(HttpVendor):
         key = secret_from(api_key, *self.api_key_env)
         vendor_name = name or self.default_name
         if not key.reveal().strip():
-            raise ConfigError(
-                "GOOGLE_API_KEY or GEMINI_API_KEY is not set: export one (GOOGLE_API_KEY wins "
-                "when both are), or pass api_key= to GeminiVendor "
-                f"(vendor {vendor_name!r}); keys come from https://aistudio.google.com/apikey"
+            raise missing_setting(
+                "GOOGLE_API_KEY or GEMINI_API_KEY",
+                "api_key",
+                vendor_name,
+                "; GOOGLE_API_KEY wins when both are set; keys come from "
+                "https://aistudio.google.com/apikey",
             )
         if not api_version.strip("/"):
             raise ConfigError(

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ConfigError, VendorConnectionError, VendorServerError
+from ..errors import VendorConnectionError, VendorServerError
 from ..types import (
     FinishReason,
     ImagePart,
@@ -21,7 +21,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import Capabilities, Health, Secret, secret_from
+from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .error_mapping import ErrorInfo, error_for
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
 from .sse import SSEDecoder
@@ -71,11 +71,8 @@ class OpenAIVendor(HttpVendor):
         key = secret_from(api_key, *self.api_key_env)
         vendor_name = name or self.default_name
         if self.requires_api_key and not key:
-            env = " or ".join(self.api_key_env)
-            missing = f"{env} is not set: export it, or" if env else "no API key:"
-            raise ConfigError(
-                f"{missing} pass api_key= to {type(self).__name__} (vendor {vendor_name!r})"
-            )
+            env = " or ".join(self.api_key_env) or "the API key"
+            raise missing_setting(env, "api_key", vendor_name)
         url = base_url or _first_env(self.base_url_env) or self.default_base_url
         super().__init__(
             name=vendor_name,

@@ -1,0 +1,211 @@
+"""``config init`` (write a commented example) and ``config check`` (validate, show what it
+resolves to, secrets masked)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .main import EXIT_USAGE, CliError, load_dispatcher, state
+from .output import echo, mask, seconds, style
+
+if TYPE_CHECKING:
+    from ..config import Config, VendorSpec
+    from ..dispatcher import Dispatcher
+    from ..vendors.base import Vendor
+
+DEFAULT_FILE = "llmdispatcher.yaml"
+SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+
+EXAMPLE_CONFIG = """\
+# llmdispatcher configuration, written by `llmdispatcher config init`.
+#
+# Use it with `llmdispatcher --config llmdispatcher.yaml ...`, or export
+# LLMDISPATCHER_CONFIG=llmdispatcher.yaml. In Python: Config.from_file("llmdispatcher.yaml").
+# `llmdispatcher config check` validates it and shows what it resolves to.
+#
+# ${VAR} reads an environment variable (an error when it is unset);
+# ${VAR:-default} gives a default. Keep keys in the environment, not in this file.
+# Unknown settings are errors, and the error lists the allowed ones.
+
+# The vendor used when no routing rule matches (default: the first vendor listed below).
+default_vendor: openai
+
+# Vendors tried in order when the chosen one keeps failing (timeouts, 5xx, rate limits).
+fallback_vendors: []
+
+# Total seconds for one request: every attempt, wait and fallback together.
+timeout: 30
+
+retry_policy:
+  max_retries: 3          # retries per vendor (so 4 attempts) before falling back
+  backoff: exponential    # exponential | linear | fixed
+  base_delay: 0.5         # seconds before the first retry
+  max_delay: 30           # the longest wait; also caps a vendor's Retry-After
+  jitter: true            # spread retries of many clients apart
+
+# Send matching requests to a vendor. The lowest priority number wins; unset
+# conditions match everything. Check one with `llmdispatcher route explain`.
+routing_rules: []
+#  - vendor: openai
+#    priority: 1
+#    name: small-requests
+#    condition: {model_pattern: "gpt-4o-mini*", max_tokens: 2000}
+
+enable_logging: false     # one JSON line per request and attempt on stderr
+log_content: false        # also log prompts and answers (off: they may be private)
+
+# name: {type: ..., settings}. The type defaults to the name; types: openai, anthropic,
+# google, azure, ollama, llamacpp, openai_compatible.
+vendors:
+  openai:
+    api_key: ${OPENAI_API_KEY}
+  # anthropic:
+  #   api_key: ${ANTHROPIC_API_KEY}
+  # google:
+  #   api_key: ${GEMINI_API_KEY}
+  # my-server:              # any OpenAI-compatible server (vLLM, llama.cpp, LM Studio)
+  #   type: openai
+  #   base_url: http://127.0.0.1:8080/v1
+  #   api_key: ${MY_SERVER_KEY:-none}
+  #   timeout: 60           # seconds of silence allowed while reading an answer
+"""
+
+
+@click.group("config")
+def config() -> None:
+    """Write an example config file, or check one."""
+
+
+@config.command("init")
+@click.argument("path", required=False)
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+def init(path: str | None, force: bool) -> None:
+    """Write a commented example config to PATH (default: ./llmdispatcher.yaml)."""
+    target = Path(path or state().config_path or DEFAULT_FILE)
+    if target.suffix.lower() not in (".yaml", ".yml"):
+        raise CliError(f"{target}: config init writes YAML; name the file *.yaml", EXIT_USAGE)
+    if target.exists() and not force:
+        raise CliError(f"{target} already exists: pass --force to overwrite it", EXIT_USAGE)
+    try:
+        target.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{target}: cannot write the file ({exc.strerror})", EXIT_USAGE) from None
+    echo(f"wrote {target}")
+    echo(f"next: export OPENAI_API_KEY, then `llmdispatcher --config {target} config check`")
+
+
+@config.command("check")
+@click.argument("path", required=False)
+def check(path: str | None) -> None:
+    """Validate a config and show what it resolves to.
+
+    PATH defaults to --config, else the vendors found in the environment. Prints the vendors,
+    routing, retries and timeouts, with secrets masked. Exits 2 on a problem.
+    """
+    st = state()
+    st.config_path = path or st.config_path
+    dispatcher = load_dispatcher()
+    found = problems(dispatcher)
+    source = st.config_path or "the environment (no --config given)"
+    if found:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{st.config_path or 'config'}: " + "; ".join(found))
+    for line in describe(dispatcher, source):
+        echo(line)
+    if st.config_path is None and Path(DEFAULT_FILE).exists():
+        echo(f"note: ./{DEFAULT_FILE} exists but is not used: pass --config {DEFAULT_FILE}")
+    echo(style("ok: the configuration is valid", "green", bold=True))
+
+
+def problems(dispatcher: Dispatcher) -> list[str]:
+    """Names that must be configured vendors but are not."""
+    cfg, names = dispatcher.config, dispatcher.vendors
+    known = ", ".join(names)
+    found = []
+    if cfg.default_vendor and cfg.default_vendor not in names:
+        found.append(f"default_vendor: {cfg.default_vendor!r} is not a configured vendor")
+    found += [
+        f"fallback_vendors[{i}]: {name!r} is not a configured vendor"
+        for i, name in enumerate(cfg.fallback_vendors)
+        if name not in names
+    ]
+    found += [
+        f"routing_rules[{i}].vendor: {rule.vendor!r} is not a configured vendor"
+        for i, rule in enumerate(cfg.routing_rules)
+        if rule.vendor not in names
+    ]
+    return [f"{p} (configured: {known})" for p in found]
+
+
+def describe(dispatcher: Dispatcher, source: str) -> list[str]:
+    from ..redaction import redact
+    from .route_cmd import describe_condition
+
+    cfg = dispatcher.config
+    specs = {spec.name: spec for spec in cfg.vendors}
+    lines = [_row("source", source), _row("vendors", "")]
+    for name, vendor in dispatcher.vendors.items():
+        lines.append(f"  {style(name, bold=True)}: {vendor_summary(dispatcher, vendor, specs)}")
+    lines.append(_row("default", cfg.default_vendor or f"{next(iter(dispatcher.vendors))} (first)"))
+    lines.append(_row("fallbacks", ", ".join(cfg.fallback_vendors) or "none"))
+    lines.append(_row("timeout", f"{seconds(cfg.timeout)} per request, all attempts included"))
+    lines.append(_row("retries", retry_summary(cfg)))
+    lines.append(_row("routing", "" if cfg.routing_rules else "no rules"))
+    for i, rule in enumerate(cfg.routing_rules):
+        state = "" if rule.enabled else " (disabled)"
+        label = f" {rule.name!r}" if rule.name else ""
+        lines.append(
+            f"  [{i}]{label} -> {rule.vendor}, priority {rule.priority}{state}: "
+            f"{describe_condition(rule.condition)}"
+        )
+    logging = "on" + (" with content" if cfg.log_content else "") if cfg.enable_logging else "off"
+    lines.append(_row("logging", logging))
+    return [redact(line, dispatcher.secrets()) for line in lines]
+
+
+def _row(label: str, value: str) -> str:
+    return f"{style(label.ljust(10), bold=True)}{value}".rstrip()
+
+
+def retry_summary(cfg: Config) -> str:
+    p = cfg.retry_policy
+    return (
+        f"{p.max_retries} per vendor, {p.backoff} backoff from {seconds(p.base_delay)} "
+        f"up to {seconds(p.max_delay)}{', jittered' if p.jitter else ''}"
+    )
+
+
+def vendor_summary(dispatcher: Dispatcher, vendor: Vendor, specs: Mapping[str, VendorSpec]) -> str:
+    from .vendors_cmd import vendor_type
+
+    parts = [f"type {vendor_type(dispatcher, vendor)}"]
+    base_url = getattr(vendor, "base_url", None)
+    if isinstance(base_url, str):
+        parts.append(base_url)
+    secrets = vendor.secrets()
+    parts.append(f"key {mask(secrets[0])}" if secrets else "no key")
+    spec = specs.get(vendor.name)
+    shown = {} if spec is None else spec.options
+    for key, value in shown.items():
+        if key not in ("name", "base_url", "api_key"):
+            parts.append(f"{key} {masked(key, value)}")
+    return ", ".join(parts)
+
+
+def masked(key: str, value: Any) -> str:
+    """A setting's value for display: secrets masked, header values that carry keys too."""
+    if _is_secret(key):
+        return mask(str(value))
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{k}: {masked(str(k), v)}" for k, v in value.items())
+        return "{" + inner + "}"
+    return str(value)
+
+
+def _is_secret(key: str) -> bool:
+    return any(word in key.lower() for word in SECRET_WORDS)
