@@ -85,10 +85,12 @@ class FakeLlamaServer(FakeOpenAI):
         self.n_ctx = n_ctx
         self.jinja = jinja
         self.multimodal = multimodal
+        self._initial = (jinja, multimodal)
         self.loading = False
 
     def reset(self) -> None:
         super().reset()
+        self.jinja, self.multimodal = self._initial
         self.loading = False
 
     # ------------------------------------------------------------------------------ routing

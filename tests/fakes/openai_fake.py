@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from llmdispatcher.vendors.openai import OpenAIVendor
+
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
@@ -372,6 +374,11 @@ class FakeOpenAI(FakeServer):
     def _tool_head(index: int, tc: dict[str, Any]) -> dict[str, Any]:
         fn = {"name": tc["function"]["name"], "arguments": ""}
         return {"index": index, "id": tc["id"], "type": "function", "function": fn}
+
+
+def adapter_for(fake: FakeOpenAI, **kwargs: Any) -> OpenAIVendor:
+    """Our OpenAIVendor pointed at ``fake``, with the fake's key (any key if it takes any)."""
+    return OpenAIVendor(api_key=fake.api_key or "sk-any", base_url=fake.url + "/v1", **kwargs)
 
 
 def _dumps(obj: Any) -> str:

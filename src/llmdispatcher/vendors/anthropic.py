@@ -429,6 +429,7 @@ def refine_error(error: VendorError) -> VendorError:
         vendor=error.vendor,
         status=error.status,
         retryable=False,
+        retry_after=error.retry_after,
         error_type=error.error_type,
         error_code=error.error_code,
         request_id=error.request_id,
