@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .resilience.circuit_breaker import CircuitBreaker
 from .resilience.retry import RetryPolicy
+from .resilience.retry_budget import RetryBudget
+from .routing.model import ModelGroup
 from .routing.rules import RoutingRule
 
 
@@ -29,6 +32,84 @@ def _is_secret_key(key: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    """A gateway API key: ``key`` in plain text (usually ``"${ENV_VAR}"``) or its
+    ``key_sha256`` (hex), never both. ``allowed_models`` are glob patterns (``gpt-4o*``).
+    The gateway keeps only the hash; ``repr`` never shows the key."""
+
+    name: str
+    key: str | None = None
+    key_sha256: str | None = None
+    allowed_models: tuple[str, ...] = ("*",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_models", tuple(self.allowed_models))
+        if not self.name:
+            raise ValueError("api_keys[].name: a name is required (it labels metrics and logs)")
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError(f"api key {self.name!r}: give exactly one of key or key_sha256")
+        if self.key is not None and len(self.key) < 16:
+            raise ValueError(f"api key {self.name!r}: key must be at least 16 characters")
+        digest = self.key_sha256
+        if digest is not None and not (
+            len(digest) == 64 and all(c in "0123456789abcdefABCDEF" for c in digest)
+        ):
+            raise ValueError(f"api key {self.name!r}: key_sha256 must be 64 hex digits")
+
+    def __repr__(self) -> str:
+        kind = "key='***'" if self.key is not None else "key_sha256='***'"
+        return f"ApiKeyConfig(name={self.name!r}, {kind}, allowed_models={self.allowed_models!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Settings of ``llmdispatcher serve`` (the ``gateway:`` section of a config file).
+
+    ``header_timeout_s`` bounds how long a connection may take to deliver a complete request
+    head (also the keep-alive idle timeout); ``body_timeout_s`` the request body.
+    ``shutdown_grace_s`` is how long in-flight requests and streams may run after SIGTERM.
+    Without ``api_keys`` the gateway refuses a non-loopback ``host`` unless
+    ``allow_unauthenticated``. ``passthrough_fields`` are the OpenAI body fields forwarded to
+    the vendor unchanged (``Request.extra``); every other unknown field is dropped.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    allow_unauthenticated: bool = False
+    max_body_bytes: int = 4 * 1024 * 1024
+    header_timeout_s: float = 30.0
+    body_timeout_s: float = 60.0
+    shutdown_grace_s: float = 30.0
+    metrics_public: bool = False
+    models_cache_s: float = 300.0
+    passthrough_fields: tuple[str, ...] = (
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "parallel_tool_calls",
+        "reasoning_effort",
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_keys", tuple(self.api_keys))
+        object.__setattr__(self, "passthrough_fields", tuple(self.passthrough_fields))
+        if not 0 <= self.port <= 65535:
+            raise ValueError("gateway.port: must be 0-65535")
+        if self.workers < 1:
+            raise ValueError("gateway.workers: must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise ValueError("gateway.max_body_bytes: must be at least 1024")
+        for name in ("header_timeout_s", "body_timeout_s", "shutdown_grace_s", "models_cache_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"gateway.{name}: must be a positive number of seconds")
+        names = [k.name for k in self.api_keys]
+        if len(set(names)) != len(names):
+            raise ValueError("gateway.api_keys: key names must be unique")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the dispatcher needs besides the vendor objects themselves.
 
@@ -45,11 +126,19 @@ class Config:
     enable_logging: bool = False
     log_content: bool = False
     vendors: tuple[VendorSpec, ...] = ()
+    model_groups: tuple[ModelGroup, ...] = ()
+    circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    retry_budget: RetryBudget = field(default_factory=RetryBudget)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fallback_vendors", tuple(self.fallback_vendors))
         object.__setattr__(self, "routing_rules", tuple(self.routing_rules))
         object.__setattr__(self, "vendors", tuple(self.vendors))
+        object.__setattr__(self, "model_groups", tuple(self.model_groups))
+        names = [group.name for group in self.model_groups]
+        if len(names) != len(set(names)):
+            raise ValueError("model_groups: two groups have the same name")
         if (
             isinstance(self.timeout, bool)
             or not isinstance(self.timeout, int | float)

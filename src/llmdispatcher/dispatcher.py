@@ -1,12 +1,10 @@
-"""The one orchestration path: route -> (retry -> vendor)* -> fallback, for send and stream.
+"""The one orchestration path: decide -> (attempt -> retry)* -> fall back, for send and stream.
 
-A request gets a plan (the vendors to try, in order), a total deadline, and then, per vendor, up
-to ``retry_policy.max_retries + 1`` attempts. Retryable failures wait (backoff or the vendor's
-hint) and try again; a non-retryable one moves to the next vendor; a bad request (the caller's
-fault, not the vendor's) stops at once. A stream is "opened" when its first text or tool-call
-piece arrives: failures before that point are retried and failed over like any other, failures
-after it raise ``StreamInterrupted`` with the text already delivered, so the caller never sees
-text twice.
+``Router`` (routing/) decides where a request may go and in which order, with reasons;
+``AttemptRunner`` (attempts.py) tries those candidates with retries, budgets, breakers, hedging
+and one total deadline. A stream is "opened" when its first text or tool-call piece arrives:
+failures before that point are retried and failed over like any other, failures after it raise
+``StreamInterrupted`` with the text already delivered, so the caller never sees text twice.
 """
 
 from __future__ import annotations
@@ -15,61 +13,28 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import Any
 
+from .attempts import AttemptRunner, OpenedStream, Outcome, open_stream
 from .clock import Clock, SystemClock
 from .config import Config
-from .errors import (
-    ConfigError,
-    ContextLengthExceeded,
-    InvalidRequestError,
-    ModelNotFound,
-    NoVendorsRegistered,
-    StreamInterrupted,
-    UnsupportedRequest,
-    VendorError,
-    VendorTimeout,
-    VendorUnavailable,
-)
-from .observability.events import (
-    AttemptFinished,
-    Event,
-    FallbackTaken,
-    RequestFinished,
-    RetryScheduled,
-    Subscriber,
-)
+from .errors import ConfigError, NoVendorsRegistered, StreamInterrupted, VendorError
+from .observability.events import AttemptFinished, Event, RequestFinished, Subscriber
 from .observability.stats import Stats, StatsCollector
-from .resilience.deadline import Deadline
-from .routing.plan import RoutePlan, plan_route
+from .resilience.circuit_breaker import BreakerBoard, BreakerState
+from .resilience.retry_budget import RetryBudgets
+from .routing.health import HealthTracker
+from .routing.model import RoutingDecision
+from .routing.router import Router
+from .streaming import FinalChunk
 from .sync import LoopThread
-from .types import Attempt, FinishReason, Request, Response, StreamChunk, Usage
+from .types import Attempt, Request, Response, StreamChunk, Usage
 from .vendors.base import Vendor
 
-T = TypeVar("T")
 logger = logging.getLogger("llmdispatcher")
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """What the attempt loop hands back: the winning vendor's result and the tries so far."""
-
-    value: Any
-    vendor: str
-    started: float
-    attempts: list[Attempt]
-
-
-@dataclass(slots=True)
-class _OpenedStream:
-    """A vendor stream that has produced its first text or tool-call piece (or ended)."""
-
-    chunks: AsyncIterator[StreamChunk]
-    head: list[StreamChunk] = field(default_factory=list)
-    ended: bool = False
 
 
 class Dispatcher:
@@ -92,6 +57,9 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._vendors: dict[str, Vendor] = {}
         self._stats = StatsCollector()
+        self._health = HealthTracker()
+        self._breakers = BreakerBoard(self.config.circuit_breaker, self._clock)
+        self._budgets = RetryBudgets(self.config.retry_budget, self._clock)
         self._subscribers: list[Subscriber] = [self._stats.on_event]
         self._sync = LoopThread()
         # One-line facts a front end should show its user (e.g. "using the built-in model").
@@ -159,62 +127,117 @@ class Dispatcher:
     def stats(self) -> Stats:
         return self._stats.snapshot()
 
-    def plan(self, request: Request) -> RoutePlan:
-        """The vendors this request would try, in order, without sending anything."""
-        config = self.config
-        unknown = [v for v in config.fallback_vendors if v not in self._vendors]
+    def breaker_state(self, deployment: str) -> BreakerState:
+        """``closed``, ``open`` or ``half_open`` for a deployment id (``vendor/model``) or a
+        vendor name (its worst deployment)."""
+        keys = [
+            k
+            for k in self._breakers.keys()  # noqa: SIM118 - a method, not a dict
+            if deployment in (k, k.split("/")[0])
+        ]
+        states = [self._breakers.state(k) for k in keys] or ["closed"]
+        order: list[BreakerState] = ["open", "half_open", "closed"]
+        return next(state for state in order if state in states)
+
+    def _router(self) -> Router:
+        from .tokens import estimate_prompt_tokens
+
+        return Router(
+            self.config, self._vendors, self._health, self._breakers, estimate_prompt_tokens
+        )
+
+    def _runner(self, router: Router) -> AttemptRunner:
+        return AttemptRunner(
+            self.config,
+            self._vendors,
+            self._clock,
+            self._rng,
+            self._emit,
+            router,
+            self._health,
+            self._breakers,
+            self._budgets,
+        )
+
+    def plan(self, request: Request, *, stream: bool = False) -> RoutingDecision:
+        """The routing decision for ``request`` (candidates in order, with scores, exclusions
+        and the rule that matched), without sending anything."""
+        unknown = [v for v in self.config.fallback_vendors if v not in self._vendors]
         if unknown:
             raise ConfigError(
                 f"fallback_vendors names unregistered vendor(s) "
                 f"{', '.join(unknown)}; registered: {', '.join(self._vendors)}"
             )
-        return plan_route(
-            request,
-            list(self._vendors),
-            config.routing_rules,
-            config.default_vendor,
-            config.fallback_vendors,
+        return self._router().decide(
+            request, stream=stream, now_wall=self._clock.wall(), rng=self._rng
         )
+
+    async def explain(self, request: Request, *, stream: bool = False) -> RoutingDecision:
+        """``plan`` for async callers (it may consult shared state, e.g. rate limits)."""
+        return self.plan(request, stream=stream)
 
     # --- send --------------------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
         """Send one request and return the complete answer."""
         request_id = os.urandom(8).hex()
         started = self._clock.now()
-        outcome: _Outcome | None = None
         try:
-            outcome = await self._attempt_loop(
-                request, request_id, lambda vendor: vendor.send(request)
+            decision = self.plan(request)
+            outcome = await self._runner(self._router()).run(
+                request,
+                request_id,
+                decision,
+                lambda vendor, sent: vendor.send(sent),
+                accept=self._content_filter_check(decision),
             )
         except BaseException as exc:
             self._finish(request_id, request, None, started, None, exc, stream=False)
             raise
         response: Response = outcome.value
-        attempts = self._succeed(request_id, request, outcome, None)
+        attempts = self._succeed(request_id, outcome, response.usage, None)
+        decision.attempts = attempts
         response = replace(
-            response, latency_s=self._clock.now() - started, attempts=tuple(attempts)
+            response,
+            latency_s=self._clock.now() - started,
+            attempts=tuple(attempts),
+            routing=decision,
         )
         self._finish(
             request_id, request, response, started, None, None, stream=False, attempts=attempts
         )
         return response
 
+    def _content_filter_check(self, decision: RoutingDecision) -> Any:
+        """With content-filter fallbacks configured, a filtered answer counts as a failure."""
+        group = next((g for g in self.config.model_groups if g.name == decision.group), None)
+        if group is None or not group.content_filter_fallbacks:
+            return None
+
+        def check(response: Response) -> str | None:
+            if response.finish_reason == "content_filter":
+                return f"{response.vendor}'s content filter stopped the answer"
+            return None
+
+        return check
+
     # --- stream -------------------------------------------------------------------------------
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Stream one answer. Text and tool-call pieces arrive as they come; the last chunk
-        carries ``finish_reason`` and ``usage``."""
+        carries ``finish_reason``, ``usage`` and ``routing``."""
         request_id = os.urandom(8).hex()
         started = self._clock.now()
         try:
-            outcome = await self._attempt_loop(
-                request, request_id, lambda vendor: self._open_stream(vendor, request)
+            decision = self.plan(request, stream=True)
+            outcome = await self._runner(self._router()).run(
+                request, request_id, decision, open_stream
             )
         except BaseException as exc:
             self._finish(request_id, request, None, started, None, exc, stream=True)
             raise
-        opened: _OpenedStream = outcome.value
+        opened: OpenedStream = outcome.value
         ttft = self._clock.now() - started
-        final = _FinalChunk(outcome.vendor, request.model)
+        deployment = outcome.deployment
+        final = FinalChunk(deployment.vendor, deployment.model)
         error: BaseException | None = None
         try:
             async with aclosing(opened.chunks):  # type: ignore[type-var]
@@ -222,15 +245,17 @@ class Dispatcher:
                     if final.take(chunk):
                         yield final.strip(chunk)
                 if not opened.ended:
-                    async for chunk in self._rest(opened.chunks, outcome.vendor, final):
+                    async for chunk in self._rest(opened.chunks, deployment.vendor, final):
                         yield chunk
-            yield final.chunk()
+            decision.attempts = self._succeed(request_id, outcome, final.usage, ttft)
+            yield final.chunk(routing=decision)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            attempts = self._stream_attempt(request_id, request, outcome, ttft, error)
-            usage = final.usage if error is None else None
+            self._health.closed(deployment.id)
+            if error is not None:
+                decision.attempts = self._stream_failed(request_id, outcome, ttft, error)
             self._finish(
                 request_id,
                 request,
@@ -239,26 +264,12 @@ class Dispatcher:
                 ttft,
                 error,
                 stream=True,
-                attempts=attempts,
-                usage=usage,
+                attempts=decision.attempts,
+                usage=final.usage if error is None else None,
             )
 
-    async def _open_stream(self, vendor: Vendor, request: Request) -> _OpenedStream:
-        chunks = vendor.stream(request)
-        opened = _OpenedStream(chunks)
-        try:
-            async for chunk in chunks:
-                opened.head.append(chunk)
-                if chunk.delta or chunk.tool_call_deltas:
-                    return opened
-        except BaseException:
-            await chunks.aclose()  # type: ignore[attr-defined]
-            raise
-        opened.ended = True
-        return opened
-
     async def _rest(
-        self, chunks: AsyncIterator[StreamChunk], vendor: str, final: _FinalChunk
+        self, chunks: AsyncIterator[StreamChunk], vendor: str, final: FinalChunk
     ) -> AsyncIterator[StreamChunk]:
         try:
             async for chunk in chunks:
@@ -272,93 +283,31 @@ class Dispatcher:
                 status=exc.status,
             ) from exc
 
-    def _stream_attempt(
-        self,
-        request_id: str,
-        request: Request,
-        outcome: _Outcome,
-        ttft: float,
-        error: BaseException | None,
+    # --- bookkeeping --------------------------------------------------------------------------
+    def _succeed(
+        self, request_id: str, outcome: Outcome, usage: Usage | None, ttft: float | None
     ) -> list[Attempt]:
-        status = "ok" if error is None else type(error).__name__
+        deployment = outcome.deployment
         attempt = Attempt(
-            outcome.vendor,
-            request.model,
-            status,
-            None if error is None else str(error),
-            self._clock.now() - outcome.started,
+            deployment.vendor, deployment.model, "ok", None, self._clock.now() - outcome.started
         )
-        self._emit(AttemptFinished(request_id, attempt, ttft_s=ttft))
+        self._emit(
+            AttemptFinished(request_id, attempt, ttft_s=ttft, usage=usage, deployment=deployment.id)
+        )
         return [*outcome.attempts, attempt]
 
-    # --- the attempt loop ---------------------------------------------------------------------
-    async def _attempt_loop(
-        self, request: Request, request_id: str, attempt: Callable[[Vendor], Awaitable[T]]
-    ) -> _Outcome:
-        plan = self.plan(request)
-        policy = self.config.retry_policy
-        deadline = Deadline.after(self._clock, request.timeout or self.config.timeout)
-        attempts: list[Attempt] = []
-        error: VendorError | None = None
-        for position, name in enumerate(plan.vendors):
-            vendor = self._vendors[name]
-            if error is not None:
-                self._emit(
-                    FallbackTaken(
-                        request_id, plan.vendors[position - 1], name, type(error).__name__
-                    )
-                )
-            has_fallback = position < len(plan.vendors) - 1
-            for retry in range(policy.max_retries + 1):
-                started = self._clock.now()
-                try:
-                    vendor.check(request)
-                    async with asyncio.timeout(deadline.remaining()):
-                        value = await attempt(vendor)
-                except TimeoutError:
-                    error = VendorTimeout(
-                        f"the request's total deadline of {deadline.total_s:g}s ran out",
-                        vendor=name,
-                        retryable=False,
-                    )
-                except VendorError as exc:
-                    error = exc
-                else:
-                    return _Outcome(value, name, started, attempts)
-                attempts.append(self._failed_attempt(request_id, name, request, error, started))
-                if _caller_fault(error) or deadline.expired:
-                    raise _with_attempts(error, attempts)
-                if not error.retryable or retry == policy.max_retries:
-                    break
-                hint = error.retry_after
-                if hint is not None and hint > policy.max_delay and has_fallback:
-                    break  # the vendor asks for a long pause: another vendor answers sooner
-                delay = policy.delay(retry, hint, self._rng)
-                if delay >= deadline.remaining():
-                    break
-                self._emit(RetryScheduled(request_id, name, delay, type(error).__name__))
-                await self._clock.sleep(delay)
-        assert error is not None
-        if not error.retryable:
-            raise _with_attempts(error, attempts)
-        raise VendorUnavailable(attempts, error) from error
-
-    def _failed_attempt(
-        self, request_id: str, vendor: str, request: Request, error: VendorError, started: float
-    ) -> Attempt:
-        attempt = Attempt(
-            vendor, request.model, type(error).__name__, str(error), self._clock.now() - started
-        )
-        self._emit(AttemptFinished(request_id, attempt))
-        return attempt
-
-    def _succeed(
-        self, request_id: str, request: Request, outcome: _Outcome, ttft: float | None
+    def _stream_failed(
+        self, request_id: str, outcome: Outcome, ttft: float, error: BaseException
     ) -> list[Attempt]:
+        deployment = outcome.deployment
         attempt = Attempt(
-            outcome.vendor, request.model, "ok", None, self._clock.now() - outcome.started
+            deployment.vendor,
+            deployment.model,
+            _error_name(error),
+            str(error),
+            self._clock.now() - outcome.started,
         )
-        self._emit(AttemptFinished(request_id, attempt, ttft_s=ttft))
+        self._emit(AttemptFinished(request_id, attempt, ttft_s=ttft, deployment=deployment.id))
         return [*outcome.attempts, attempt]
 
     def _finish(
@@ -427,70 +376,6 @@ class Dispatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _FinalChunk:
-    """Gathers finish reason, usage and text of a stream; builds the one final chunk."""
-
-    def __init__(self, vendor: str, model: str) -> None:
-        self.vendor, self.model = vendor, model
-        self.finish: FinishReason | None = None
-        self.usage: Usage | None = None
-        self.saw_tools = False
-        self._text: list[str] = []
-
-    def take(self, chunk: StreamChunk) -> bool:
-        """Record a chunk; True when it carries text or tool pieces to pass on now."""
-        self.finish = chunk.finish_reason or self.finish
-        self.usage = chunk.usage or self.usage
-        self.model = chunk.model or self.model
-        if chunk.delta:
-            self._text.append(chunk.delta)
-        self.saw_tools = self.saw_tools or bool(chunk.tool_call_deltas)
-        return bool(chunk.delta or chunk.tool_call_deltas)
-
-    def strip(self, chunk: StreamChunk) -> StreamChunk:
-        if chunk.finish_reason is None and chunk.usage is None and chunk.vendor == self.vendor:
-            return chunk
-        return StreamChunk(
-            delta=chunk.delta,
-            tool_call_deltas=chunk.tool_call_deltas,
-            vendor=self.vendor,
-            model=self.model,
-        )
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
-
-    def chunk(self) -> StreamChunk:
-        finish = self.finish or ("tool_calls" if self.saw_tools else "stop")
-        return StreamChunk(
-            finish_reason=finish, usage=self.usage or Usage(), vendor=self.vendor, model=self.model
-        )
-
-    def as_response(self) -> Response:
-        return Response(
-            content=self.text,
-            vendor=self.vendor,
-            model=self.model,
-            finish_reason=self.finish,
-            usage=self.usage or Usage(),
-        )
-
-
-def _caller_fault(error: VendorError) -> bool:
-    """A malformed request fails the same way everywhere: do not spend fallbacks on it.
-    (A model one vendor lacks, a prompt too long for one window, or a capability one vendor
-    lacks may suit the next.)"""
-    return isinstance(error, InvalidRequestError) and not isinstance(
-        error, ContextLengthExceeded | ModelNotFound | UnsupportedRequest
-    )
-
-
-def _with_attempts(error: VendorError, attempts: list[Attempt]) -> VendorError:
-    error.attempts = tuple(attempts)
-    return error
 
 
 def _error_name(error: BaseException) -> str:

@@ -321,6 +321,9 @@ class Response:
     cost_usd: float | None = None
     raw: Any = None
     id: str | None = None
+    # The routing decision (llmdispatcher.routing.model.RoutingDecision): rule, strategy,
+    # scored candidates, exclusions and attempts.
+    routing: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,3 +337,4 @@ class StreamChunk:
     cost_usd: float | None = None
     vendor: str = ""
     model: str = ""
+    routing: Any = None  # on the final chunk: the RoutingDecision, as on Response

@@ -95,7 +95,7 @@ def test_check_shows_vendors_rules_and_masks_secrets(
     assert proxy.endswith("key ***mnop, headers {X-Api-Key: ***mnop, X-Team: blue}")
     assert "default   main" in lines
     assert "fallbacks proxy" in lines
-    assert "  [0] -> proxy, priority 2: temperature in [-inf, 0.5]" in lines
+    assert "  [0] -> vendor proxy, priority 2: temperature in [-inf, 0.5]" in lines
     assert SECRET not in result.output
 
 

@@ -39,11 +39,12 @@ def test_vendors_table_when_all_are_healthy(cli: CliInvoker, two_vendors: Path) 
     result = cli("-c", two_vendors, "vendors")
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["VENDOR", "TYPE", "HEALTH", "LATENCY", "MODELS"]
+    assert header.split() == ["VENDOR", "TYPE", "HEALTH", "LATENCY", "BREAKER", "MODELS"]
     assert [row.split()[:3] for row in rows] == [
         ["main", "openai", "ok"],
         ["backup", "openai", "ok"],
     ]
+    assert all(row.split()[4] == "closed" for row in rows)
     assert all(row.endswith("5: gpt-4.1, gpt-4o, gpt-4o-mini, ...") for row in rows)
     assert header.index("MODELS") == rows[0].index("5: ")  # columns line up
 

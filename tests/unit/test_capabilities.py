@@ -1,36 +1,11 @@
 """A vendor refuses, before sending, what it cannot do; the dispatcher then falls back."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from llmdispatcher import Config, Dispatcher, Request, Response, StreamChunk, Usage
+from llmdispatcher import Config, Dispatcher, Request
 from llmdispatcher.errors import UnsupportedRequest
-from llmdispatcher.vendors import Capabilities, Vendor
-
-
-class EchoVendor(Vendor):
-    """A minimal in-process vendor: answers with the last user message."""
-
-    def __init__(self, name: str, capabilities: Capabilities) -> None:
-        self.name = name
-        self.capabilities = capabilities
-        self.calls = 0
-
-    async def send(self, request: Request) -> Response:
-        self.calls += 1
-        return Response(
-            content=request.message_list[-1].text,
-            vendor=self.name,
-            model=request.model,
-            finish_reason="stop",
-            usage=Usage(),
-        )
-
-    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        self.calls += 1
-        yield StreamChunk(delta=request.message_list[-1].text, finish_reason="stop")
-
+from llmdispatcher.vendors import Capabilities
+from tests.unit.echo_vendor import EchoVendor
 
 IMAGE = Request(
     model="m",
@@ -67,7 +42,7 @@ async def test_refused_before_sending(request_: Request, caps: Capabilities, wha
     async with Dispatcher(vendors=[text_only]) as d:
         with pytest.raises(UnsupportedRequest, match=f"cannot take {what}"):
             await d.send(request_)
-    assert text_only.calls == 0
+    assert text_only.calls == []
 
 
 async def test_falls_back_to_a_vendor_that_can() -> None:
@@ -76,5 +51,6 @@ async def test_falls_back_to_a_vendor_that_can() -> None:
     async with Dispatcher(Config(fallback_vendors=("vision",)), vendors=[text_only, vision]) as d:
         response = await d.send(IMAGE)
     assert (response.vendor, response.content) == ("vision", "what is it?")
-    assert [a.status for a in response.attempts] == ["UnsupportedRequest", "ok"]
-    assert text_only.calls == 0
+    assert [a.status for a in response.attempts] == ["ok"]
+    assert "cannot take images" in response.routing.excluded["text-only/m"]
+    assert text_only.calls == []

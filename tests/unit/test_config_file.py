@@ -85,7 +85,8 @@ def test_toml_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("retry_policy: {backoff: random}\n", r"retry_policy\.backoff: 'random' is not one of"),
         (
             "routing_rules: [{priority: 1}]\n",
-            r"routing_rules\[0\]\.vendor: required setting is missing",
+            r"routing_rules\[0\]: routing_rules\[\]\.vendor/deployment/group/strategy: a rule "
+            r"needs a target",
         ),
         (
             "routing_rules: [{vendor: x, condition: {model: y}}]\n",

@@ -47,16 +47,61 @@ retry_policy:
   max_delay: 30           # the longest wait; also caps a vendor's Retry-After
   jitter: true            # spread retries of many clients apart
 
-# Send matching requests to a vendor. The lowest priority number wins; unset
-# conditions match everything. Check one with `llmdispatcher route explain`.
+# Send matching requests to a vendor, a deployment, a model group and/or a strategy.
+# The lowest priority number wins; unset conditions match everything. Conditions:
+# model_pattern (glob), model_regex, min_tokens/max_tokens (requested), min_prompt_tokens/
+# max_prompt_tokens (estimated), temperature_min/max, min_chars/max_chars, users,
+# user_pattern, request_types [chat, streaming, tools, vision, json], metadata {k: v},
+# hours_utc "09:00-17:00", weekdays [mon, ...]. Check one with `llmdispatcher route explain`.
 routing_rules: []
 #  - vendor: openai
 #    priority: 1
 #    name: small-requests
 #    condition: {model_pattern: "gpt-4o-mini*", max_tokens: 2000}
+#  - group: chat-cheap
+#    condition: {metadata: {tier: free}}
+
+# Public model names that map to deployments (a vendor + its model name), with a strategy:
+# priority | weighted | least_busy | latency | cost | objective.
+model_groups: []
+#  - name: chat-default
+#    strategy: latency
+#    deployments:
+#      - {vendor: openai, model: gpt-4o-mini}
+#      - {vendor: anthropic, model: claude-haiku-4-5}
+#    fallbacks: [chat-local]               # groups tried when every deployment failed
+#    context_window_fallbacks: []          # groups for prompts too long for these
+#    content_filter_fallbacks: []          # groups tried when a content filter refused
+#    hedge_after_s: 2.0                    # or p90: start the next one if the first is slow
+#  - name: chat-local
+#    deployments: [{vendor: ollama, model: llama3.2}]
+
+# Stop sending to a deployment after repeated vendor faults (429, 5xx, timeouts), probe it
+# after the cool-down, and come back when the probe succeeds.
+circuit_breaker:
+  failure_threshold: 5      # consecutive faults that open it
+  cooldown_s: 30            # seconds open (longer when the vendor's Retry-After says so)
+
+# Retries stay a share of real traffic per vendor, so an outage is not a retry storm.
+retry_budget:
+  ratio: 0.2                # at most 20 % of the requests in the window ...
+  min_per_second: 3         # ... plus this floor, so a quiet dispatcher still retries
+  window_s: 10
 
 enable_logging: false     # one JSON line per request and attempt on stderr
 log_content: false        # also log prompts and answers (off: they may be private)
+
+# `llmdispatcher serve`: the OpenAI- and Anthropic-compatible gateway.
+gateway:
+  host: 127.0.0.1           # without api_keys only loopback is allowed (see allow_unauthenticated)
+  port: 8080
+  workers: 1
+  api_keys: []
+  #  - name: team-a           # labels metrics and logs
+  #    key: ${TEAM_A_KEY}     # or key_sha256: <hex>; only the hash is kept
+  #    allowed_models: ["gpt-4o*", "chat-*"]
+  max_body_bytes: 4194304
+  shutdown_grace_s: 30      # in-flight streams may finish this long after SIGTERM
 
 # name: {type: ..., settings}. The type defaults to the name; types: openai, anthropic,
 # google, azure, ollama, llamacpp, openai_compatible.
@@ -137,9 +182,20 @@ def problems(dispatcher: Dispatcher) -> list[str]:
     found += [
         f"routing_rules[{i}].vendor: {rule.vendor!r} is not a configured vendor"
         for i, rule in enumerate(cfg.routing_rules)
-        if rule.vendor not in names
+        if rule.vendor is not None and rule.vendor not in names
     ]
     return [f"{p} (configured: {known})" for p in found]
+
+
+def _rule_target(rule: Any) -> str:
+    parts = [
+        f"{kind} {getattr(rule, kind)}"
+        for kind in ("vendor", "deployment", "group")
+        if getattr(rule, kind)
+    ]
+    if rule.strategy:
+        parts.append(f"strategy {rule.strategy}")
+    return ", ".join(parts)
 
 
 def describe(dispatcher: Dispatcher, source: str) -> list[str]:
@@ -160,9 +216,12 @@ def describe(dispatcher: Dispatcher, source: str) -> list[str]:
         state = "" if rule.enabled else " (disabled)"
         label = f" {rule.name!r}" if rule.name else ""
         lines.append(
-            f"  [{i}]{label} -> {rule.vendor}, priority {rule.priority}{state}: "
+            f"  [{i}]{label} -> {_rule_target(rule)}, priority {rule.priority}{state}: "
             f"{describe_condition(rule.condition)}"
         )
+    for group in cfg.model_groups:
+        deployments = ", ".join(d.id for d in group.deployments)
+        lines.append(_row(f"group {group.name}", f"{group.strategy}: {deployments}"))
     logging = "on" + (" with content" if cfg.log_content else "") if cfg.enable_logging else "off"
     lines.append(_row("logging", logging))
     return [redact(line, dispatcher.secrets()) for line in lines]

@@ -13,7 +13,7 @@ from .output import echo, style
 
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
-    from ..routing.plan import RoutePlan
+    from ..routing.model import RoutingDecision
     from ..routing.rules import RoutingCondition, RoutingRule
 
 
@@ -45,7 +45,7 @@ def describe_rule(dispatcher: Dispatcher, rule: RoutingRule) -> str:
     )
 
 
-def reason_text(dispatcher: Dispatcher, plan: RoutePlan) -> str:
+def reason_text(dispatcher: Dispatcher, plan: RoutingDecision) -> str:
     if plan.rule is not None:
         return describe_rule(dispatcher, plan.rule)
     return {

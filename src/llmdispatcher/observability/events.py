@@ -16,6 +16,8 @@ class AttemptFinished:
     request_id: str
     attempt: Attempt
     ttft_s: float | None = None
+    usage: Usage | None = None
+    deployment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

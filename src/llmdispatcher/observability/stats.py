@@ -58,6 +58,9 @@ class StatsCollector:
         if isinstance(event, AttemptFinished):
             counters = self._vendor(event.attempt.vendor)
             counters.requests += 1
+            if event.usage is not None:  # also a hedge loser's, which was billed too
+                counters.prompt_tokens += event.usage.prompt_tokens
+                counters.completion_tokens += event.usage.completion_tokens
             if event.attempt.status == "ok":
                 counters.successes += 1
                 counters.latencies.append(event.attempt.duration_s)
@@ -75,10 +78,6 @@ class StatsCollector:
                 self._ok += 1
             else:
                 self._failed += 1
-            if event.vendor and event.usage:
-                counters = self._vendor(event.vendor)
-                counters.prompt_tokens += event.usage.prompt_tokens
-                counters.completion_tokens += event.usage.completion_tokens
 
     def _vendor(self, name: str) -> _VendorCounters:
         counters = self._vendors.get(name)

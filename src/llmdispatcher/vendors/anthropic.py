@@ -88,6 +88,7 @@ class AnthropicVendor(HttpVendor):
 
     default_name = "anthropic"
     default_base_url = "https://api.anthropic.com"
+    model_prefixes = ("claude-",)
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
 
     def __init__(

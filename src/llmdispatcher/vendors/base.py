@@ -56,12 +56,19 @@ class Vendor(ABC):
 
     name: str
     capabilities: Capabilities = Capabilities()
+    # Model-name prefixes this vendor's models carry ("claude-"), so that a request for a model
+    # nobody configured goes to the vendor that has it.
+    model_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Vendor | None:
         """An instance configured from the environment (the vendor's usual variables), or
         None when they are not set. Used by ``Dispatcher.from_env()``."""
         return None
+
+    def serves(self, model: str) -> bool:
+        """Whether this vendor is known to serve ``model`` (False: unknown, not refused)."""
+        return model.startswith(self.model_prefixes) if self.model_prefixes else False
 
     def check(self, request: Request) -> None:
         """Refuse, before anything is sent, a request this vendor cannot honour."""

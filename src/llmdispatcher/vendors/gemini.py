@@ -87,6 +87,7 @@ class GeminiVendor(HttpVendor):
     default_base_url = "https://generativelanguage.googleapis.com"
     api_key_env: tuple[str, ...] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
+    model_prefixes = ("gemini-", "gemma-", "models/gemini-")
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
 
     def __init__(

@@ -38,6 +38,8 @@ from .openai import OpenAIVendor
 class LlamaServerVendor(OpenAIVendor):
     """A llama-server instance. ``base_url`` is its root or ``/v1`` URL."""
 
+    model_prefixes = ()  # serves whatever it hosts: never claims a model by name
+
     default_name = "llamacpp"
     default_base_url = "http://127.0.0.1:8080"
     api_key_env = ("LLAMA_API_KEY",)
@@ -145,6 +147,9 @@ class LlamaCppVendor(Vendor):
     @classmethod
     def from_env(cls) -> LlamaCppVendor | None:
         return None
+
+    def serves(self, model: str) -> bool:
+        return self._impl.serves(model)
 
     def check(self, request: Request) -> None:
         self._impl.check(request)

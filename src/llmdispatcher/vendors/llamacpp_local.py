@@ -209,6 +209,9 @@ class LlamaCppLocalVendor(Vendor):
         self._waiting = 0
         self._ttft_ewma: float | None = None
 
+    def serves(self, model: str) -> bool:
+        return model in self.served
+
     def check(self, request: Request) -> None:
         if request.model not in self.served:
             raise ModelNotFound(

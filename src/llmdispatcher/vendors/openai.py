@@ -53,6 +53,7 @@ class OpenAIVendor(HttpVendor):
     # ``stream_options`` (strict servers such as Mistral reject the latter with a 422).
     max_tokens_field = "max_completion_tokens"
     stream_usage = True
+    model_prefixes: tuple[str, ...] = ("gpt-", "o1", "o3", "o4", "chatgpt-", "codex-")
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
 
     def __init__(

@@ -70,6 +70,8 @@ class OpenAICompatibleVendor(OpenAIVendor):
     ``requires_api_key`` makes a missing key a ``ConfigError`` at construction.
     """
 
+    model_prefixes = ()  # serves whatever it hosts: never claims a model by name
+
     base_url_env = ()  # OPENAI_BASE_URL points at OpenAI's stand-in, not at this server
 
     def __init__(

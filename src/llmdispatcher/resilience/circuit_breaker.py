@@ -1,0 +1,150 @@
+"""Circuit breaking per deployment: stop sending to what is failing, probe it, come back.
+
+::
+
+    closed ──(failure_threshold consecutive vendor faults, or the error rate over the
+    │         last window_s above error_rate_threshold with min_requests seen)──▶ open
+    open ──(cooldown_s passed, or the vendor's Retry-After if longer)──▶ half-open
+    half-open: one probe request goes through; success ──▶ closed, failure ──▶ open again
+
+Only vendor faults count (429, 5xx, timeouts, connection failures): a caller's bad request
+says nothing about the vendor's health.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..clock import Clock
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """Breaker settings (one breaker per deployment is kept by the dispatcher)."""
+
+    failure_threshold: int = 5
+    cooldown_s: float = 30.0
+    error_rate_threshold: float | None = None
+    window_s: float = 60.0
+    min_requests: int = 20
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ValueError("circuit_breaker.failure_threshold: must be >= 1")
+        if self.cooldown_s < 0:
+            raise ValueError("circuit_breaker.cooldown_s: must be >= 0")
+        if self.error_rate_threshold is not None and not 0 < self.error_rate_threshold <= 1:
+            raise ValueError("circuit_breaker.error_rate_threshold: must be in (0, 1]")
+
+
+@dataclass(slots=True)
+class _Breaker:
+    state: BreakerState = "closed"
+    consecutive: int = 0
+    open_until: float = 0.0
+    reason: str = ""
+    probing: bool = False
+    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+
+
+class BreakerBoard:
+    """Every deployment's breaker, on the injected clock."""
+
+    def __init__(self, settings: CircuitBreaker, clock: Clock) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._breakers: dict[str, _Breaker] = {}
+
+    def _get(self, key: str) -> _Breaker:
+        found = self._breakers.get(key)
+        if found is None:
+            found = self._breakers[key] = _Breaker()
+        return found
+
+    def keys(self) -> list[str]:
+        return list(self._breakers)
+
+    def state(self, key: str) -> BreakerState:
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            return "closed"
+        if breaker.state == "open" and self._clock.now() >= breaker.open_until:
+            return "half_open"
+        return breaker.state
+
+    def blocked(self, key: str) -> str | None:
+        """Why ``key`` may not take a request now, or None when it may (peek, no change)."""
+        if not self.settings.enabled:
+            return None
+        breaker = self._breakers.get(key)
+        state = self.state(key)
+        if breaker is None or state == "closed":
+            return None
+        if state == "open":
+            wait = breaker.open_until - self._clock.now()
+            return f"circuit breaker open for {wait:.1f}s more ({breaker.reason})"
+        return (
+            "circuit breaker half-open: its probe request is in flight" if breaker.probing else None
+        )
+
+    def admit(self, key: str) -> bool:
+        """Take the slot: in half-open state exactly one caller becomes the probe."""
+        if self.blocked(key) is not None:
+            return False
+        breaker = self._breakers.get(key)
+        if breaker is not None and self.state(key) == "half_open":
+            breaker.state, breaker.probing = "half_open", True
+        return True
+
+    def record_success(self, key: str) -> None:
+        breaker = self._get(key)
+        breaker.consecutive = 0
+        breaker.probing = False
+        breaker.state = "closed"
+        self._remember(breaker, True)
+
+    def record_failure(self, key: str, reason: str, retry_after: float | None = None) -> None:
+        if not self.settings.enabled:
+            return
+        breaker = self._get(key)
+        breaker.consecutive += 1
+        self._remember(breaker, False)
+        was_probe = breaker.probing or self.state(key) == "half_open"
+        if (
+            was_probe
+            or breaker.consecutive >= self.settings.failure_threshold
+            or self._rate_tripped(breaker)
+        ):
+            cooldown = max(self.settings.cooldown_s, retry_after or 0.0)
+            breaker.state, breaker.probing = "open", False
+            breaker.open_until = self._clock.now() + cooldown
+            breaker.reason = reason if not was_probe else f"probe failed: {reason}"
+
+    def release_probe(self, key: str) -> None:
+        """A probe that ended without a verdict (cancelled, caller's error) frees the slot."""
+        breaker = self._breakers.get(key)
+        if breaker is not None:
+            breaker.probing = False
+
+    def _remember(self, breaker: _Breaker, ok: bool) -> None:
+        now = self._clock.now()
+        breaker.outcomes.append((now, ok))
+        while breaker.outcomes and breaker.outcomes[0][0] < now - self.settings.window_s:
+            breaker.outcomes.popleft()
+
+    def _rate_tripped(self, breaker: _Breaker) -> bool:
+        threshold = self.settings.error_rate_threshold
+        seen = len(breaker.outcomes)
+        if threshold is None or seen < self.settings.min_requests:
+            return False
+        failures = sum(1 for _, ok in breaker.outcomes if not ok)
+        return failures / seen > threshold
+
+    def open_until(self, key: str) -> float | None:
+        breaker = self._breakers.get(key)
+        return breaker.open_until if breaker is not None and breaker.state == "open" else None

@@ -1,0 +1,55 @@
+"""A retry budget per vendor, so an outage does not become a retry storm.
+
+Over a sliding window of ``window_s`` seconds a vendor may be retried at most
+``ratio * requests + min_per_second * window_s`` times: retries stay a bounded share of real
+traffic (default 20 %), and the floor lets a quiet dispatcher still retry as its retry policy
+says. A retry refused by the budget moves the request on to its next candidate instead.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ..clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget:
+    ratio: float = 0.2
+    min_per_second: float = 3.0
+    window_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.ratio < 0 or self.min_per_second < 0 or self.window_s <= 0:
+            raise ValueError("retry_budget: ratio and min_per_second must be >= 0, window_s > 0")
+
+
+class RetryBudgets:
+    def __init__(self, settings: RetryBudget, clock: Clock) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._requests: dict[str, deque[float]] = {}
+        self._retries: dict[str, deque[float]] = {}
+
+    def _window(self, table: dict[str, deque[float]], vendor: str) -> deque[float]:
+        times = table.setdefault(vendor, deque())
+        horizon = self._clock.now() - self.settings.window_s
+        while times and times[0] < horizon:
+            times.popleft()
+        return times
+
+    def record_request(self, vendor: str) -> None:
+        self._window(self._requests, vendor).append(self._clock.now())
+
+    def try_spend(self, vendor: str) -> bool:
+        """Spend one retry if the budget allows it."""
+        requests = len(self._window(self._requests, vendor))
+        retries = self._window(self._retries, vendor)
+        allowed = (
+            self.settings.ratio * requests + self.settings.min_per_second * self.settings.window_s
+        )
+        if len(retries) + 1 > allowed:
+            return False
+        retries.append(self._clock.now())
+        return True

@@ -1,0 +1,89 @@
+"""What the dispatcher has seen of each deployment: in-flight requests, latency, errors.
+
+Latency and time to first token are exponentially weighted moving averages (recent behaviour
+dominates, so a recovered deployment wins traffic back); percentiles come from the last
+``WINDOW`` samples; the error rate is over the last ``WINDOW`` outcomes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..observability.stats import percentile
+from .model import HealthView
+
+WINDOW = 200
+ALPHA = 0.3  # EWMA weight of the newest sample
+
+
+@dataclass(slots=True)
+class _Deployment:
+    in_flight: int = 0
+    latency: float | None = None
+    ttft: float | None = None
+    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+
+def _ewma(old: float | None, sample: float) -> float:
+    return sample if old is None else (1 - ALPHA) * old + ALPHA * sample
+
+
+class HealthTracker:
+    def __init__(self) -> None:
+        self._seen: dict[str, _Deployment] = {}
+
+    def _get(self, deployment_id: str) -> _Deployment:
+        found = self._seen.get(deployment_id)
+        if found is None:
+            found = self._seen[deployment_id] = _Deployment()
+        return found
+
+    def started(self, deployment_id: str) -> None:
+        self._get(deployment_id).in_flight += 1
+
+    def finished(
+        self,
+        deployment_id: str,
+        *,
+        ok: bool,
+        latency_s: float | None = None,
+        ttft_s: float | None = None,
+        counts: bool = True,
+        still_open: bool = False,
+    ) -> None:
+        """``counts``: whether the outcome says something about the deployment's health
+        (a caller's bad request or a cancellation does not). ``still_open``: a stream that
+        is still being read stays in flight until ``closed``."""
+        seen = self._get(deployment_id)
+        if not still_open:
+            seen.in_flight = max(0, seen.in_flight - 1)
+        if counts:
+            seen.outcomes.append(ok)
+        if ok and latency_s is not None and ttft_s is None:
+            seen.latency = _ewma(seen.latency, latency_s)
+        if ok and ttft_s is not None:
+            seen.ttft = _ewma(seen.ttft, ttft_s)
+            seen.ttfts.append(ttft_s)
+
+    def closed(self, deployment_id: str) -> None:
+        """A stream that was left in flight by ``finished(still_open=True)`` has ended."""
+        seen = self._get(deployment_id)
+        seen.in_flight = max(0, seen.in_flight - 1)
+
+    def view(self, deployment_id: str) -> HealthView:
+        seen = self._seen.get(deployment_id)
+        if seen is None:
+            return HealthView()
+        ordered = sorted(seen.ttfts)
+        failures = sum(1 for ok in seen.outcomes if not ok)
+        return HealthView(
+            in_flight=seen.in_flight,
+            latency_ewma_s=seen.latency,
+            ttft_ewma_s=seen.ttft,
+            ttft_p90_s=percentile(ordered, 90),
+            ttft_p95_s=percentile(ordered, 95),
+            error_rate=failures / len(seen.outcomes) if seen.outcomes else 0.0,
+            samples=len(seen.outcomes),
+        )
