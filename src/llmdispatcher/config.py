@@ -127,6 +127,8 @@ class Config:
     log_content: bool = False
     vendors: tuple[VendorSpec, ...] = ()
     model_groups: tuple[ModelGroup, ...] = ()
+    # Price table overrides and additions, in the shipped table's shape (see pricing/).
+    prices: Mapping[str, Any] | None = None
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     retry_budget: RetryBudget = field(default_factory=RetryBudget)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)

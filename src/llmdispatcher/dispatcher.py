@@ -16,7 +16,7 @@ import random
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .attempts import AttemptRunner, OpenedStream, Outcome, open_stream
 from .clock import Clock, SystemClock
@@ -27,12 +27,15 @@ from .observability.stats import Stats, StatsCollector
 from .resilience.circuit_breaker import BreakerBoard, BreakerState
 from .resilience.retry_budget import RetryBudgets
 from .routing.health import HealthTracker
-from .routing.model import RoutingDecision
+from .routing.model import Deployment, RoutingDecision
 from .routing.router import Router
 from .streaming import FinalChunk
 from .sync import LoopThread
 from .types import Attempt, Request, Response, StreamChunk, Usage
 from .vendors.base import Vendor
+
+if TYPE_CHECKING:
+    from .pricing import PriceTable
 
 logger = logging.getLogger("llmdispatcher")
 
@@ -60,6 +63,9 @@ class Dispatcher:
         self._health = HealthTracker()
         self._breakers = BreakerBoard(self.config.circuit_breaker, self._clock)
         self._budgets = RetryBudgets(self.config.retry_budget, self._clock)
+        self._price_table: PriceTable | None = None
+        if self.config.prices:  # a bad override is a configuration error now, not later
+            _ = self._prices
         self._subscribers: list[Subscriber] = [self._stats.on_event]
         self._sync = LoopThread()
         # One-line facts a front end should show its user (e.g. "using the built-in model").
@@ -181,6 +187,7 @@ class Dispatcher:
         """Send one request and return the complete answer."""
         request_id = os.urandom(8).hex()
         started = self._clock.now()
+        decision: RoutingDecision | None = None
         try:
             decision = self.plan(request)
             outcome = await self._runner(self._router()).run(
@@ -191,19 +198,26 @@ class Dispatcher:
                 accept=self._content_filter_check(decision),
             )
         except BaseException as exc:
-            self._finish(request_id, request, None, started, None, exc, stream=False)
+            self._finish(request_id, request, started, stream=False, error=exc, decision=decision)
             raise
         response: Response = outcome.value
-        attempts = self._succeed(request_id, outcome, response.usage, None)
-        decision.attempts = attempts
+        cost = self._cost(outcome.deployment, response.model, response.usage)
+        decision.attempts = self._succeed(request_id, outcome, response.usage, None)
         response = replace(
             response,
             latency_s=self._clock.now() - started,
-            attempts=tuple(attempts),
+            attempts=tuple(decision.attempts),
             routing=decision,
+            cost_usd=cost,
         )
         self._finish(
-            request_id, request, response, started, None, None, stream=False, attempts=attempts
+            request_id,
+            request,
+            started,
+            stream=False,
+            response=response,
+            decision=decision,
+            deployment=outcome.deployment.id,
         )
         return response
 
@@ -223,22 +237,24 @@ class Dispatcher:
     # --- stream -------------------------------------------------------------------------------
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Stream one answer. Text and tool-call pieces arrive as they come; the last chunk
-        carries ``finish_reason``, ``usage`` and ``routing``."""
+        carries ``finish_reason``, ``usage``, ``cost_usd`` and ``routing``."""
         request_id = os.urandom(8).hex()
         started = self._clock.now()
+        decision: RoutingDecision | None = None
         try:
             decision = self.plan(request, stream=True)
             outcome = await self._runner(self._router()).run(
                 request, request_id, decision, open_stream
             )
         except BaseException as exc:
-            self._finish(request_id, request, None, started, None, exc, stream=True)
+            self._finish(request_id, request, started, stream=True, error=exc, decision=decision)
             raise
         opened: OpenedStream = outcome.value
         ttft = self._clock.now() - started
         deployment = outcome.deployment
         final = FinalChunk(deployment.vendor, deployment.model)
         error: BaseException | None = None
+        cost: float | None = None
         try:
             async with aclosing(opened.chunks):  # type: ignore[type-var]
                 for chunk in opened.head:
@@ -248,7 +264,8 @@ class Dispatcher:
                     async for chunk in self._rest(opened.chunks, deployment.vendor, final):
                         yield chunk
             decision.attempts = self._succeed(request_id, outcome, final.usage, ttft)
-            yield final.chunk(routing=decision)
+            cost = self._cost(deployment, final.model, final.usage)
+            yield final.chunk(routing=decision, cost_usd=cost)
         except BaseException as exc:
             error = exc
             raise
@@ -256,15 +273,17 @@ class Dispatcher:
             self._health.closed(deployment.id)
             if error is not None:
                 decision.attempts = self._stream_failed(request_id, outcome, ttft, error)
+            response = replace(final.as_response(), cost_usd=cost)
             self._finish(
                 request_id,
                 request,
-                final.as_response(),
                 started,
-                ttft,
-                error,
                 stream=True,
-                attempts=decision.attempts,
+                error=error,
+                response=response,
+                ttft=ttft,
+                decision=decision,
+                deployment=deployment.id,
                 usage=final.usage if error is None else None,
             )
 
@@ -314,17 +333,21 @@ class Dispatcher:
         self,
         request_id: str,
         request: Request,
-        response: Response | None,
         started: float,
-        ttft: float | None,
-        error: BaseException | None,
         *,
         stream: bool,
-        attempts: list[Attempt] | None = None,
+        error: BaseException | None = None,
+        response: Response | None = None,
+        ttft: float | None = None,
+        decision: RoutingDecision | None = None,
+        deployment: str | None = None,
         usage: Usage | None = None,
     ) -> None:
-        if attempts is None:
-            attempts = list(getattr(error, "attempts", ()) or ())
+        attempts = (
+            decision.attempts
+            if decision is not None and decision.attempts
+            else list(getattr(error, "attempts", ()) or ())
+        )
         vendor = response.vendor if response else (attempts[-1].vendor if attempts else None)
         self._emit(
             RequestFinished(
@@ -338,8 +361,43 @@ class Dispatcher:
                 usage=usage or (response.usage if response and error is None else None),
                 error=None if error is None else _error_name(error),
                 attempts=tuple(attempts),
+                cost_usd=response.cost_usd if response else None,
+                deployment=deployment,
+                group=decision.group if decision else None,
+                fallbacks=len({a.vendor + "/" + a.model for a in attempts}) - 1 if attempts else 0,
+                price_version=self._prices.version if self._prices_loaded else None,
             )
         )
+
+    @property
+    def _prices_loaded(self) -> bool:
+        return self._price_table is not None
+
+    @property
+    def _prices(self) -> PriceTable:
+        if self._price_table is None:
+            from .pricing import load_table
+
+            self._price_table = load_table(self.config.prices)
+        return self._price_table
+
+    def _cost(self, deployment: Deployment, model: str, usage: Usage | None) -> float | None:
+        """What the answer cost in USD (Decimal arithmetic, a float at the edge), or None for a
+        model the price table does not know (logged once)."""
+        if usage is None:
+            return None
+        from .pricing import deployment_cost
+
+        vendor = self._vendors[deployment.vendor]
+        cost = deployment_cost(
+            vendor.pricing_name or deployment.vendor,
+            model or deployment.model,
+            usage,
+            self._prices,
+            deployment.input_price,
+            deployment.output_price,
+        )
+        return None if cost is None else float(cost)
 
     # --- lifecycle and the sync facade ---------------------------------------------------------
     async def aclose(self) -> None:

@@ -22,7 +22,7 @@ def test_streams_the_answer_and_prints_a_footer(
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "Paris is the capital.\n"
     footer = one_line(result.stderr)
-    assert footer.startswith("openai · gpt-4o · 7 in + 5 out tokens · cost n/a · ")
+    assert footer.startswith("openai · gpt-4o · 7 in + 5 out tokens · $0.000068 · ")
     assert "(first token " in footer
     assert footer.endswith(" · 0 retries")
     sent = fake_openai.last_request.json

@@ -91,6 +91,12 @@ retry_budget:
 enable_logging: false     # one JSON line per request and attempt on stderr
 log_content: false        # also log prompts and answers (off: they may be private)
 
+# Prices (USD per million tokens) that override or extend the shipped table; cost is None
+# (logged once) for a model the table does not know.
+prices: {}
+#  openai:
+#    my-finetune: {input: 0.30, output: 1.20, cached_input: 0.15, as_of: 2026-11-01}
+
 # `llmdispatcher serve`: the OpenAI- and Anthropic-compatible gateway.
 gateway:
   host: 127.0.0.1           # without api_keys only loopback is allowed (see allow_unauthenticated)

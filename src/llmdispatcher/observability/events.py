@@ -50,6 +50,11 @@ class RequestFinished:
     usage: Usage | None
     error: str | None
     attempts: tuple[Attempt, ...]
+    cost_usd: float | None = None
+    deployment: str | None = None
+    group: str | None = None
+    fallbacks: int = 0
+    price_version: str | None = None
 
 
 Event = AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished

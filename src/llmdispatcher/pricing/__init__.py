@@ -38,6 +38,7 @@ __all__ = [
     "cost_for",
     "cost_of",
     "default_table",
+    "deployment_cost",
     "load_table",
 ]
 
@@ -67,3 +68,21 @@ def cost_for(
         table.warn_unknown(vendor_type, model)
         return None
     return cost_of(usage, price)
+
+
+def deployment_cost(
+    vendor_pricing: str,
+    model: str,
+    usage: Usage,
+    table: PriceTable,
+    input_price: float | None = None,
+    output_price: float | None = None,
+) -> Decimal | None:
+    """Cost of ``usage`` for a deployment: its own ``input_price``/``output_price`` (USD per
+    million tokens) when both are set, else the table's row for ``model``."""
+    if input_price is not None and output_price is not None:
+        per_million = Decimal(usage.prompt_tokens) * Decimal(str(input_price)) + Decimal(
+            usage.completion_tokens
+        ) * Decimal(str(output_price))
+        return per_million / Decimal(1_000_000)
+    return cost_for(vendor_pricing, model, usage, table)

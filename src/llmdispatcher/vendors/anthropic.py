@@ -86,6 +86,8 @@ class AnthropicVendor(HttpVendor):
     ``anthropic-version``; ``default_max_tokens`` is used when a request sets no ``max_tokens``.
     """
 
+    pricing_name = "anthropic"
+
     default_name = "anthropic"
     default_base_url = "https://api.anthropic.com"
     model_prefixes = ("claude-",)

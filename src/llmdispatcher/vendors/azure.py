@@ -52,6 +52,8 @@ class AzureOpenAIVendor(OpenAIVendor):
     is called before every request, as the SDK does; it is expected to cache and renew tokens.
     """
 
+    pricing_name = "azure"
+
     default_name = "azure"
     api_key_env = (KEY_ENV,)
     base_url_env = ()

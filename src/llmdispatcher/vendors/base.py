@@ -59,6 +59,8 @@ class Vendor(ABC):
     # Model-name prefixes this vendor's models carry ("claude-"), so that a request for a model
     # nobody configured goes to the vendor that has it.
     model_prefixes: tuple[str, ...] = ()
+    # The price table's section for this vendor's models (a preset name for compatibles).
+    pricing_name: str = ""
 
     @classmethod
     def from_env(cls) -> Vendor | None:

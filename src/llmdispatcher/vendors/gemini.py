@@ -83,6 +83,8 @@ class GeminiVendor(HttpVendor):
     The key travels in the ``x-goog-api-key`` header only (a ``?key=`` query lands in logs).
     """
 
+    pricing_name = "google"
+
     default_name = "google"
     default_base_url = "https://generativelanguage.googleapis.com"
     api_key_env: tuple[str, ...] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")

@@ -38,6 +38,8 @@ from .openai import OpenAIVendor
 class LlamaServerVendor(OpenAIVendor):
     """A llama-server instance. ``base_url`` is its root or ``/v1`` URL."""
 
+    pricing_name = "llamacpp"
+
     model_prefixes = ()  # serves whatever it hosts: never claims a model by name
 
     default_name = "llamacpp"
@@ -88,6 +90,8 @@ class LlamaCppVendor(Vendor):
     (model names it answers to besides the file's stem), ``tools`` (only for GGUFs whose chat
     template supports tools).
     """
+
+    pricing_name = "llamacpp"
 
     def __init__(
         self,

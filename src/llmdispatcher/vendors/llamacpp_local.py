@@ -168,6 +168,8 @@ class LlamaCppEngine:
 class LlamaCppLocalVendor(Vendor):
     """In-process llama.cpp. Use it through ``LlamaCppVendor(model_path=...)``."""
 
+    pricing_name = "llamacpp"
+
     def __init__(
         self,
         *,

@@ -99,6 +99,8 @@ class OllamaVendor(HttpVendor):
     timeout: generous, since the first request loads the model into memory.
     """
 
+    pricing_name = "ollama"
+
     default_name = "ollama"
     # Vision is per model (``supports_vision``); the flag says some models can.
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)

@@ -44,6 +44,8 @@ class OpenAIVendor(HttpVendor):
     timeout (seconds of silence allowed) and ``connect_timeout`` the TCP/TLS connect timeout.
     """
 
+    pricing_name = "openai"
+
     default_name = "openai"
     default_base_url = "https://api.openai.com/v1"
     api_key_env: tuple[str, ...] = ("OPENAI_API_KEY",)

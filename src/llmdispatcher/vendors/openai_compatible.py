@@ -106,6 +106,7 @@ class OpenAICompatibleVendor(OpenAIVendor):
                 f"ending in /v1) or preset= (one of {', '.join(PRESETS)})"
             )
         self.preset = preset
+        self.pricing_name = preset or "openai_compatible"
         self.api_key_env = (settings.api_key_env,) if settings.api_key_env else ()
         self.requires_api_key = settings.requires_api_key
         self.max_tokens_field = settings.max_tokens_field
