@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test unit lint format typecheck coverage bench clean
+.PHONY: setup run test services unit lint format typecheck coverage bench clean
 
 ## setup: create .venv; install the package, its dev and local extras and the default model
 setup: $(STAMP)
@@ -21,11 +21,15 @@ run: setup
 	$(VENV)/bin/llmdispatcher chat "What is the capital of France? Answer in one sentence."
 
 ## test: set up, start the services the tests need, then tests + lint + type check
-test: setup
+test: setup services
 	$(PY) -m pytest -q
 	$(PY) -m ruff check src tests examples bench
 	$(PY) -m ruff format --check src tests examples bench
 	$(PY) -m mypy
+
+## services: start Redis (and what else the tests need) if it is not already answering
+services:
+	bash scripts/services.sh
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fakes.fixtures_gemini",
     "tests.fakes.fixtures_ollama",
     "tests.fakes.fixtures_openai_family",
+    "tests.redis_fixtures",
 ]

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .admission import LOCAL_LIMIT, Admission
 from .clock import Clock
 from .config import Config
 from .errors import (
@@ -55,6 +56,7 @@ class OpenedStream:
     head: list[StreamChunk] = field(default_factory=list)
     ended: bool = False
     ttft_s: float | None = None
+    reservation: Any = None  # rate-limit reservation, settled with the real usage at the end
 
     async def aclose(self) -> None:
         await self.chunks.aclose()  # type: ignore[attr-defined]
@@ -110,6 +112,8 @@ class AttemptRunner:
         health: HealthTracker,
         breakers: BreakerBoard,
         budgets: RetryBudgets,
+        admission: Admission | None = None,
+        worst_tokens: int = 0,
     ) -> None:
         self.config = config
         self.vendors = vendors
@@ -120,6 +124,8 @@ class AttemptRunner:
         self.health = health
         self.breakers = breakers
         self.budgets = budgets
+        self.admission = admission
+        self.worst_tokens = worst_tokens  # the reservation per attempt: prompt + max_tokens
 
     async def run(
         self,
@@ -133,6 +139,41 @@ class AttemptRunner:
         if not queue:
             raise _nothing_available(decision)
         deadline = Deadline.after(self.clock, request.timeout or self.config.timeout)
+        waited = 0.0
+        while True:
+            error = await self._through(
+                request, request_id, decision, list(queue), attempt, accept, deadline
+            )
+            if isinstance(error, Outcome):
+                return error
+            wait = self._limit_wait(error, waited, deadline)
+            if wait is None:
+                break
+            waited += wait  # every candidate is over one of our limits: wait for one to free
+            await self.clock.sleep(wait)
+        if not error.retryable or error.error_type == LOCAL_LIMIT:
+            raise _with_attempts(error, decision.attempts)
+        raise VendorUnavailable(decision.attempts, error) from error
+
+    def _limit_wait(self, error: VendorError, waited: float, deadline: Deadline) -> float | None:
+        """How long to wait for our own rate limits to free, or None to give up."""
+        if error.error_type != LOCAL_LIMIT or error.retry_after is None:
+            return None
+        left = min(self.config.rate_limit_wait_s - waited, deadline.remaining())
+        wait = min(error.retry_after, left)
+        return wait if wait > 0 and error.retry_after <= left else None
+
+    async def _through(
+        self,
+        request: Request,
+        request_id: str,
+        decision: RoutingDecision,
+        queue: list[Candidate],
+        attempt: Attempter,
+        accept: Callable[[Any], str | None] | None,
+        deadline: Deadline,
+    ) -> Outcome | VendorError:
+        """One pass over the candidates: the outcome, or the last error."""
         attempts = decision.attempts
         error: VendorError | None = None
         position = 0
@@ -169,9 +210,7 @@ class AttemptRunner:
                 raise _with_attempts(error, attempts)
             position += 1
         assert error is not None
-        if not error.retryable:
-            raise _with_attempts(error, attempts)
-        raise VendorUnavailable(attempts, error) from error
+        return error
 
     async def _candidate(
         self,
@@ -224,6 +263,8 @@ class AttemptRunner:
                     refused, vendor=deployment.vendor, error_code=CONTENT_FILTER
                 )
             attempts.append(self._failed(request_id, deployment, error, started))
+            if error.error_type == LOCAL_LIMIT:
+                break  # over our own limit: the next candidate now, or wait in run()
             if not error.retryable or retry == policy.max_retries or deadline.expired:
                 break
             hint = error.retry_after
@@ -243,25 +284,44 @@ class AttemptRunner:
             if deployment.model == request.model
             else replace(request, model=deployment.model)
         )
+        vendor.check(sent)
+        reservation = await self._reserve(deployment)
         self.budgets.record_request(deployment.vendor)
         self.health.started(deployment.id)
         started = self.clock.now()
         try:
-            vendor.check(sent)
             value = await attempt(vendor, sent)
-        except VendorError as exc:
-            self.health.finished(deployment.id, ok=False, counts=_vendor_fault(exc))
-            raise
-        except BaseException:
-            self.health.finished(deployment.id, ok=False, counts=False)
-            self.breakers.release_probe(deployment.id)
+        except BaseException as exc:
+            fault = isinstance(exc, VendorError) and _vendor_fault(exc)
+            self.health.finished(deployment.id, ok=False, counts=fault)
+            if not isinstance(exc, VendorError):
+                self.breakers.release_probe(deployment.id)
+            await self._settle(reservation, 0)  # nothing was billed that we know of
             raise
         if isinstance(value, OpenedStream):  # in flight until the caller finishes reading it
             value.ttft_s = self.clock.now() - started
+            value.reservation = reservation  # settled when the stream ends
             self.health.finished(deployment.id, ok=True, ttft_s=value.ttft_s, still_open=True)
         else:
+            usage = getattr(value, "usage", None)
+            await self._settle(reservation, usage.total_tokens if usage is not None else 0)
             self.health.finished(deployment.id, ok=True, latency_s=self.clock.now() - started)
         return value
+
+    async def _reserve(self, deployment: Deployment) -> Any:
+        """Our own limits first: a refusal is a local RateLimitError (no request is sent)."""
+        if self.admission is None:
+            return None
+        from .resilience.rate_limit import Refusal
+
+        found = await self.admission.reserve(deployment, self.worst_tokens)
+        if isinstance(found, Refusal):
+            raise found.to_error()
+        return found
+
+    async def _settle(self, reservation: Any, tokens: int) -> None:
+        if reservation is not None and self.admission is not None:
+            await self.admission.settle(reservation, tokens)
 
     async def _race(
         self,
@@ -387,7 +447,10 @@ class AttemptRunner:
 
 
 def _vendor_fault(error: VendorError) -> bool:
-    """Whether an error says the vendor is unwell (429, 5xx, timeouts, connections)."""
+    """Whether an error says the vendor is unwell (429, 5xx, timeouts, connections); our own
+    rate limits refusing say nothing about it."""
+    if error.error_type == LOCAL_LIMIT:
+        return False
     return error.retryable or error.status == 429 or (error.status or 0) >= 500
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .budgets import Budget
 from .resilience.circuit_breaker import CircuitBreaker
 from .resilience.retry import RetryPolicy
 from .resilience.retry_budget import RetryBudget
@@ -129,6 +130,15 @@ class Config:
     model_groups: tuple[ModelGroup, ...] = ()
     # Price table overrides and additions, in the shipped table's shape (see pricing/).
     prices: Mapping[str, Any] | None = None
+    # Where limits and budgets live: memory:// (one process), sqlite:///path.db (survives
+    # restarts), redis://host:6379/0 (shared by replicas).
+    state_url: str = "memory://"
+    budgets: tuple[Budget, ...] = ()
+    # How long a request may wait for a rate limit to free when every candidate is over one.
+    rate_limit_wait_s: float = 0.0
+    # The request ledger: sqlite:///path.db or postgresql://... (None: no ledger).
+    ledger_url: str | None = None
+    ledger_content: bool = False
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     retry_budget: RetryBudget = field(default_factory=RetryBudget)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
@@ -138,6 +148,9 @@ class Config:
         object.__setattr__(self, "routing_rules", tuple(self.routing_rules))
         object.__setattr__(self, "vendors", tuple(self.vendors))
         object.__setattr__(self, "model_groups", tuple(self.model_groups))
+        object.__setattr__(self, "budgets", tuple(self.budgets))
+        if self.rate_limit_wait_s < 0:
+            raise ValueError("rate_limit_wait_s: must be >= 0 seconds")
         names = [group.name for group in self.model_groups]
         if len(names) != len(set(names)):
             raise ValueError("model_groups: two groups have the same name")

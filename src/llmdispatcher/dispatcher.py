@@ -10,14 +10,17 @@ failures before that point are retried and failed over like any other, failures 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .admission import Admission
 from .attempts import AttemptRunner, OpenedStream, Outcome, open_stream
 from .clock import Clock, SystemClock
 from .config import Config
@@ -64,6 +67,7 @@ class Dispatcher:
         self._breakers = BreakerBoard(self.config.circuit_breaker, self._clock)
         self._budgets = RetryBudgets(self.config.retry_budget, self._clock)
         self._price_table: PriceTable | None = None
+        self._admission = Admission(self.config, self._vendors, self._clock)
         if self.config.prices:  # a bad override is a configuration error now, not later
             _ = self._prices
         self._subscribers: list[Subscriber] = [self._stats.on_event]
@@ -114,6 +118,7 @@ class Dispatcher:
                 "give the second one another name= "
             )
         self._vendors[vendor.name] = vendor
+        vendor.listen_to_headers(functools.partial(self._admission.observe, vendor.name))
 
     @property
     def vendors(self) -> dict[str, Vendor]:
@@ -152,7 +157,9 @@ class Dispatcher:
             self.config, self._vendors, self._health, self._breakers, estimate_prompt_tokens
         )
 
-    def _runner(self, router: Router) -> AttemptRunner:
+    def _runner(self, router: Router, decision: RoutingDecision) -> AttemptRunner:
+        context = decision.context
+        worst = context.prompt_tokens + context.max_tokens if context is not None else 0
         return AttemptRunner(
             self.config,
             self._vendors,
@@ -163,7 +170,43 @@ class Dispatcher:
             self._health,
             self._breakers,
             self._budgets,
+            admission=self._admission if self._admission.limits_active else None,
+            worst_tokens=worst,
         )
+
+    async def _reserve_budget(self, request: Request, decision: RoutingDecision) -> Any:
+        """Refuse (BudgetExceeded) a request whose worst-case cost would cross a budget."""
+        if not self._admission.budgets_active:
+            return None
+        return await self._admission.reserve_budget(request, decision, self._worst_cost(decision))
+
+    def _worst_cost(self, decision: RoutingDecision) -> Decimal:
+        """The dearest candidate's cost for the estimated prompt and all of max_tokens (an
+        unknown price counts 0: the real cost is settled afterwards)."""
+        from .pricing import deployment_cost
+
+        context = decision.context
+        if context is None:
+            return Decimal(0)
+        usage = Usage(
+            context.prompt_tokens, context.max_tokens, context.prompt_tokens + context.max_tokens
+        )
+        costs = [
+            deployment_cost(
+                self._vendors[c.deployment.vendor].pricing_name or c.deployment.vendor,
+                c.deployment.model,
+                usage,
+                self._prices,
+                c.deployment.input_price,
+                c.deployment.output_price,
+            )
+            for c in decision.candidates
+        ]
+        return max((c for c in costs if c is not None), default=Decimal(0))
+
+    async def _settle_budget(self, reservation: Any, cost: float | None) -> None:
+        if reservation is not None:
+            await self._admission.settle_budget(reservation, Decimal(str(cost or 0)))
 
     def plan(self, request: Request, *, stream: bool = False) -> RoutingDecision:
         """The routing decision for ``request`` (candidates in order, with scores, exclusions
@@ -188,9 +231,11 @@ class Dispatcher:
         request_id = os.urandom(8).hex()
         started = self._clock.now()
         decision: RoutingDecision | None = None
+        budget: Any = None
         try:
             decision = self.plan(request)
-            outcome = await self._runner(self._router()).run(
+            budget = await self._reserve_budget(request, decision)
+            outcome = await self._runner(self._router(), decision).run(
                 request,
                 request_id,
                 decision,
@@ -198,10 +243,12 @@ class Dispatcher:
                 accept=self._content_filter_check(decision),
             )
         except BaseException as exc:
+            await self._settle_budget(budget, 0)
             self._finish(request_id, request, started, stream=False, error=exc, decision=decision)
             raise
         response: Response = outcome.value
         cost = self._cost(outcome.deployment, response.model, response.usage)
+        await self._settle_budget(budget, cost)
         decision.attempts = self._succeed(request_id, outcome, response.usage, None)
         response = replace(
             response,
@@ -241,12 +288,15 @@ class Dispatcher:
         request_id = os.urandom(8).hex()
         started = self._clock.now()
         decision: RoutingDecision | None = None
+        budget: Any = None
         try:
             decision = self.plan(request, stream=True)
-            outcome = await self._runner(self._router()).run(
+            budget = await self._reserve_budget(request, decision)
+            outcome = await self._runner(self._router(), decision).run(
                 request, request_id, decision, open_stream
             )
         except BaseException as exc:
+            await self._settle_budget(budget, 0)
             self._finish(request_id, request, started, stream=True, error=exc, decision=decision)
             raise
         opened: OpenedStream = outcome.value
@@ -271,6 +321,9 @@ class Dispatcher:
             raise
         finally:
             self._health.closed(deployment.id)
+            tokens = final.usage.total_tokens if final.usage is not None else 0
+            await self._admission.settle(opened.reservation, tokens)
+            await self._settle_budget(budget, cost)
             if error is not None:
                 decision.attempts = self._stream_failed(request_id, outcome, ttft, error)
             response = replace(final.as_response(), cost_usd=cost)
@@ -401,8 +454,7 @@ class Dispatcher:
 
     # --- lifecycle and the sync facade ---------------------------------------------------------
     async def aclose(self) -> None:
-        for vendor in self._vendors.values():
-            await vendor.aclose()
+        await self._close_vendors()
         self._sync.close()
 
     async def __aenter__(self) -> Dispatcher:
@@ -428,6 +480,7 @@ class Dispatcher:
     async def _close_vendors(self) -> None:
         for vendor in self._vendors.values():
             await vendor.aclose()
+        await self._admission.aclose()
 
     def __enter__(self) -> Dispatcher:
         return self

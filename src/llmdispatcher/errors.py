@@ -4,6 +4,8 @@
 
     DispatcherError
     ├── ConfigError                  bad config file or constructor argument
+    ├── BudgetExceeded               a spend limit would be crossed: refused before sending
+    ├── StateError                   the shared state backend (Redis, SQLite) failed
     ├── NoVendorsRegistered          nothing to send to
     ├── VendorUnavailable            every candidate was tried and failed (lists the attempts)
     └── VendorError                  one vendor said no; carries vendor, status, retryable,
@@ -30,6 +32,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from .types import Attempt
 
 
@@ -39,6 +43,38 @@ class DispatcherError(Exception):
 
 class ConfigError(DispatcherError):
     """The configuration is wrong; the message names the file, the key path and the fix."""
+
+
+class BudgetExceeded(DispatcherError):
+    """Refused before sending: the request's worst-case cost would take a budget over its limit.
+
+    ``budget`` is the budget that would be exceeded (scope, period, limit); ``spent`` and
+    ``remaining`` (USD, ``Decimal``) are for its current period; ``requested`` is the request's
+    worst-case cost; ``resets_in`` is seconds until the period starts afresh (``None`` for a
+    ``total`` budget).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: object,
+        spent: Decimal,
+        remaining: Decimal,
+        requested: Decimal,
+        resets_in: float | None,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.spent = spent
+        self.remaining = remaining
+        self.requested = requested
+        self.resets_in = resets_in
+
+
+class StateError(DispatcherError):
+    """The state backend failed (Redis unreachable, SQLite file locked or unwritable); the
+    driver's own exception is the ``__cause__``."""
 
 
 class NoVendorsRegistered(DispatcherError):

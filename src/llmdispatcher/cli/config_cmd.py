@@ -91,6 +91,22 @@ retry_budget:
 enable_logging: false     # one JSON line per request and attempt on stderr
 log_content: false        # also log prompts and answers (off: they may be private)
 
+# Where rate limits and budgets are kept: memory:// (one process), sqlite:///limits.db
+# (survives restarts) or redis://127.0.0.1:6379/0 (shared by every replica).
+state_url: memory://
+# Limits are set per vendor (rpm, tpm, rpd, tpd, max_concurrency under vendors.<name>) or per
+# deployment; over one, the request goes to its next candidate, or waits this long at most.
+rate_limit_wait_s: 0
+# Spend limits in USD, checked against the worst case before sending.
+budgets: []
+#  - {scope: global, limit_usd: 50, period: day}
+#  - {scope: "user:alice", limit_usd: 5, period: month}   # also key:<gateway key>, group:<name>
+
+# Every request (never its content unless ledger_content) recorded for `llmdispatcher stats`:
+# sqlite:///ledger.db or postgresql://user:pass@host/db.
+ledger_url: null
+ledger_content: false
+
 # Prices (USD per million tokens) that override or extend the shipped table; cost is None
 # (logged once) for a model the table does not know.
 prices: {}

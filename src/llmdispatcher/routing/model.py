@@ -40,6 +40,7 @@ class Deployment:
     name: str | None = None
     rpm: int | None = None
     tpm: int | None = None
+    rpd: int | None = None
     tpd: int | None = None
     max_concurrency: int | None = None
     input_price: float | None = None

@@ -31,6 +31,7 @@ from ..errors import (
     VendorConnectionError,
     VendorError,
 )
+from ..limits import Limits
 from ..types import (
     FinishReason,
     Request,
@@ -104,6 +105,11 @@ class AnthropicVendor(HttpVendor):
         headers: Mapping[str, str] | None = None,
         api_version: str = "2023-06-01",
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
         default_max_tokens: int = 4096,
     ) -> None:
         key = secret_from(api_key, "ANTHROPIC_API_KEY")
@@ -129,6 +135,7 @@ class AnthropicVendor(HttpVendor):
             "accept": "application/json",
             **self.extra_headers,
         }
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> AnthropicVendor | None:

@@ -30,6 +30,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from ..errors import AuthenticationError, ConfigError, VendorError
+from ..limits import Limits
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, missing_setting
 from .openai import OpenAIVendor
@@ -74,6 +75,11 @@ class AzureOpenAIVendor(OpenAIVendor):
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         vendor = name or self.default_name
         key, token = _credentials(api_key, azure_ad_token, azure_ad_token_provider, vendor)
@@ -107,6 +113,7 @@ class AzureOpenAIVendor(OpenAIVendor):
             headers=headers,
             max_connections=max_connections,
         )
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> AzureOpenAIVendor | None:

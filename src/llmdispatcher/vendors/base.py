@@ -13,10 +13,11 @@ raise, never end quietly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError, UnsupportedRequest
+from ..limits import Limits
 from ..redaction import Secret, secret_from
 from ..types import Request, Response, StreamChunk
 
@@ -61,12 +62,20 @@ class Vendor(ABC):
     model_prefixes: tuple[str, ...] = ()
     # The price table's section for this vendor's models (a preset name for compatibles).
     pricing_name: str = ""
+    # rpm/tpm/rpd/tpd/max_concurrency, enforced by the dispatcher (shared across replicas).
+    limits: Limits = Limits()
+    # Called with every HTTP response's headers (the dispatcher listens for rate-limit ones).
+    header_listeners: tuple[Callable[[Mapping[str, str]], None], ...] = ()
 
     @classmethod
     def from_env(cls) -> Vendor | None:
         """An instance configured from the environment (the vendor's usual variables), or
         None when they are not set. Used by ``Dispatcher.from_env()``."""
         return None
+
+    def listen_to_headers(self, listener: Callable[[Mapping[str, str]], None]) -> None:
+        """Register ``listener`` for response headers (vendors without HTTP never call it)."""
+        self.header_listeners = (*self.header_listeners, listener)
 
     def serves(self, model: str) -> bool:
         """Whether this vendor is known to serve ``model`` (False: unknown, not refused)."""

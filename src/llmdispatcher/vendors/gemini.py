@@ -38,6 +38,7 @@ from ..errors import (
     VendorServerError,
     VendorTimeout,
 )
+from ..limits import Limits
 from ..types import (
     FinishReason,
     Request,
@@ -103,6 +104,11 @@ class GeminiVendor(HttpVendor):
         headers: Mapping[str, str] | None = None,
         api_version: str = "v1beta",
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         key = secret_from(api_key, *self.api_key_env)
         vendor_name = name or self.default_name
@@ -133,6 +139,7 @@ class GeminiVendor(HttpVendor):
             "x-goog-api-key": self.api_key.reveal(),
             **self.extra_headers,
         }
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> GeminiVendor | None:

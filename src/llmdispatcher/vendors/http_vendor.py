@@ -94,6 +94,7 @@ class HttpVendor(Vendor):
     async def send(self, request: Request) -> Response:
         call = self.build_call(request, stream=False)
         result = await self._http.request("POST", call.url, headers=call.headers, body=call.body)
+        self._heard(result.headers)
         if result.status >= 400:
             raise self._error(result.status, result.headers, result.body)
         return self.parse_response(decode_json(result.body, self.name), request)
@@ -103,6 +104,7 @@ class HttpVendor(Vendor):
         async with self._http.stream(
             "POST", call.url, headers=call.headers, body=call.body
         ) as response:
+            self._heard(response.headers)
             if response.status >= 400:
                 raise self._error(response.status, response.headers, await response.read())
             decoder = self.stream_decoder(request)
@@ -111,6 +113,11 @@ class HttpVendor(Vendor):
                     yield chunk
             for chunk in decoder.finish():
                 yield chunk
+
+    def _heard(self, headers: Mapping[str, str]) -> None:
+        # Rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*) for whoever tracks limits.
+        for listener in self.header_listeners:
+            listener(headers)
 
     def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> VendorError:
         info = self.parse_error(status, headers, body)

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..limits import Limits
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
 from .openai import OpenAIVendor
@@ -59,6 +60,11 @@ class LlamaServerVendor(OpenAIVendor):
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         # The root also prefixes /health, which lives outside /v1 (after any --api-prefix).
         self.server_root = (base_url or self.default_base_url).rstrip("/").removesuffix("/v1")
@@ -71,6 +77,7 @@ class LlamaServerVendor(OpenAIVendor):
             headers=headers,
             max_connections=max_connections,
         )
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> LlamaServerVendor | None:
@@ -113,6 +120,11 @@ class LlamaCppVendor(Vendor):
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self._impl: Vendor
         if model_path is not None:
@@ -143,6 +155,7 @@ class LlamaCppVendor(Vendor):
             )
         self.name = self._impl.name
         self.capabilities = self._impl.capabilities
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @property
     def in_process(self) -> bool:

@@ -48,6 +48,7 @@ from ..errors import (
     VendorError,
     VendorServerError,
 )
+from ..limits import Limits
 from ..redaction import redact
 from ..types import (
     FinishReason,
@@ -117,6 +118,11 @@ class OllamaVendor(HttpVendor):
         keep_alive: float | str | None = None,
         num_ctx: int | None = None,
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
         vision_models: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
@@ -132,6 +138,7 @@ class OllamaVendor(HttpVendor):
         self.num_ctx = num_ctx
         self.vision_models = frozenset(vision_models or ())
         self._headers = self._build_headers()
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> OllamaVendor | None:

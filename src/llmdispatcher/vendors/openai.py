@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ..errors import VendorConnectionError, VendorServerError
+from ..limits import Limits
 from ..types import (
     FinishReason,
     ImagePart,
@@ -70,6 +71,11 @@ class OpenAIVendor(HttpVendor):
         organization: str | None = None,
         project: str | None = None,
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         key = secret_from(api_key, *self.api_key_env)
         vendor_name = name or self.default_name
@@ -87,6 +93,7 @@ class OpenAIVendor(HttpVendor):
             max_connections=max_connections,
         )
         self._headers = self._auth_headers(organization, project)
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> OpenAIVendor | None:

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError
+from ..limits import Limits
 from .base import Secret
 from .openai import OpenAIVendor
 
@@ -89,6 +90,11 @@ class OpenAICompatibleVendor(OpenAIVendor):
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rpd: int | None = None,
+        tpd: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         given: dict[str, Any] = {
             "base_url": base_url,
@@ -120,6 +126,7 @@ class OpenAICompatibleVendor(OpenAIVendor):
             headers=headers,
             max_connections=max_connections,
         )
+        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> OpenAICompatibleVendor | None:

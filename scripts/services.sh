@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Start the services the test suite needs, installing them when missing. Idempotent: a service
+# that already answers is left alone. Called by `make test` (and so by CI through .ci/run).
+#
+#   Redis on 127.0.0.1:6379 (override with REDIS_HOST / REDIS_PORT): the shared-state tests
+#   (tests/state) run against a real server and fail in CI when there is none.
+set -euo pipefail
+
+REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+WAIT_SECONDS="${SERVICES_WAIT_SECONDS:-20}"
+
+log() { echo "services: $*" >&2; }
+
+# Root runs apt-get directly; anyone else needs passwordless sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+    else log "need root to run: $*"; return 1
+    fi
+}
+
+redis_answers() {
+    command -v redis-cli >/dev/null 2>&1 \
+        && [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+}
+
+install_redis() {
+    if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "redis-server is missing and apt-get is unavailable: install Redis and rerun"
+        return 1
+    fi
+    log "installing redis-server (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+
+start_redis() {
+    log "starting redis-server on $REDIS_HOST:$REDIS_PORT"
+    # No persistence: test data only. --daemonize returns once the server has forked.
+    redis-server --daemonize yes --bind "$REDIS_HOST" --port "$REDIS_PORT" \
+        --save "" --appendonly no --logfile "${TMPDIR:-/tmp}/llmd-redis-$REDIS_PORT.log"
+}
+
+wait_for_redis() {
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until redis_answers; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            log "Redis did not answer on $REDIS_HOST:$REDIS_PORT within ${WAIT_SECONDS}s"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+if redis_answers; then
+    log "Redis already answers on $REDIS_HOST:$REDIS_PORT"
+else
+    install_redis
+    # The Debian package may have started its own service already.
+    redis_answers || start_redis
+    wait_for_redis
+    log "Redis is up on $REDIS_HOST:$REDIS_PORT"
+fi

@@ -1,0 +1,126 @@
+"""Admission: rate limits and budgets, checked before sending and settled after.
+
+Per attempt, the vendor's and the deployment's limits (rpm, tpm, rpd, tpd, max_concurrency)
+are reserved together for the worst case (estimated prompt tokens + max_tokens) and settled
+with the real usage afterwards; a refusal moves the request to its next candidate. Per request,
+budgets (user, gateway key, model group, global) reserve the worst-case cost and settle with
+the real cost. Both live in the state backend chosen by ``Config.state_url``, so they hold
+across replicas sharing Redis. Nothing here runs when no limit and no budget is configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .clock import Clock
+from .config import Config
+from .limits import Limits
+from .routing.model import Deployment, RoutingDecision
+from .types import Request
+
+if TYPE_CHECKING:
+    from .budgets import BudgetReservation, BudgetTracker
+    from .resilience.rate_limit import RateLimiter, Refusal, Reservation
+    from .state.base import StateBackend
+    from .vendors.base import Vendor
+
+LOCAL_LIMIT = "local_rate_limit"  # error_type of a refusal by our own limits, not the vendor's
+
+
+class Admission:
+    def __init__(self, config: Config, vendors: Mapping[str, Vendor], clock: Clock) -> None:
+        self.config = config
+        self.vendors = vendors
+        self.clock = clock
+        self._state: StateBackend | None = None
+        self._limiter: RateLimiter | None = None
+        self._budgets: BudgetTracker | None = None
+
+    @property
+    def limits_active(self) -> bool:
+        deployments = (d for g in self.config.model_groups for d in g.deployments)
+        return any(not v.limits.unlimited for v in self.vendors.values()) or any(
+            not deployment_limits(d).unlimited for d in deployments)
+
+    @property
+    def budgets_active(self) -> bool:
+        return bool(self.config.budgets)
+
+    def state(self) -> StateBackend:
+        if self._state is None:
+            from .state import open_state
+
+            self._state = open_state(self.config.state_url)
+        return self._state
+
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            from .resilience.rate_limit import RateLimiter
+
+            self._limiter = RateLimiter(self.state(), self.clock)
+        return self._limiter
+
+    def observe(self, vendor: str, headers: Mapping[str, str]) -> None:
+        """A vendor's own rate-limit headers update our view of what is left."""
+        if self._limiter is not None:
+            self._limiter.observe_headers(vendor_scope(vendor), headers)
+
+    # --- rate limits, per attempt ------------------------------------------------------------
+    async def reserve(self, deployment: Deployment, tokens: int) -> Reservation | Refusal | None:
+        vendor = self.vendors[deployment.vendor]
+        targets = [(vendor_scope(deployment.vendor), vendor.limits),
+                   (f"deployment:{deployment.id}", deployment_limits(deployment))]
+        targets = [(scope, limits) for scope, limits in targets if not limits.unlimited]
+        if not targets:
+            return None
+        return await self.limiter().reserve_many(targets, tokens)
+
+    async def settle(self, reservation: Reservation | None, actual_tokens: int) -> None:
+        if reservation is not None:
+            await self.limiter().finish(reservation, actual_tokens)
+
+    # --- budgets, per request ------------------------------------------------------------------
+    async def reserve_budget(self, request: Request, decision: RoutingDecision,
+                             worst_usd: Decimal) -> BudgetReservation | None:
+        if not self.budgets_active:
+            return None
+        if self._budgets is None:
+            from .budgets import BudgetTracker
+
+            self._budgets = BudgetTracker(self.state(), self.clock, self.config.budgets)
+        return await self._budgets.reserve(budget_scopes(request, decision), worst_usd)
+
+    async def settle_budget(self, reservation: BudgetReservation | None,
+                            actual_usd: Decimal) -> None:
+        if reservation is not None and self._budgets is not None:
+            await self._budgets.reconcile(reservation, actual_usd)
+
+    async def aclose(self) -> None:
+        if self._state is not None:
+            await self._state.close()
+            self._state = None
+
+
+def vendor_scope(vendor: str) -> str:
+    return f"vendor:{vendor}"
+
+
+def deployment_limits(deployment: Deployment) -> Limits:
+    return Limits(rpm=deployment.rpm, tpm=deployment.tpm, rpd=deployment.rpd,
+                  tpd=deployment.tpd, max_concurrency=deployment.max_concurrency)
+
+
+def budget_scopes(request: Request, decision: RoutingDecision) -> Sequence[str]:
+    """The budget scopes a request falls under: its user, its gateway key (``metadata``
+    ``api_key``, set by the gateway), its model group; ``global`` always applies."""
+    scopes = []
+    if request.user:
+        scopes.append(f"user:{request.user}")
+    key = (request.metadata or {}).get("api_key")
+    if key:
+        scopes.append(f"key:{key}")
+    if decision.group:
+        scopes.append(f"group:{decision.group}")
+    return scopes

@@ -1,0 +1,1 @@
+"""Shared state: the backend contract, rate limits, budgets, replicas."""
