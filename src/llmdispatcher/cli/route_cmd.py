@@ -87,16 +87,40 @@ def explain(
         vendor=vendor,
     )
     plan = dispatcher.plan(request)
+    candidates = [
+        {
+            "deployment": c.deployment.id,
+            "vendor": c.deployment.vendor,
+            "model": c.deployment.model,
+            "score": c.score,
+            "why": c.detail,
+        }
+        for c in plan.candidates
+    ]
     if as_json:
         rule = asdict(plan.rule) if plan.rule else None
-        data = {"model": request.model, "vendors": list(plan.vendors), "reason": plan.reason}
-        echo(json.dumps({**data, "rule": rule}, indent=2))
+        data = {
+            "model": request.model,
+            "vendors": list(plan.vendors),
+            "reason": plan.reason,
+            "strategy": plan.strategy,
+            "group": plan.group,
+            "candidates": candidates,
+            "excluded": plan.excluded,
+        }
+        echo(json.dumps({**data, "rule": rule}, indent=2, default=str))
         return
+    first = plan.candidates[0].deployment.id if plan.candidates else "none can take it"
     rows = [
-        ("model", request.model),
-        ("vendor", style(plan.vendors[0], "green", bold=True)),
+        ("model", request.model + (f" (model group, {plan.strategy})" if plan.group else "")),
+        ("goes to", style(first, "green", bold=True)),
         ("because", reason_text(dispatcher, plan)),
-        ("fallbacks", " -> ".join(plan.vendors[1:]) or "none"),
+        ("then", " -> ".join(c["deployment"] for c in candidates[1:]) or "no fallback"),
     ]
     for label, value in rows:
         echo(f"{style(label.ljust(10), bold=True)}{value}")
+    for c in candidates:
+        score = "" if c["score"] is None else f" score {c['score']:.4g}"
+        echo(f"  {c['deployment']}{score}{': ' + c['why'] if c['why'] else ''}")
+    for deployment, why in plan.excluded.items():
+        echo(f"  {style('excluded', 'red')} {deployment}: {why}")
