@@ -42,7 +42,8 @@ class Admission:
     def limits_active(self) -> bool:
         deployments = (d for g in self.config.model_groups for d in g.deployments)
         return any(not v.limits.unlimited for v in self.vendors.values()) or any(
-            not deployment_limits(d).unlimited for d in deployments)
+            not deployment_limits(d).unlimited for d in deployments
+        )
 
     @property
     def budgets_active(self) -> bool:
@@ -70,8 +71,10 @@ class Admission:
     # --- rate limits, per attempt ------------------------------------------------------------
     async def reserve(self, deployment: Deployment, tokens: int) -> Reservation | Refusal | None:
         vendor = self.vendors[deployment.vendor]
-        targets = [(vendor_scope(deployment.vendor), vendor.limits),
-                   (f"deployment:{deployment.id}", deployment_limits(deployment))]
+        targets = [
+            (vendor_scope(deployment.vendor), vendor.limits),
+            (f"deployment:{deployment.id}", deployment_limits(deployment)),
+        ]
         targets = [(scope, limits) for scope, limits in targets if not limits.unlimited]
         if not targets:
             return None
@@ -82,8 +85,9 @@ class Admission:
             await self.limiter().finish(reservation, actual_tokens)
 
     # --- budgets, per request ------------------------------------------------------------------
-    async def reserve_budget(self, request: Request, decision: RoutingDecision,
-                             worst_usd: Decimal) -> BudgetReservation | None:
+    async def reserve_budget(
+        self, request: Request, decision: RoutingDecision, worst_usd: Decimal
+    ) -> BudgetReservation | None:
         if not self.budgets_active:
             return None
         if self._budgets is None:
@@ -92,8 +96,9 @@ class Admission:
             self._budgets = BudgetTracker(self.state(), self.clock, self.config.budgets)
         return await self._budgets.reserve(budget_scopes(request, decision), worst_usd)
 
-    async def settle_budget(self, reservation: BudgetReservation | None,
-                            actual_usd: Decimal) -> None:
+    async def settle_budget(
+        self, reservation: BudgetReservation | None, actual_usd: Decimal
+    ) -> None:
         if reservation is not None and self._budgets is not None:
             await self._budgets.reconcile(reservation, actual_usd)
 
@@ -108,8 +113,13 @@ def vendor_scope(vendor: str) -> str:
 
 
 def deployment_limits(deployment: Deployment) -> Limits:
-    return Limits(rpm=deployment.rpm, tpm=deployment.tpm, rpd=deployment.rpd,
-                  tpd=deployment.tpd, max_concurrency=deployment.max_concurrency)
+    return Limits(
+        rpm=deployment.rpm,
+        tpm=deployment.tpm,
+        rpd=deployment.rpd,
+        tpd=deployment.tpd,
+        max_concurrency=deployment.max_concurrency,
+    )
 
 
 def budget_scopes(request: Request, decision: RoutingDecision) -> Sequence[str]:

@@ -41,7 +41,7 @@ def test_help_lists_every_command(cli: CliInvoker) -> None:
     assert result.exit_code == 0
     listed = result.stdout.split("Commands:")[1].strip().splitlines()
     names = [line.split()[0] for line in listed]
-    assert names == ["chat", "vendors", "test-vendor", "models", "route", "config"]
+    assert names == ["chat", "vendors", "test-vendor", "models", "route", "config", "serve"]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

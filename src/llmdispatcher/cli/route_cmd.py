@@ -115,12 +115,12 @@ def explain(
         ("model", request.model + (f" (model group, {plan.strategy})" if plan.group else "")),
         ("goes to", style(first, "green", bold=True)),
         ("because", reason_text(dispatcher, plan)),
-        ("then", " -> ".join(c["deployment"] for c in candidates[1:]) or "no fallback"),
+        ("then", " -> ".join(c.deployment.id for c in plan.candidates[1:]) or "no fallback"),
     ]
     for label, value in rows:
         echo(f"{style(label.ljust(10), bold=True)}{value}")
-    for c in candidates:
-        score = "" if c["score"] is None else f" score {c['score']:.4g}"
-        echo(f"  {c['deployment']}{score}{': ' + c['why'] if c['why'] else ''}")
+    for c in plan.candidates:
+        score = "" if c.score is None else f" score {c.score:.4g}"
+        echo(f"  {c.deployment.id}{score}{': ' + c.detail if c.detail else ''}")
     for deployment, why in plan.excluded.items():
         echo(f"  {style('excluded', 'red')} {deployment}: {why}")

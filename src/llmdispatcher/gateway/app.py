@@ -1,0 +1,169 @@
+"""The gateway app factory: ``create_app(dispatcher, settings) -> aiohttp.web.Application``.
+
+No globals: everything an app needs hangs off it (``app[GATEWAY]``). One middleware gives each
+request its id and ``Trace``, authenticates it and turns every exception into the error table's
+response (``errors.py``: OpenAI's shape, Anthropic's on ``/v1/messages``; never a traceback).
+One ``on_response_prepare`` hook stamps every response, streamed or not, just before its
+headers go out:
+
+* ``x-request-id``: the client's (if it sent a sane one) or a new random id;
+* ``x-llmdispatcher-vendor`` / ``-model``: who answered (or was tried last); empty when the
+  request never reached the dispatcher;
+* ``x-llmdispatcher-attempts``: tries made (for a stream: up to its first chunk);
+* ``x-llmdispatcher-overhead-ms``: the gateway's own time, i.e. time so far minus the time
+  spent inside vendor attempts (the sum of ``Attempt.duration_s``; for a stream, the time
+  the dispatcher took to deliver the first chunk).
+
+The request body is capped at ``max_body_bytes`` (413) and must arrive within
+``body_timeout_s`` (408).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from ..config import GatewayConfig
+from ..dispatcher import Dispatcher
+from . import anthropic_api, openai_api, seed_api
+from .auth import Admission, KeyStore
+from .catalog import ModelCatalog
+from .errors import ApiError, api_error, error_response
+from .metrics import CONTENT_TYPE, GatewayMetrics
+from .openapi import openapi_document
+from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
+
+logger = logging.getLogger("llmdispatcher.gateway")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ANTHROPIC_PATHS = frozenset({"/v1/messages"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+def create_app(
+    dispatcher: Dispatcher,
+    settings: GatewayConfig | None = None,
+    *,
+    admission: Admission | None = None,
+) -> web.Application:
+    """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook."""
+    settings = settings or GatewayConfig()
+    gateway = Gateway(
+        dispatcher=dispatcher,
+        settings=settings,
+        keys=KeyStore(settings.api_keys),
+        metrics=GatewayMetrics(),
+        catalog=ModelCatalog(settings.models_cache_s),
+        admission=admission,
+    )
+    dispatcher.subscribe(gateway.metrics.on_event)
+    dispatcher.subscribe(count_attempt)
+    open_paths = OPEN_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[_middleware(gateway, open_paths)]
+    )
+    app[GATEWAY] = gateway
+    app[OPENAPI] = orjson.dumps(openapi_document())
+    app.on_response_prepare.append(_stamp_headers)
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
+    app.router.add_get("/v1/models", openai_api.list_models)
+    app.router.add_post("/v1/messages", anthropic_api.messages)
+    seed_api.add_routes(app)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+
+
+def _middleware(
+    gateway: Gateway, open_paths: frozenset[str]
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    keys, in_flight = gateway.keys, gateway.metrics.in_flight
+    # Request ids: a random per-app prefix and a counter (no syscall per request).
+    prefix, counter = os.urandom(6).hex(), itertools.count(1)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("x-request-id")
+        if given is None or not _REQUEST_ID.fullmatch(given):
+            given = f"{prefix}{next(counter):012x}"
+        trace = Trace(given, time.perf_counter())
+        request[TRACE] = trace
+        token = CURRENT.set(trace)
+        in_flight.inc()
+        try:
+            path = request.path
+            if path not in open_paths:
+                trace.key = keys.authenticate(request, x_api_key=path in ANTHROPIC_PATHS)
+            return await handler(request)
+        except Exception as exc:
+            return _error(request, gateway, trace, exc)
+        finally:
+            in_flight.dec()
+            CURRENT.reset(token)
+
+    return middleware
+
+
+def _error(request: web.Request, gateway: Gateway, trace: Trace, exc: Exception) -> web.Response:
+    found = api_error(exc)
+    if found is None:
+        logger.exception(
+            "request %s (%s %s) failed", trace.request_id, request.method, request.path
+        )
+        found = ApiError(500, f"internal error (request id {trace.request_id})")
+    elif isinstance(exc, web.HTTPNotFound | web.HTTPMethodNotAllowed):
+        found = ApiError(
+            exc.status, f"no endpoint {request.method} {request.path}", code=found.code
+        )
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        found = ApiError(413, exc.text or found.message, code=found.code)
+    anthropic = request.path in ANTHROPIC_PATHS
+    kind = found.anthropic_type() if anthropic else found.openai_type()
+    gateway.metrics.observe_error(found.status, kind)
+    return error_response(found, anthropic=anthropic, request_id=trace.request_id)
+
+
+async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    trace = request.get(TRACE)
+    if trace is None:
+        return
+    overhead = trace.overhead_s(time.perf_counter())
+    headers = response.headers
+    headers["x-request-id"] = trace.request_id
+    headers["x-llmdispatcher-vendor"] = _header_safe(trace.vendor)
+    headers["x-llmdispatcher-model"] = _header_safe(trace.model)
+    headers["x-llmdispatcher-attempts"] = str(trace.attempts)
+    headers["x-llmdispatcher-overhead-ms"] = f"{overhead * 1000:.3f}"
+    if trace.attempts:
+        request.app[GATEWAY].metrics.observe_overhead(trace.vendor, trace.model, overhead)
+
+
+def _header_safe(value: str) -> str:
+    """A model name comes from the client: keep it printable ASCII in a header."""
+    if value.isascii() and value.isprintable():
+        return value
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in value)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    for name in gateway.dispatcher.vendors:
+        gateway.metrics.set_breaker(name, gateway.dispatcher.breaker_state(name))
+    body = gateway.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")

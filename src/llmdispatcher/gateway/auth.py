@@ -1,0 +1,117 @@
+"""Gateway API keys: who may call, and which models each key may ask for.
+
+Keys come from ``gateway.api_keys`` (plain ``key``, usually ``${ENV}``, or ``key_sha256``) and
+``LLMDISPATCHER_API_KEYS`` (comma-separated). Only their SHA-256 digests are kept. A presented
+token is hashed and compared with *every* stored digest by ``hmac.compare_digest``, so the time
+taken does not depend on which key (if any) matched or how much of it did.
+
+Clients send ``Authorization: Bearer <key>``; on ``/v1/messages`` the Anthropic SDK's
+``x-api-key`` is accepted too. Client credentials are only ever checked here: the dispatcher
+builds every vendor request from the gateway's own configuration, so nothing a client sends
+(headers or body fields such as ``api_key`` or ``base_url``) reaches a vendor.
+
+``Admission`` is the hook for per-key rate limits and budgets (the limits module plugs in here):
+it may raise ``ApiError(429, ...)`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..config import ApiKeyConfig
+from ..types import Request
+from .errors import ApiError
+
+# The per-key limit/budget hook: raise ApiError(429, ..., retry_after=...) to refuse.
+Admission = Callable[["ApiKey | None", Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A configured key, by name; ``digest`` is the SHA-256 of the key."""
+
+    name: str
+    digest: bytes
+    allowed_models: tuple[str, ...] = ("*",)
+
+    def allows(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
+
+    def __repr__(self) -> str:
+        return f"ApiKey(name={self.name!r}, allowed_models={self.allowed_models!r})"
+
+
+def digest_of(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def key_from_config(config: ApiKeyConfig) -> ApiKey:
+    digest = (
+        digest_of(config.key) if config.key is not None else bytes.fromhex(config.key_sha256 or "")
+    )
+    return ApiKey(config.name, digest, config.allowed_models)
+
+
+def keys_from_env(value: str) -> tuple[ApiKeyConfig, ...]:
+    """``LLMDISPATCHER_API_KEYS="k1,k2"``: keys named ``env-1``, ``env-2`` for every model."""
+    tokens = [t.strip() for t in value.split(",") if t.strip()]
+    return tuple(ApiKeyConfig(f"env-{i}", key=t) for i, t in enumerate(tokens, 1))
+
+
+class KeyStore:
+    """The keys the gateway accepts; empty means no authentication."""
+
+    def __init__(self, configs: Iterable[ApiKeyConfig]) -> None:
+        self._keys = tuple(key_from_config(c) for c in configs)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def identify(self, token: str) -> ApiKey | None:
+        digest = digest_of(token)
+        found = None
+        for key in self._keys:  # no early exit: every key is compared
+            if hmac.compare_digest(digest, key.digest):
+                found = key
+        return found
+
+    def authenticate(self, request: web.Request, *, x_api_key: bool = False) -> ApiKey | None:
+        """The caller's key; ``ApiError(401)`` when keys are configured and none matches."""
+        if not self._keys:
+            return None
+        token = _bearer(request.headers.get("Authorization", ""))
+        if not token and x_api_key:
+            token = request.headers.get("x-api-key", "").strip()
+        if not token:
+            raise ApiError(
+                401,
+                "no API key: send Authorization: Bearer <your gateway key>",
+                code="missing_api_key",
+            )
+        key = self.identify(token)
+        if key is None:
+            raise ApiError(401, "the API key is not valid for this gateway", code="invalid_api_key")
+        return key
+
+
+def check_model(key: ApiKey | None, model: str) -> None:
+    """``ApiError(403)`` when ``key`` may not use ``model``."""
+    if key is not None and not key.allows(model):
+        raise ApiError(
+            403,
+            f"the API key {key.name!r} may not use model {model!r}",
+            param="model",
+            code="model_not_allowed",
+        )
+
+
+def _bearer(header: str) -> str:
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""

@@ -1,0 +1,310 @@
+"""The OpenAPI 3.1 document of the whole gateway API (``GET /openapi.json``), built once per app.
+
+Request schemas say what the gateway validates (so a fuzzer's "valid" bodies are valid), not
+every field the upstream APIs know; fields outside them are accepted and dropped (see
+``openai_api`` and ``anthropic_api``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+Schema = dict[str, Any]
+
+STRING: Schema = {"type": "string"}
+NON_EMPTY: Schema = {"type": "string", "minLength": 1}
+INTEGER: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+BOOLEAN: Schema = {"type": "boolean"}
+OBJECT: Schema = {"type": "object"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def array(items: Schema, min_items: int = 0) -> Schema:
+    schema: Schema = {"type": "array", "items": items}
+    if min_items:
+        schema["minItems"] = min_items
+    return schema
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+TOOL_CALL = obj(
+    {
+        "id": STRING,
+        "type": {"const": "function"},
+        "function": obj({"name": STRING, "arguments": STRING}, ("name", "arguments")),
+    },
+    ("id", "type", "function"),
+)
+CONTENT_PART: Schema = {
+    "oneOf": [
+        obj({"type": {"const": "text"}, "text": STRING}, ("type", "text")),
+        obj(
+            {"type": {"const": "image_url"}, "image_url": obj({"url": NON_EMPTY}, ("url",))},
+            ("type", "image_url"),
+        ),
+    ]
+}
+CHAT_MESSAGE = obj(
+    {
+        "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": nullable({"anyOf": [STRING, array(CONTENT_PART)]}),
+        "name": STRING,
+        "tool_calls": array(TOOL_CALL),
+        "tool_call_id": STRING,
+    },
+    ("role",),
+)
+TOOL = obj(
+    {
+        "type": {"const": "function"},
+        "function": obj(
+            {"name": NON_EMPTY, "description": STRING, "parameters": OBJECT}, ("name",)
+        ),
+    },
+    ("type", "function"),
+)
+CHAT_REQUEST = obj(
+    {
+        "model": NON_EMPTY,
+        "messages": array(CHAT_MESSAGE, 1),
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "stop": {"anyOf": [STRING, array(STRING)]},
+        "tools": array(TOOL, 1),
+        "response_format": obj({"type": {"enum": ["text", "json_object", "json_schema"]}}),
+        "user": STRING,
+        "metadata": OBJECT,
+        "stream": BOOLEAN,
+        "stream_options": obj({"include_usage": BOOLEAN}),
+        "n": {"const": 1},
+        "seed": INTEGER,
+    },
+    ("model", "messages"),
+)
+SEED_CHAT_REQUEST: Schema = {
+    "allOf": [
+        CHAT_REQUEST,
+        obj({"vendor": STRING, "timeout": {"type": "number", "minimum": 1, "maximum": 600}}),
+    ]
+}
+USAGE = obj({"prompt_tokens": INTEGER, "completion_tokens": INTEGER, "total_tokens": INTEGER})
+CHAT_COMPLETION = obj(
+    {
+        "id": STRING,
+        "object": {"const": "chat.completion"},
+        "created": INTEGER,
+        "model": STRING,
+        "choices": array(
+            obj(
+                {
+                    "index": INTEGER,
+                    "message": obj({"role": STRING, "content": nullable(STRING)}),
+                    "finish_reason": STRING,
+                }
+            )
+        ),
+        "usage": USAGE,
+    },
+    ("id", "object", "model", "choices"),
+)
+ANTHROPIC_BLOCK: Schema = {
+    "oneOf": [
+        obj({"type": {"const": "text"}, "text": STRING}, ("type", "text")),
+        obj(
+            {"type": {"const": "tool_use"}, "id": STRING, "name": STRING, "input": OBJECT},
+            ("type", "id", "name", "input"),
+        ),
+        obj(
+            {"type": {"const": "tool_result"}, "tool_use_id": NON_EMPTY, "content": STRING},
+            ("type", "tool_use_id"),
+        ),
+    ]
+}
+MESSAGES_REQUEST = obj(
+    {
+        "model": NON_EMPTY,
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "messages": array(
+            obj(
+                {
+                    "role": {"enum": ["user", "assistant"]},
+                    "content": {"anyOf": [STRING, array(ANTHROPIC_BLOCK)]},
+                },
+                ("role", "content"),
+            ),
+            1,
+        ),
+        "system": {"anyOf": [STRING, array(obj({"type": {"const": "text"}, "text": STRING}))]},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "stop_sequences": array(STRING),
+        "tools": array(
+            obj({"name": NON_EMPTY, "description": STRING, "input_schema": OBJECT}, ("name",))
+        ),
+        "tool_choice": obj({"type": {"enum": ["auto", "any", "none"]}}, ("type",)),
+        "metadata": obj({"user_id": STRING}),
+        "stream": BOOLEAN,
+    },
+    ("model", "max_tokens", "messages"),
+)
+ANTHROPIC_MESSAGE = obj(
+    {
+        "id": STRING,
+        "type": {"const": "message"},
+        "role": {"const": "assistant"},
+        "model": STRING,
+        "content": array(OBJECT),
+        "stop_reason": nullable(STRING),
+        "usage": obj({"input_tokens": INTEGER, "output_tokens": INTEGER}),
+    },
+    ("id", "type", "role", "content"),
+)
+OPENAI_ERROR = obj(
+    {
+        "error": obj(
+            {
+                "message": STRING,
+                "type": STRING,
+                "param": nullable(STRING),
+                "code": nullable(STRING),
+            },
+            ("message", "type"),
+        )
+    },
+    ("error",),
+)
+ANTHROPIC_ERROR = obj(
+    {
+        "type": {"const": "error"},
+        "error": obj({"type": STRING, "message": STRING}, ("type", "message")),
+        "request_id": STRING,
+    },
+    ("type", "error"),
+)
+SCHEMAS: dict[str, Schema] = {
+    "ChatCompletionRequest": CHAT_REQUEST,
+    "ChatCompletion": CHAT_COMPLETION,
+    "SeedChatRequest": SEED_CHAT_REQUEST,
+    "MessagesRequest": MESSAGES_REQUEST,
+    "Message": ANTHROPIC_MESSAGE,
+    "Error": OPENAI_ERROR,
+    "AnthropicError": ANTHROPIC_ERROR,
+    "ModelList": obj(
+        {"object": {"const": "list"}, "data": array(obj({"id": STRING, "owned_by": STRING}))}
+    ),
+    "Health": obj({"status": STRING, "version": STRING, "uptime_s": NUMBER}),
+    "DispatcherResponse": obj(
+        {"content": STRING, "vendor": STRING, "model": STRING, "attempts": array(OBJECT)}
+    ),
+    "TestVendorRequest": obj({"vendor": NON_EMPTY, "model": NON_EMPTY}, ("vendor",)),
+    "TestVendorResult": obj(
+        {"vendor": STRING, "ok": BOOLEAN, "reachable": BOOLEAN, "latency_ms": NUMBER}
+    ),
+    "Stats": obj({"total_requests": INTEGER, "vendor_stats": OBJECT}),
+    "Vendors": obj({"vendors": array(obj({"name": STRING, "health": OBJECT}))}),
+    "RoutePlan": obj({"model": STRING, "vendors": array(STRING), "reason": STRING}),
+}
+ERROR_STATUSES = ("400", "401", "403", "404", "413", "429", "502", "503", "504")
+SSE = {"text/event-stream": {"schema": STRING}}
+
+
+def _op(
+    summary: str,
+    result: str,
+    body: str | None = None,
+    *,
+    sse: bool = False,
+    error: str = "Error",
+    secured: bool = True,
+) -> Schema:
+    content: dict[str, Any] = {"application/json": {"schema": ref(result)}}
+    if sse:
+        content.update(SSE)
+    errors = {s: {"description": "error", "content": {"application/json": {"schema": ref(error)}}}
+              for s in ERROR_STATUSES}  # fmt: skip
+    op: Schema = {
+        "summary": summary,
+        "responses": {"200": {"description": "ok", "content": content}, **errors},
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(body)}},
+        }
+    if not secured:
+        op["security"] = []
+    return op
+
+
+# path -> (method, summary, response schema, request schema, options)
+OPERATIONS: tuple[tuple[str, str, str, str, str | None, dict[str, Any]], ...] = (
+    ("/v1/chat/completions", "post", "OpenAI-compatible chat completion (SSE when stream is "
+     "true)", "ChatCompletion", "ChatCompletionRequest", {"sse": True}),
+    ("/v1/models", "get", "The models the gateway serves", "ModelList", None, {}),
+    ("/v1/messages", "post", "Anthropic-compatible Messages (SSE when stream is true)",
+     "Message", "MessagesRequest", {"sse": True, "error": "AnthropicError"}),
+    ("/api/v1/health", "get", "Liveness", "Health", None, {"secured": False}),
+    ("/api/v1/chat/completions", "post", "Chat, answered as the dispatcher's Response",
+     "DispatcherResponse", "SeedChatRequest", {}),
+    ("/api/v1/chat/completions/stream", "post", "Chat as SSE, one StreamChunk per event",
+     "DispatcherResponse", "SeedChatRequest", {"sse": True}),
+    ("/api/v1/test/vendor", "post", "Check one vendor live", "TestVendorResult",
+     "TestVendorRequest", {}),
+    ("/api/v1/stats", "get", "In-memory statistics of this worker", "Stats", None, {}),
+    ("/api/v1/vendors", "get", "Vendors with health and breaker state", "Vendors", None, {}),
+    ("/api/v1/routing/explain", "post", "The route a request would take; nothing is sent",
+     "RoutePlan", "SeedChatRequest", {}),
+)  # fmt: skip
+METRICS_PATH = {
+    "get": {
+        "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "ok", "content": {"text/plain": {"schema": STRING}}}},
+    }
+}
+
+
+def _paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        path: {method: _op(summary, result, body, **options)}
+        for path, method, summary, result, body, options in OPERATIONS
+    }
+    return {**paths, "/metrics": METRICS_PATH}
+
+
+def openapi_document() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "llmdispatcher gateway",
+            "version": __version__,
+            "description": "OpenAI- and Anthropic-compatible LLM gateway with routing, retries, "
+            "fallbacks and metrics.",
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+    }

@@ -1,0 +1,173 @@
+"""From a parsed request to the dispatcher and back, for every API flavour.
+
+* ``read_json``: the body (bounded by the app's size limit and ``body_timeout_s``) as a dict.
+* ``send``: key checks, the admission hook, ``dispatcher.send``; the trace learns the attempts.
+* ``open_stream``: the same, then the *first chunk* is awaited before anything is written, so a
+  stream that fails before its first token gets a real HTTP error status (after retries and
+  fallbacks are exhausted), never a 200 followed by an error.
+* ``relay``: headers, then the chunks as the flavour's ``StreamEncoder`` renders them. A client
+  that hangs up ends the handler (aiohttp cancels it, or a write fails); the dispatcher's stream
+  is closed at once, which closes the vendor connection. An error after the first chunk is
+  written as the flavour's in-stream error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import orjson
+from aiohttp import web
+
+from ..errors import DispatcherError
+from ..types import Request, Response, StreamChunk
+from .auth import check_model
+from .errors import ApiError, api_error, bad_request
+from .state import CURRENT, Gateway, Trace
+
+logger = logging.getLogger("llmdispatcher.gateway")
+JSON_HEADERS = {"Content-Type": "application/json"}
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+class StreamEncoder(Protocol):
+    """Renders dispatcher chunks in one API's stream format."""
+
+    def head(self, chunk: StreamChunk) -> bytes:
+        """The opening events and the first chunk."""
+        ...
+
+    def chunk(self, chunk: StreamChunk) -> bytes: ...
+
+    def tail(self) -> bytes:
+        """What ends a complete stream."""
+        ...
+
+    def error(self, error: ApiError) -> bytes:
+        """The in-stream error event for a failure after the first chunk."""
+        ...
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    first: StreamChunk
+    rest: AsyncGenerator[StreamChunk, None]
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), headers=JSON_HEADERS)
+
+
+async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
+    """The body as a JSON object; 400 naming what is wrong, 413 past the size limit, 408 when
+    it does not arrive within ``body_timeout_s``."""
+    if request.content.is_eof():  # the usual case: the body came with the head
+        raw = await request.read()
+    else:
+        try:
+            async with asyncio.timeout(gateway.settings.body_timeout_s):
+                raw = await request.read()
+        except TimeoutError:
+            raise ApiError(
+                408, "the request body did not arrive in time", code="body_timeout"
+            ) from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request("body", f"not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise bad_request("body", "expected a JSON object")
+    return body
+
+
+async def admit(gateway: Gateway, trace: Trace, request: Request) -> None:
+    """The key's model allow-list, then the per-key limits hook."""
+    check_model(trace.key, request.model)
+    if gateway.admission is None:
+        return
+    try:
+        await gateway.admission(trace.key, request)
+    except ApiError as exc:
+        if exc.status == 429:
+            key = trace.key.name if trace.key else ""
+            gateway.metrics.observe_rejection(key, exc.code or "limit")
+        raise
+
+
+async def send(gateway: Gateway, trace: Trace, request: Request) -> Response:
+    await admit(gateway, trace, request)
+    try:
+        response = await gateway.dispatcher.send(request)
+    except DispatcherError as exc:
+        trace.record_failure(exc)
+        raise
+    trace.record(response)
+    return response
+
+
+async def open_stream(gateway: Gateway, trace: Trace, request: Request) -> OpenedStream:
+    await admit(gateway, trace, request)
+    stream = cast(AsyncGenerator[StreamChunk, None], gateway.dispatcher.stream(request))
+    started = time.perf_counter()
+    try:
+        first = await anext(stream)
+    except DispatcherError as exc:
+        trace.record_failure(exc)
+        raise
+    except StopAsyncIteration:  # the dispatcher always ends with a final chunk
+        raise ApiError(502, "the vendor's stream ended without an answer") from None
+    trace.vendor_s = time.perf_counter() - started
+    trace.vendor, trace.model = first.vendor, first.model
+    trace.attempts = trace.live_attempts + 1  # the failed ones so far, and this one
+    return OpenedStream(first, stream)
+
+
+async def relay(
+    request: web.Request, opened: OpenedStream, encoder: StreamEncoder
+) -> web.StreamResponse:
+    """Write the stream; returns when it ended, failed or the client went away."""
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    try:
+        await response.prepare(request)
+        await response.write(encoder.head(opened.first))
+        async for chunk in opened.rest:
+            data = encoder.chunk(chunk)
+            if data:
+                await response.write(data)
+        await response.write(encoder.tail())
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client hung up; closing the stream below hangs up on the vendor
+    except Exception as exc:  # after the 200: the flavour's in-stream error event
+        await _write_error(response, encoder, exc)
+    finally:
+        await opened.rest.aclose()
+    return response
+
+
+async def _write_error(
+    response: web.StreamResponse, encoder: StreamEncoder, exc: Exception
+) -> None:
+    trace = CURRENT.get()
+    request_id = trace.request_id if trace else "-"
+    found = api_error(exc)
+    if found is None:
+        logger.exception("request %s: unexpected error mid-stream", request_id)
+        found = ApiError(500, f"internal error (request {request_id})")
+    else:
+        logger.info("request %s: the stream failed after its first chunk: %s", request_id, exc)
+    if not response.prepared:
+        raise exc
+    try:
+        await response.write(encoder.error(found))
+        await response.write_eof()
+    except ConnectionError:
+        pass

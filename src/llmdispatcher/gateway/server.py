@@ -1,0 +1,278 @@
+"""Running the gateway: one process, or ``workers`` processes sharing one port.
+
+* **One worker** binds, logs ``listening on http://HOST:PORT``, serves until SIGTERM or SIGINT,
+  then stops accepting, lets in-flight requests and streams finish for up to
+  ``shutdown_grace_s`` (then cancels them, which hangs up on their vendors) and closes the
+  vendor connections. uvloop is used when it is installed.
+* **N workers** (``--workers N``): the parent reserves the port, then starts N processes that
+  each bind it with ``SO_REUSEPORT`` (the kernel spreads connections across them) and build
+  their own dispatcher from the same config. The parent forwards SIGTERM/SIGINT, waits for the
+  workers' graceful shutdown and restarts a worker that dies on its own.
+
+What workers share: the port, the config, and the Prometheus metrics (each worker writes to a
+``PROMETHEUS_MULTIPROC_DIR`` the parent creates, and ``/metrics`` on any worker reports the
+sum). What they do not: ``/api/v1/stats`` (per worker), retry and fallback state, the model
+and health caches, and (until the shared state backend) per-key limits and budgets.
+
+Exposure: without API keys the gateway listens only on loopback unless
+``allow_unauthenticated`` says otherwise (``check_exposure``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from aiohttp import web
+
+from ..config import Config, GatewayConfig
+from ..dispatcher import Dispatcher
+from ..errors import ConfigError
+from .app import create_app
+
+logger = logging.getLogger("llmdispatcher.gateway")
+BACKLOG = 2048
+RESTART_PAUSE_S = 1.0
+RESTARTS_PER_WORKER = 5  # then the supervisor gives up: something is wrong beyond one worker
+
+
+def check_exposure(settings: GatewayConfig) -> None:
+    """Refuse a non-loopback host without API keys, unless told to allow it."""
+    if settings.api_keys or settings.allow_unauthenticated or is_loopback(settings.host):
+        return
+    raise ConfigError(
+        f"refusing to listen on {settings.host} without API keys: anyone who can reach it could "
+        "spend your vendor credits. Add gateway.api_keys (or LLMDISPATCHER_API_KEYS), listen on "
+        "127.0.0.1, or pass --allow-unauthenticated"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_dispatcher(config_path: str | None) -> Dispatcher:
+    """The dispatcher a worker serves: the config file's, else ``Dispatcher.from_env()``."""
+    if config_path is None:
+        return Dispatcher.from_env(Config())
+    dispatcher = Dispatcher(Config.from_file(config_path))
+    if not dispatcher.vendors:
+        raise ConfigError(f"{config_path}: no vendors: add one under `vendors:`")
+    return dispatcher
+
+
+def describe(dispatcher: Dispatcher, config_path: str | None) -> str:
+    """The first log line: what is being served, and from where."""
+    vendors = ", ".join(dispatcher.vendors)
+    if dispatcher.notices:
+        return f"serving the embedded default: {' '.join(dispatcher.notices)}"
+    if config_path is None:
+        return f"no config file: serving the vendors found in the environment ({vendors})"
+    return f"serving {config_path} (vendors: {vendors})"
+
+
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.setblocking(False)
+    return sock
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s llmdispatcher[%(process)d]: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+# --- one process ----------------------------------------------------------------------------
+def run_worker(
+    config_path: str | None, settings: GatewayConfig, *, reuse_port: bool = False
+) -> None:
+    """Serve in this process until SIGTERM/SIGINT, then shut down gracefully."""
+    dispatcher = build_dispatcher(config_path)  # config errors surface before logging starts
+    configure_logging()
+    logger.info("%s", describe(dispatcher, config_path))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve_app(dispatcher, settings, reuse_port=reuse_port))
+
+
+async def serve_app(dispatcher: Dispatcher, settings: GatewayConfig, *, reuse_port: bool) -> None:
+    app = create_app(dispatcher, settings)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,  # a client that hangs up cancels its upstream request
+        shutdown_timeout=settings.shutdown_grace_s,
+        keepalive_timeout=settings.header_timeout_s,
+    )
+    await runner.setup()
+    stop = _stop_on_signals()
+    try:
+        sock = bind(settings.host, settings.port, reuse_port=reuse_port)
+        await web.SockSite(runner, sock, backlog=BACKLOG).start()
+        host, port = sock.getsockname()[:2]
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        logger.info(
+            "listening on http://%s:%s (pid %d, %s loop)", _url_host(host), port, os.getpid(), loop
+        )
+        await stop.wait()
+        logger.info(
+            "shutting down: no new connections; in-flight requests get up to %gs",
+            settings.shutdown_grace_s,
+        )
+    finally:
+        await runner.cleanup()
+        await dispatcher.aclose()
+        _ignore_signals()
+    logger.info("stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by the first SIGTERM/SIGINT; later ones are ignored while shutting down."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _ignore_signals() -> None:
+    """Stopped: a late SIGTERM/SIGINT must not turn a clean exit into a death by signal."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
+# --- N workers --------------------------------------------------------------------------------
+def _worker_main(config_path: str | None, settings: GatewayConfig) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        run_worker(config_path, settings, reuse_port=True)
+
+
+class Supervisor:
+    """Starts the workers, forwards signals, restarts a worker that dies on its own."""
+
+    def __init__(self, config_path: str | None, settings: GatewayConfig) -> None:
+        self.config_path = config_path
+        self.settings = settings
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: list[BaseProcess] = []
+        self.stopping = False
+        self.restarts_left = RESTARTS_PER_WORKER * settings.workers
+
+    def start_one(self) -> BaseProcess:
+        process = self.context.Process(
+            target=_worker_main, args=(self.config_path, self.settings), daemon=False
+        )
+        process.start()
+        return process
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+        for process in self.workers:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.workers = [self.start_one() for _ in range(self.settings.workers)]
+        while any(p.is_alive() for p in self.workers):
+            wait([p.sentinel for p in self.workers if p.is_alive()], timeout=1.0)
+            if not self.stopping:
+                self._restart_dead()
+        return 0 if all(p.exitcode == 0 for p in self.workers) else 1
+
+    def _restart_dead(self) -> None:
+        for i, process in enumerate(self.workers):
+            if process.is_alive():
+                continue
+            _mark_dead(process.pid)
+            if self.restarts_left == 0:
+                logger.error("workers keep dying; stopping the others")
+                self.stop()
+                return
+            self.restarts_left -= 1
+            logger.warning("worker %s exited with %s; restarting it", process.pid, process.exitcode)
+            time.sleep(RESTART_PAUSE_S)
+            self.workers[i] = self.start_one()
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
+    """Reserve the port, start the workers, supervise them until a signal stops them all."""
+    if config_path is not None:
+        Config.from_file(config_path)  # fail here, once, on a file the workers cannot load
+    configure_logging()
+    reserved = bind(settings.host, settings.port, reuse_port=True)  # bound, never listening
+    port = reserved.getsockname()[1]
+    metrics_dir = tempfile.mkdtemp(prefix="llmdispatcher-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    logger.info(
+        "listening on http://%s:%s (%d workers)",
+        _url_host(settings.host),
+        port,
+        settings.workers,
+    )
+    try:
+        return Supervisor(config_path, replace(settings, port=port)).run()
+    finally:
+        reserved.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def serve(config_path: str | None, settings: GatewayConfig) -> int:
+    """Run the gateway as ``settings`` says; the exit code."""
+    check_exposure(settings)
+    if settings.workers == 1:
+        run_worker(config_path, settings)
+        return 0
+    return run_workers(config_path, settings)

@@ -1,0 +1,65 @@
+"""Shape checks for request bodies, before the dispatcher's own value checks. Every failure is a
+400 naming the field (``messages[2].content[0]``), so a malformed body never becomes a 500."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ..types import Request
+from .errors import ApiError, bad_request, from_value_error
+
+T = TypeVar("T")
+# field -> (accepted types, what to call them in an error)
+FieldTypes = Mapping[str, tuple[tuple[type, ...], str]]
+
+NUMBER: tuple[tuple[type, ...], str] = ((int, float), "a number")
+INTEGER: tuple[tuple[type, ...], str] = ((int,), "an integer")
+STRING: tuple[tuple[type, ...], str] = ((str,), "a string")
+OBJECT: tuple[tuple[type, ...], str] = ((dict,), "an object")
+ARRAY: tuple[tuple[type, ...], str] = ((list,), "an array")
+BOOLEAN: tuple[tuple[type, ...], str] = ((bool,), "true or false")
+
+
+def check_fields(body: Mapping[str, Any], types: FieldTypes, where: str = "") -> None:
+    """Each present, non-null field of ``types`` has one of its types (``true`` is not a
+    number)."""
+    for name, value in body.items():  # bodies hold few of the known fields: walk the body
+        spec = types.get(name)
+        if spec is None or value is None:
+            continue
+        accepted, what = spec
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            raise bad_request(f"{where}{name}", f"expected {what}, got {_json_type(value)}")
+
+
+def check_items(values: list[Any], accepted: type, what: str, where: str) -> None:
+    for i, value in enumerate(values):
+        if not isinstance(value, accepted):
+            raise bad_request(f"{where}[{i}]", f"expected {what}, got {_json_type(value)}")
+
+
+def require(body: Mapping[str, Any], name: str, what: str, where: str = "") -> None:
+    if body.get(name) in (None, "", []):
+        raise bad_request(f"{where}{name}", f"required: {what}")
+
+
+def build_request(make: Callable[[], T]) -> T:
+    """Run the dispatcher's constructor; its ``ValueError`` names the field."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise from_value_error(exc) from None
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ApiError(400, f"malformed request: {exc}", code="invalid_value") from None
+
+
+def make_request(**fields: Any) -> Request:
+    return build_request(lambda: Request(**fields))
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "object")
