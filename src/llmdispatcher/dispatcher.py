@@ -68,6 +68,7 @@ class Dispatcher:
         self._budgets = RetryBudgets(self.config.retry_budget, self._clock)
         self._price_table: PriceTable | None = None
         self._admission = Admission(self.config, self._vendors, self._clock)
+        self._routing: Router | None = None
         if self.config.prices:  # a bad override is a configuration error now, not later
             _ = self._prices
         self._subscribers: list[Subscriber] = [self._stats.on_event]
@@ -151,11 +152,15 @@ class Dispatcher:
         return next(state for state in order if state in states)
 
     def _router(self) -> Router:
-        from .tokens import estimate_prompt_tokens
+        # One router for the dispatcher's life: it reads the (live) vendor registry and the
+        # health, breaker and config objects, and holds no per-request state.
+        if self._routing is None:
+            from .tokens import estimate_prompt_tokens
 
-        return Router(
-            self.config, self._vendors, self._health, self._breakers, estimate_prompt_tokens
-        )
+            self._routing = Router(
+                self.config, self._vendors, self._health, self._breakers, estimate_prompt_tokens
+            )
+        return self._routing
 
     def _runner(self, router: Router, decision: RoutingDecision) -> AttemptRunner:
         context = decision.context

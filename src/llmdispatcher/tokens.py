@@ -146,6 +146,16 @@ def _json(value: Any) -> str:
 
 def _encoder_for(model: str | None) -> tuple[str, _Encoder] | None:
     """The preferred encoding for ``model``, else the other one, if either loads offline."""
+    # Memoised per model and cache setting: this runs for every request the router sees.
+    return _encoder_memo(
+        model, os.environ.get("TIKTOKEN_CACHE_DIR"), os.environ.get("DATA_GYM_CACHE_DIR")
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _encoder_memo(
+    model: str | None, tiktoken_dir: str | None, gym_dir: str | None
+) -> tuple[str, _Encoder] | None:
     preferred = encoding_name_for(model)
     cache_dir = _tiktoken_cache_dir()
     for name in (preferred, *(n for n in _ENCODING_FILES if n != preferred)):

@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..config import Config
 from ..errors import ConfigError, ContextLengthExceeded, NoVendorsRegistered, VendorError
@@ -28,6 +29,7 @@ from .model import Candidate, Deployment, ModelGroup, RankContext, RoutingDecisi
 from .rules import RequestFacts, RoutingRule, first_match
 from .strategies import estimate_cost_usd, get_strategy
 
+V = TypeVar("V")
 DEFAULT_MAX_TOKENS = 1024  # what a request without max_tokens is assumed to produce
 
 
@@ -182,10 +184,11 @@ class Router:
             prompt_tokens=facts.prompt_tokens,
             max_tokens=max_tokens,
             stream=facts.stream,
-            health={d.id: self.health.view(d.id) for d in deployments},
-            cost_per_request={
-                d.id: estimate_cost_usd(d, facts.prompt_tokens, max_tokens) for d in deployments
-            },
+            health=_Lazy({d.id: d for d in deployments}, lambda d: self.health.view(d.id)),
+            cost_per_request=_Lazy(
+                {d.id: d for d in deployments},
+                lambda d: estimate_cost_usd(d, facts.prompt_tokens, max_tokens),
+            ),
             rng=rng if isinstance(rng, random.Random) else random.Random(),
             group=target.group,
         )
@@ -306,6 +309,29 @@ class Router:
                 fallback.deployments, fallback.strategy, decision.context, decision
             )
         return found
+
+
+class _Lazy(Mapping[str, V]):
+    """Per-deployment values computed on first access: only the strategies that look at
+    health or cost pay for computing them (most requests use ``priority``)."""
+
+    def __init__(
+        self, deployments: dict[str, Deployment], compute: Callable[[Deployment], V]
+    ) -> None:
+        self._deployments = deployments
+        self._compute = compute
+        self._done: dict[str, V] = {}
+
+    def __getitem__(self, key: str) -> V:
+        if key not in self._done:
+            self._done[key] = self._compute(self._deployments[key])
+        return self._done[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._deployments)
+
+    def __len__(self) -> int:
+        return len(self._deployments)
 
 
 def _with_model(request: Request, model: str) -> Request:
