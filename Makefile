@@ -27,9 +27,10 @@ test: setup services
 	$(PY) -m ruff format --check src tests examples bench
 	$(PY) -m mypy
 
-## services: start Redis (and what else the tests need) if it is not already answering
+## services: start Redis and PostgreSQL (installing them if missing) unless they answer
 services:
 	bash scripts/services.sh
+	bash scripts/postgres.sh
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -38,6 +38,7 @@ from .types import Attempt, Request, Response, StreamChunk, Usage
 from .vendors.base import Vendor
 
 if TYPE_CHECKING:
+    from .observability.ledger import Ledger, LedgerStats
     from .pricing import PriceTable
 
 logger = logging.getLogger("llmdispatcher")
@@ -81,6 +82,14 @@ class Dispatcher:
             self.register(vendor_class(spec.type)(**spec.options))
         for vendor in vendors:
             self.register(vendor)
+        self._ledger: Ledger | None = None
+        if self.config.ledger_url:
+            from .observability.ledger import open_ledger
+
+            self._ledger = open_ledger(self.config.ledger_url,
+                                       log_content=self.config.ledger_content,
+                                       secrets=self.secrets, clock=self._clock)
+            self.subscribe(self._ledger.on_event)
         if self.config.enable_logging:
             from .observability.logging import EventLogger, enable_stderr_logging
 
@@ -137,7 +146,15 @@ class Dispatcher:
         return tuple(s for v in self._vendors.values() for s in v.secrets())
 
     def stats(self) -> Stats:
+        """This process's statistics since it started (``ledger_stats`` for all of them)."""
         return self._stats.snapshot()
+
+    async def ledger_stats(self, since: float | None = None) -> LedgerStats:
+        """Statistics from the ledger (``Config.ledger_url``): across restarts and replicas,
+        grouped by vendor, model and user; ``since`` is an epoch time."""
+        if self._ledger is None:
+            raise ConfigError("no ledger: set ledger_url (e.g. sqlite:///ledger.db) in the config")
+        return await self._ledger.stats(since)
 
     def breaker_state(self, deployment: str) -> BreakerState:
         """``closed``, ``open`` or ``half_open`` for a deployment id (``vendor/model``) or a
@@ -424,6 +441,10 @@ class Dispatcher:
                 group=decision.group if decision else None,
                 fallbacks=len({a.vendor + "/" + a.model for a in attempts}) - 1 if attempts else 0,
                 price_version=self._prices.version if self._prices_loaded else None,
+                api_key_id=(request.metadata or {}).get("api_key"),
+                output_text=response.content
+                if response is not None and self.config.ledger_content
+                else None,
             )
         )
 
@@ -486,6 +507,8 @@ class Dispatcher:
         for vendor in self._vendors.values():
             await vendor.aclose()
         await self._admission.aclose()
+        if self._ledger is not None:
+            await self._ledger.aclose()
 
     def __enter__(self) -> Dispatcher:
         return self

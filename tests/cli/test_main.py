@@ -27,6 +27,8 @@ COMMANDS = [
     ["config"],
     ["config", "init"],
     ["config", "check"],
+    ["stats"],
+    ["serve"],
 ]
 
 
@@ -41,7 +43,16 @@ def test_help_lists_every_command(cli: CliInvoker) -> None:
     assert result.exit_code == 0
     listed = result.stdout.split("Commands:")[1].strip().splitlines()
     names = [line.split()[0] for line in listed]
-    assert names == ["chat", "vendors", "test-vendor", "models", "route", "config", "serve"]
+    assert names == [
+        "chat",
+        "vendors",
+        "test-vendor",
+        "models",
+        "route",
+        "config",
+        "stats",
+        "serve",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("vendors_cmd", "models"),
     "route": ("route_cmd", "route"),
     "config": ("config_cmd", "config"),
+    "stats": ("stats_cmd", "stats"),
     "serve": ("serve_cmd", "serve"),
 }
 

@@ -55,6 +55,8 @@ class RequestFinished:
     group: str | None = None
     fallbacks: int = 0
     price_version: str | None = None
+    api_key_id: str | None = None  # the gateway key's name (request.metadata["api_key"])
+    output_text: str | None = None  # the answer, only when the config asks to log content
 
 
 Event = AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished
