@@ -86,9 +86,12 @@ class Dispatcher:
         if self.config.ledger_url:
             from .observability.ledger import open_ledger
 
-            self._ledger = open_ledger(self.config.ledger_url,
-                                       log_content=self.config.ledger_content,
-                                       secrets=self.secrets, clock=self._clock)
+            self._ledger = open_ledger(
+                self.config.ledger_url,
+                log_content=self.config.ledger_content,
+                secrets=self.secrets,
+                clock=self._clock,
+            )
             self.subscribe(self._ledger.on_event)
         if self.config.enable_logging:
             from .observability.logging import EventLogger, enable_stderr_logging
