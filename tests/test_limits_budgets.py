@@ -173,3 +173,38 @@ async def test_two_dispatchers_share_limits_through_redis(
     refused = [r for r in results if isinstance(r, RateLimitError)]
     assert len(results) - len(refused) == 3  # the two replicas together admitted exactly 3
     assert len(fake_openai.requests) == 3
+
+
+async def test_three_replicas_on_redis_stay_within_a_tpm_limit_and_a_budget(
+    fake_openai: FakeOpenAI, redis_url: str, redis_prefix: str
+) -> None:
+    """Three dispatchers, one Redis, 90 concurrent requests: admitted tokens and spend stay
+    within the limits exactly, because every reservation is an atomic check-and-add of the worst
+    case and the vendor's real usage (21 tokens) is never above it (tolerance: zero)."""
+    fake_openai.default = Reply(prompt_tokens=9, completion_tokens=12)
+    url = f"{redis_url}?prefix={redis_prefix}"
+    tpm, budget_usd = 2_000, "0.0004"
+    clock = FakeClock()  # one minute window for the whole run
+    replicas = [
+        Dispatcher(
+            config(state_url=url, budgets=(Budget("global", budget_usd, "day"),)),
+            vendors=[vendor(fake_openai, tpm=tpm)],
+            clock=clock,
+        )
+        for _ in range(3)
+    ]
+    try:
+        results = await asyncio.gather(
+            *(d.send(ask(max_tokens=100)) for d in replicas * 30), return_exceptions=True
+        )
+    finally:
+        for d in replicas:
+            await d.aclose()
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, RateLimitError | BudgetExceeded)]
+    assert len(answered) + len(refused) == 90
+    assert answered  # a good share got through ...
+    assert refused  # ... and the limits did bite
+    assert sum(r.usage.total_tokens for r in answered) <= tpm
+    assert sum(r.cost_usd or 0 for r in answered) <= float(budget_usd)
+    assert len(fake_openai.requests) == len(answered)

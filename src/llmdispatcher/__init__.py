@@ -6,11 +6,16 @@ use. The names below are the public API.
 
 from __future__ import annotations
 
+from .budgets import Budget
 from .clock import Clock, FakeClock, SystemClock
 from .config import Config, VendorSpec
 from .dispatcher import Dispatcher
+from .limits import Limits
 from .observability.stats import Stats, VendorStats
+from .resilience.circuit_breaker import CircuitBreaker
 from .resilience.retry import RetryPolicy
+from .resilience.retry_budget import RetryBudget
+from .routing.model import Deployment, ModelGroup, Objective, RoutingDecision
 from .routing.rules import RoutingCondition, RoutingRule
 from .types import (
     Attempt,
@@ -30,16 +35,24 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Attempt",
+    "Budget",
+    "CircuitBreaker",
     "Clock",
     "Config",
+    "Deployment",
     "Dispatcher",
     "FakeClock",
     "ImagePart",
+    "Limits",
     "Message",
+    "ModelGroup",
+    "Objective",
     "Request",
     "Response",
+    "RetryBudget",
     "RetryPolicy",
     "RoutingCondition",
+    "RoutingDecision",
     "RoutingRule",
     "Stats",
     "StreamChunk",

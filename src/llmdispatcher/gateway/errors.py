@@ -18,6 +18,7 @@ VendorConnectionError       502
 VendorServerError           502     503 when the vendor said overloaded (503/529)
 VendorUnavailable           -       the status of its last error (all failed the same way)
 NoVendorsRegistered         503
+BudgetExceeded              429     insufficient_quota, as OpenAI says for spent credit
 ConfigError                 500     the gateway's configuration cannot route the request
 anything else               500     logged with its traceback, never shown
 ==========================  ======  ================================================
@@ -32,6 +33,7 @@ from aiohttp import web
 
 from ..errors import (
     AuthenticationError,
+    BudgetExceeded,
     ConfigError,
     ContextLengthExceeded,
     InvalidRequestError,
@@ -132,6 +134,8 @@ def api_error(exc: BaseException) -> ApiError | None:
         return _vendor_error(exc)
     if isinstance(exc, NoVendorsRegistered):
         return ApiError(503, str(exc), code="no_vendors")
+    if isinstance(exc, BudgetExceeded):
+        return ApiError(429, str(exc), code="insufficient_quota", retry_after=exc.resets_in)
     if isinstance(exc, ConfigError):
         return ApiError(500, f"the gateway cannot route this request: {exc}", code="config_error")
     if isinstance(exc, ValueError):

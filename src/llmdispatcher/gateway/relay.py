@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
 import orjson
@@ -88,11 +88,14 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
     return body
 
 
-async def admit(gateway: Gateway, trace: Trace, request: Request) -> None:
-    """The key's model allow-list, then the per-key limits hook."""
+async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
+    """The key's model allow-list, then the per-key limits hook; the request comes back tagged
+    with the key's name (``metadata["api_key"]``) for ``key:`` budgets and the ledger."""
     check_model(trace.key, request.model)
+    if trace.key is not None:
+        request = replace(request, metadata={**(request.metadata or {}), "api_key": trace.key.name})
     if gateway.admission is None:
-        return
+        return request
     try:
         await gateway.admission(trace.key, request)
     except ApiError as exc:
@@ -100,10 +103,11 @@ async def admit(gateway: Gateway, trace: Trace, request: Request) -> None:
             key = trace.key.name if trace.key else ""
             gateway.metrics.observe_rejection(key, exc.code or "limit")
         raise
+    return request
 
 
 async def send(gateway: Gateway, trace: Trace, request: Request) -> Response:
-    await admit(gateway, trace, request)
+    request = await admit(gateway, trace, request)
     try:
         response = await gateway.dispatcher.send(request)
     except DispatcherError as exc:
@@ -114,7 +118,7 @@ async def send(gateway: Gateway, trace: Trace, request: Request) -> Response:
 
 
 async def open_stream(gateway: Gateway, trace: Trace, request: Request) -> OpenedStream:
-    await admit(gateway, trace, request)
+    request = await admit(gateway, trace, request)
     stream = cast(AsyncGenerator[StreamChunk, None], gateway.dispatcher.stream(request))
     started = time.perf_counter()
     try:
