@@ -53,6 +53,10 @@ def test_yaml_block_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     config = Config.from_file(path)
     assert [g.name for g in config.model_groups] == ["chat-default", "chat-local"]
     assert [v.name for v in config.vendors] == ["openai", "anthropic", "ollama"]
+    for i, block in enumerate(YAML[1:], 1):  # every other YAML example loads too
+        path = tmp_path / f"readme-{i}.yaml"
+        path.write_text(block)
+        assert Config.from_file(path).vendors
 
 
 def test_every_cli_command_shown_exists() -> None:
