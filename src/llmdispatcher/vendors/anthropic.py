@@ -44,7 +44,7 @@ from ..types import (
 from .anthropic_request import JSON_TOOL, translate, wants_json_tool
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .error_mapping import ErrorInfo, error_for
-from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
+from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 logger = logging.getLogger("llmdispatcher")
@@ -390,17 +390,17 @@ def usage_from_anthropic(data: Mapping[str, Any] | None) -> Usage:
     """Anthropic's ``input_tokens`` excludes cache reads and writes; ours includes them."""
     if not data:
         return Usage()
-    written = _int(data.get("cache_creation_input_tokens"))
-    read = _int(data.get("cache_read_input_tokens"))
-    prompt = _int(data.get("input_tokens")) + written + read
-    completion = _int(data.get("output_tokens"))
+    written = count(data.get("cache_creation_input_tokens"))
+    read = count(data.get("cache_read_input_tokens"))
+    prompt = count(data.get("input_tokens")) + written + read
+    completion = count(data.get("output_tokens"))
     details = data.get("output_tokens_details") or {}
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cached_tokens=read,
-        reasoning_tokens=_int(details.get("thinking_tokens")),
+        reasoning_tokens=count(details.get("thinking_tokens")),
         cache_write_tokens=written,
     )
 
@@ -444,10 +444,3 @@ def refine_error(error: VendorError) -> VendorError:
         error_code=error.error_code,
         request_id=error.request_id,
     )
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0

@@ -58,7 +58,7 @@ from .gemini_request import (
     new_call_id,
     to_contents,
 )
-from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
+from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder
 
 FILTERED = frozenset(
@@ -353,14 +353,14 @@ def map_finish_reason(raw: str | None, has_calls: bool, vendor: str) -> FinishRe
 def usage_from_gemini(meta: Mapping[str, Any] | None) -> Usage:
     if not meta:
         return Usage()
-    prompt = _int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount"))
-    thoughts = _int(meta.get("thoughtsTokenCount"))
-    completion = _int(meta.get("candidatesTokenCount")) + thoughts
+    prompt = count(meta.get("promptTokenCount")) + count(meta.get("toolUsePromptTokenCount"))
+    thoughts = count(meta.get("thoughtsTokenCount"))
+    completion = count(meta.get("candidatesTokenCount")) + thoughts
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        total_tokens=_int(meta.get("totalTokenCount")) or prompt + completion,
-        cached_tokens=_int(meta.get("cachedContentTokenCount")),
+        total_tokens=count(meta.get("totalTokenCount")) or prompt + completion,
+        cached_tokens=count(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 
@@ -438,7 +438,7 @@ def gemini_error(
 
 def stream_error(data: Mapping[str, Any], vendor: GeminiVendor) -> VendorError:
     """An error object inside a 200 stream: classified by its code (500 when it has none)."""
-    code = _int(data["error"].get("code"))
+    code = count(data["error"].get("code"))
     status = code if code >= 400 else 500
     info = error_info(data, status, b"")
     return gemini_error(status, info, quota_exhausted(data), vendor)
@@ -449,10 +449,3 @@ def _loads(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0

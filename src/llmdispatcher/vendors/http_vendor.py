@@ -51,6 +51,14 @@ def decode_json(body: bytes, vendor: str) -> Any:
         ) from None
 
 
+def count(value: Any) -> int:
+    """A token count from a vendor body: missing, null or malformed reads as 0."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 class HttpVendor(Vendor):
     """Base for vendors spoken to over HTTP. Subclasses translate; this class sends."""
 

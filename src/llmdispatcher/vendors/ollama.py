@@ -64,7 +64,7 @@ from ..types import (
 )
 from .base import Capabilities, Health, Secret, secret_from
 from .error_mapping import ErrorInfo
-from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
+from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import NDJSONDecoder
 
 DEFAULT_PORT = 11434
@@ -495,8 +495,8 @@ def map_done_reason(raw: str | None, has_tool_calls: bool) -> FinishReason:
 
 def usage_from_ollama(data: Mapping[str, Any]) -> Usage:
     # prompt_eval_count is absent when the whole prompt came from the server's cache.
-    prompt = _int(data.get("prompt_eval_count"))
-    completion = _int(data.get("eval_count"))
+    prompt = count(data.get("prompt_eval_count"))
+    completion = count(data.get("eval_count"))
     return Usage(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
     )
@@ -510,10 +510,3 @@ def error_message(status: int, body: bytes) -> str:
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return str(data["error"])
     return body[:500].decode("utf-8", "replace").strip() or f"HTTP {status} with no body"
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0

@@ -24,7 +24,7 @@ from ..types import (
 )
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .error_mapping import ErrorInfo, error_for
-from .http_vendor import HttpCall, HttpVendor, StreamDecoder, decode_json
+from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -211,7 +211,7 @@ class OpenAIStreamDecoder:
             info = error_info_from_body(obj, None)
             # An error after the 200 is the vendor failing mid-flight: retryable until text
             # reached the caller (the dispatcher decides that).
-            status = _int(obj["error"].get("code")) or 500
+            status = count(obj["error"].get("code")) or 500
             raise error_for(
                 status if status >= 400 else 500,
                 info,
@@ -330,16 +330,16 @@ def map_finish_reason(raw: str | None, has_tool_calls: bool) -> FinishReason | N
 def usage_from_openai(data: Mapping[str, Any] | None) -> Usage:
     if not data:
         return Usage()
-    prompt = _int(data.get("prompt_tokens"))
-    completion = _int(data.get("completion_tokens"))
+    prompt = count(data.get("prompt_tokens"))
+    completion = count(data.get("completion_tokens"))
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        total_tokens=_int(data.get("total_tokens")) or prompt + completion,
-        cached_tokens=_int(prompt_details.get("cached_tokens")),
-        reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
+        total_tokens=count(data.get("total_tokens")) or prompt + completion,
+        cached_tokens=count(prompt_details.get("cached_tokens")),
+        reasoning_tokens=count(completion_details.get("reasoning_tokens")),
     )
 
 
@@ -363,13 +363,6 @@ def error_info_from_body(data: Mapping[str, Any], request_id: str | None) -> Err
         code=str(code) if code is not None else None,
         request_id=request_id,
     )
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:
