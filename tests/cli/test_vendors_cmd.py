@@ -208,3 +208,37 @@ def test_models_of_a_vendor_that_cannot_list(
     assert result.stdout == "openai: this vendor does not list its models\n"
     result = cli("-c", config_file, "vendors")
     assert result.stdout.splitlines()[1].endswith("not listed")
+
+
+def test_models_lists_model_groups(
+    cli: CliInvoker, tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    config = write_config(
+        tmp_path / "g.yaml",
+        {"main": fake_openai},
+        "model_groups:",
+        "  - {name: chat, deployments: [{vendor: main, model: gpt-4o}]}",
+    )
+    result = cli("-c", config, "models")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "chat (model group): main/gpt-4o"
+    data = json.loads(cli("-c", config, "models", "--json").stdout)
+    assert data["model_groups"] == {"chat": ["main/gpt-4o"]}
+
+
+def test_models_local_lists_gguf_files_and_the_built_in_model(
+    cli: CliInvoker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny-test.gguf").write_bytes(b"GGUF")
+    monkeypatch.setenv("LLMDISPATCHER_MODEL_DIRS", str(models))
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing answers there
+    result = cli("models", "--local", "--json")
+    assert result.exit_code == 0, result.output
+    found = {m["name"]: m for m in json.loads(result.stdout)}
+    assert found["tiny-test"]["runtime"] == "llamacpp"
+    assert found["tiny-test"]["path"] == str(models / "tiny-test.gguf")
+    assert "smollm2" in found
+    table = cli("models", "--local").stdout.splitlines()
+    assert table[0].split() == ["NAME", "RUNS", "WITH", "FROM"]

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -286,14 +286,23 @@ def test_vendor(name: str | None, model: str | None, wait_s: float, as_json: boo
 @click.command("models")
 @click.argument("vendor", required=False)
 @timeout_option(10.0)
+@click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    help="List the models this machine can run (Ollama, GGUF files, packages).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {vendor: {models, error}} as JSON.")
 @config_option
-def models(vendor: str | None, wait_s: float, as_json: bool) -> None:
-    """List the models each vendor serves.
+def models(vendor: str | None, wait_s: float, local: bool, as_json: bool) -> None:
+    """List the models each vendor serves, and the model groups.
 
     VENDOR lists only that one. Vendors that cannot list their models say so. Exits 1 when a
-    listing fails.
+    listing fails. --local lists what `chat --local --model NAME` can run, and where.
     """
+    if local:
+        show_local_models(as_json)
+        return
     dispatcher = load_dispatcher()
     names = chosen(dispatcher, vendor)
 
@@ -302,11 +311,14 @@ def models(vendor: str | None, wait_s: float, as_json: bool) -> None:
         return list(await asyncio.gather(*jobs))
 
     listed = dict(zip(names, run_closing(dispatcher, gather()), strict=True))
+    groups = {g.name: [d.id for d in g.deployments] for g in dispatcher.config.model_groups}
     if as_json:
-        data = {n: {"models": m, "error": e} for n, (m, e) in listed.items()}
-        echo(json.dumps(data, indent=2))
+        data: dict[str, Any] = {n: {"models": m, "error": e} for n, (m, e) in listed.items()}
+        echo(json.dumps({**data, "model_groups": groups} if groups else data, indent=2))
     else:
         print_models(listed)
+        for name, deployments in groups.items():
+            echo(f"{style(name, bold=True)} (model group): {', '.join(deployments)}")
     if any(error is not None for _, error in listed.values()):
         raise click.exceptions.Exit(EXIT_FAILURE)
 
@@ -321,3 +333,40 @@ def print_models(listed: dict[str, tuple[list[str] | None, str | None]]) -> None
             echo(f"{style(name, bold=True)} ({len(found)} models)")
             for model in found:
                 echo(f"  {model}")
+
+
+def show_local_models(as_json: bool) -> None:
+    """The local model registry: name, runtime and where the model comes from."""
+    from ..local_models import list_local_models, runtime_available
+
+    found = asyncio.run(list_local_models())
+    if as_json:
+        rows = [
+            {
+                "name": m.name,
+                "runtime": m.runtime,
+                "path": str(m.path) if m.path else None,
+                "source": m.source,
+            }
+            for m in found
+        ]
+        echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        echo(
+            "no local models: pull one with Ollama, or put .gguf files in LLMDISPATCHER_MODEL_DIRS"
+        )
+        return
+    runtime = "" if runtime_available() else " (needs: pip install 'llmdispatcher[local]')"
+    for line in render_table(
+        ["NAME", "RUNS WITH", "FROM"],
+        [
+            [
+                Cell(m.name, bold=True),
+                m.runtime + (runtime if m.runtime == "llamacpp" else ""),
+                str(m.path) if m.path else m.source,
+            ]
+            for m in found
+        ],
+    ):
+        echo(line)
