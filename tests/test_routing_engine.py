@@ -4,20 +4,27 @@ fake OpenAI servers over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy, RoutingRule
-from llmdispatcher.errors import ContextLengthExceeded, VendorUnavailable
+from llmdispatcher import Config, Dispatcher, FakeClock, Request, Response, RetryPolicy, RoutingRule
+from llmdispatcher.errors import (
+    ContextLengthExceeded,
+    StreamInterrupted,
+    VendorServerError,
+    VendorUnavailable,
+)
 from llmdispatcher.resilience.circuit_breaker import CircuitBreaker
 from llmdispatcher.resilience.retry_budget import RetryBudget
 from llmdispatcher.routing.model import Deployment, ModelGroup
 from llmdispatcher.routing.rules import RoutingCondition
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.script import Fail, Reply, Stall
+from tests.fakes.script import BreakStream, Fail, Reply, Stall
+from tests.unit.echo_vendor import EchoVendor
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -346,3 +353,102 @@ async def test_latency_routing_follows_the_fast_deployment_and_comes_back(
     assert first[:2] == ["a", "b"]  # both unmeasured: each is measured once first
     assert first[2:].count("b") >= 8  # then the fast one takes the traffic
     assert later[-8:].count("a") >= 6  # and it comes back to "a" once "a" is fast again
+
+
+class Scripted(EchoVendor):
+    """An in-process vendor whose answers are scripted: (seconds to wait, error or None)."""
+
+    def __init__(self, name: str, script: list[tuple[float, Exception | None]]) -> None:
+        super().__init__(name)
+        self.script = script
+
+    async def send(self, request: Request) -> Response:
+        wait, error = self.script.pop(0) if self.script else (0.0, None)
+        await asyncio.sleep(wait)
+        if error is not None:
+            self.calls.append(request.model)
+            raise error
+        return await super().send(request)
+
+
+def fault(vendor: str) -> VendorServerError:
+    return VendorServerError("boom", vendor=vendor, status=500)
+
+
+async def test_a_first_failure_before_the_hedge_delay_is_retried_normally() -> None:
+    a = Scripted("a", [(0.0, fault("a")), (0.0, None)])
+    b = Scripted("b", [])
+    group = ModelGroup("g", (Deployment("a", "m"), Deployment("b", "m")), hedge_after_s=1.0)
+    config = Config(model_groups=(group,), retry_policy=RetryPolicy(max_retries=2))
+    async with Dispatcher(config, vendors=[a, b], clock=FakeClock()) as d:
+        response = await d.send(Request(model="g", messages=HI))
+    assert [(x.vendor, x.status) for x in response.attempts] == [
+        ("a", "VendorServerError"),
+        ("a", "ok"),
+    ]
+    assert b.calls == []
+
+
+async def test_a_racer_that_fails_before_the_winner_is_recorded_and_frees_its_probe() -> None:
+    a = Scripted("a", [(0.0, fault("a")), (0.3, fault("a"))])
+    b = Scripted("b", [(0.0, None), (0.6, None)])
+    group = ModelGroup("g", (Deployment("a", "m"), Deployment("b", "m")), hedge_after_s=0.1)
+    clock = FakeClock()
+    config = Config(
+        model_groups=(group,),
+        retry_policy=RetryPolicy(max_retries=0),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=5),
+    )
+    async with Dispatcher(config, vendors=[a, b], clock=clock) as d:
+        await d.send(Request(model="g", messages=HI))  # a fails: its breaker opens
+        clock.advance(6)  # half-open: the next request's try at "a" is the probe
+        response = await d.send(Request(model="g", messages=HI))
+        assert d.breaker_state("a/m") == "open"  # the failed probe reopened it, not stuck
+    assert [(x.vendor, x.status) for x in response.attempts] == [
+        ("a", "VendorServerError"),
+        ("b", "ok"),
+    ]
+    assert d.stats().vendor_stats["a"].failures == 2
+
+
+async def test_stopping_at_the_final_chunk_is_a_success(
+    fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
+) -> None:
+    async with dispatcher(fake_openai, fake_openai_b) as d:
+        stream = d.stream(Request(model="m", messages=HI))
+        async for chunk in stream:
+            if chunk.finish_reason:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]  # what `break` leads to, at once
+        stats = d.stats()
+    assert (stats.successful_requests, stats.failed_requests) == (1, 0)
+    assert stats.vendor_stats["a"].failures == 0
+
+
+async def test_streams_breaking_after_their_first_token_trip_the_breaker(
+    fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
+) -> None:
+    fake_openai.enqueue(*[BreakStream(after_chunks=1)] * 2)
+    async with dispatcher(
+        fake_openai,
+        fake_openai_b,
+        model_groups=(GROUP,),
+        circuit_breaker=CircuitBreaker(failure_threshold=2),
+    ) as d:
+        for _ in range(2):
+            with pytest.raises(StreamInterrupted):
+                async for _chunk in d.stream(Request(model="chat", messages=HI)):
+                    pass
+        assert d.breaker_state("a/model-a") == "open"
+
+
+async def test_p90_hedging_of_sends_uses_whole_answer_times_not_first_tokens() -> None:
+    a = Scripted("a", [(0.05, None)] * 12)
+    b = Scripted("b", [])
+    group = ModelGroup("g", (Deployment("a", "m"), Deployment("b", "m")), hedge_after_s="p90")
+    async with Dispatcher(Config(model_groups=(group,)), vendors=[a, b]) as d:
+        async for _chunk in d.stream(Request(model="g", messages=HI)):  # a fast first token
+            pass
+        for _ in range(10):
+            await d.send(Request(model="g", messages=HI))
+    assert b.calls == []  # no send was hedged against the stream's tiny time to first token

@@ -114,6 +114,8 @@ class AttemptRunner:
         budgets: RetryBudgets,
         admission: Admission | None = None,
         worst_tokens: int = 0,
+        stream: bool = False,
+        group: ModelGroup | None = None,
     ) -> None:
         self.config = config
         self.vendors = vendors
@@ -126,6 +128,9 @@ class AttemptRunner:
         self.budgets = budgets
         self.admission = admission
         self.worst_tokens = worst_tokens  # the reservation per attempt: prompt + max_tokens
+        self.stream = stream
+        self.group = group  # the request's model group (hedging settings)
+        self.partner_raced = False
 
     async def run(
         self,
@@ -189,6 +194,7 @@ class AttemptRunner:
                     )
                 )
             hedge = self._hedge_partner(decision, queue, position)
+            self.partner_raced = False
             outcome, error = await self._candidate(
                 request,
                 request_id,
@@ -204,7 +210,7 @@ class AttemptRunner:
                 return outcome
             assert error is not None
             queue[position + 1 : position + 1] = self._late_fallbacks(decision, error, queue)
-            if hedge is not None:
+            if self.partner_raced:
                 position += 1  # the hedge partner has been tried too
             if _caller_fault(error) or deadline.expired:
                 raise _with_attempts(error, attempts)
@@ -240,7 +246,7 @@ class AttemptRunner:
                         won = await self._race(
                             request, request_id, deployment, hedge, attempt, attempts
                         )
-                        if isinstance(won, _Hedge):
+                        if isinstance(won, _Hedge):  # both raced and failed: both recorded
                             return None, won.errors[-1][1]
                         value, deployment = won
                     else:
@@ -256,7 +262,8 @@ class AttemptRunner:
             else:
                 refused = accept(value) if accept is not None else None
                 if refused is None:
-                    self.breakers.record_success(deployment.id)
+                    if not isinstance(value, OpenedStream):  # a stream: judged when it ends
+                        self.breakers.record_success(deployment.id)
                     return Outcome(value, deployment, started, attempts), None
                 await _close(value)
                 error = InvalidRequestError(
@@ -292,7 +299,7 @@ class AttemptRunner:
         try:
             value = await attempt(vendor, sent)
         except BaseException as exc:
-            fault = isinstance(exc, VendorError) and _vendor_fault(exc)
+            fault = isinstance(exc, VendorError) and vendor_fault(exc)
             self.health.finished(deployment.id, ok=False, counts=fault)
             if not isinstance(exc, VendorError):
                 self.breakers.release_probe(deployment.id)
@@ -332,54 +339,62 @@ class AttemptRunner:
         attempt: Attempter,
         attempts: list[Attempt],
     ) -> tuple[Any, Deployment] | _Hedge:
-        delay = self._hedge_delay(self._group_of(first), first)
-        racers = {asyncio.create_task(self._one(request, first, attempt)): first}
-        started = {first: self.clock.now()}
-        done, _ = await asyncio.wait(racers, timeout=delay)
-        if not done and self.breakers.admit(second.id):
-            racers[asyncio.create_task(self._one(request, second, attempt))] = second
-            started[second] = self.clock.now()
+        """Start ``first``; if it has not answered after the hedge delay, start ``second`` too.
+        Without a race (``first`` answered or failed in time, or ``second``'s breaker said no)
+        this is just ``first``'s attempt, with its error raised as usual."""
+        first_task = asyncio.create_task(self._one(request, first, attempt))
+        done, _ = await asyncio.wait({first_task}, timeout=self._hedge_delay(first))
+        if done or not self.breakers.admit(second.id):
+            return await first_task, first
+        self.partner_raced = True
+        started = {first: self.clock.now(), second: self.clock.now()}
+        racers = {
+            first_task: first,
+            asyncio.create_task(self._one(request, second, attempt)): second,
+        }
+        pending: set[asyncio.Task[Any]] = set(racers)
         failures: list[tuple[Deployment, VendorError, float]] = []
-        pending = set(racers)
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     error = task.exception()
                     if error is None:
-                        winner = racers[task]
-                        await self._cancel_losers(pending, racers, request_id, started, attempts)
-                        self.breakers.record_success(winner.id)
-                        return task.result(), winner
+                        for deployment, failed, began in failures:  # it lost, but it happened
+                            attempts.append(self._failed(request_id, deployment, failed, began))
+                        losers, pending = pending, set()
+                        await self._cancel_losers(losers, racers, request_id, started, attempts)
+                        return task.result(), racers[task]
                     if not isinstance(error, VendorError):
                         raise error
                     failures.append((racers[task], error, started[racers[task]]))
         finally:
-            for task in pending:
+            for task in pending:  # the deadline ran out mid-race: hang up on both
                 task.cancel()
-        for deployment, error, began in sorted(failures, key=lambda f: started[f[0]]):
-            attempts.append(self._failed(request_id, deployment, error, began))
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for deployment, failed, began in failures:
+            attempts.append(self._failed(request_id, deployment, failed, began))
         return _Hedge(failures)
 
     async def _cancel_losers(
         self,
-        pending: set[asyncio.Task[Any]],
+        losers: set[asyncio.Task[Any]],
         racers: dict[asyncio.Task[Any], Deployment],
         request_id: str,
         started: dict[Deployment, float],
         attempts: list[Attempt],
     ) -> None:
-        for task in pending:
+        ordered = list(losers)
+        for task in ordered:
             task.cancel()
-        for task in pending:
+        results = await asyncio.gather(*ordered, return_exceptions=True)
+        for task, value in zip(ordered, results, strict=True):
             loser = racers[task]
-            try:
-                value = await task
-            except (asyncio.CancelledError, VendorError):
-                value = None
-            await _close(value)  # it may have opened a stream in the same instant: hang up
-            if isinstance(value, OpenedStream):
+            if isinstance(value, OpenedStream):  # it opened in the same instant: hang up
+                await value.aclose()
                 self.health.closed(loser.id)
+                await self._settle(value.reservation, 0)
             usage = getattr(value, "usage", None)
             attempt = Attempt(
                 loser.vendor,
@@ -398,21 +413,17 @@ class AttemptRunner:
     def _hedge_partner(
         self, decision: RoutingDecision, queue: list[Candidate], position: int
     ) -> Deployment | None:
-        group = self.router.groups.get(decision.group or "")
-        if position != 0 or len(queue) < 2 or group is None:
-            return None
-        if self._hedge_delay(group, queue[0].deployment) is None:
+        if position != 0 or len(queue) < 2 or self._hedge_delay(queue[0].deployment) is None:
             return None
         return queue[1].deployment
 
-    def _group_of(self, deployment: Deployment) -> ModelGroup | None:
-        return next((g for g in self.router.groups.values() if deployment in g.deployments), None)
-
-    def _hedge_delay(self, group: ModelGroup | None, deployment: Deployment) -> float | None:
-        """The group's fixed delay, or the deployment's live p90 time to first token."""
-        setting = group.hedge_after_s if group is not None else None
+    def _hedge_delay(self, deployment: Deployment) -> float | None:
+        """The request's group's fixed delay, or the deployment's live p90: of time to first
+        token for a stream, of the whole answer for a send."""
+        setting = self.group.hedge_after_s if self.group is not None else None
         if setting == "p90":
-            return self.health.view(deployment.id).ttft_p90_s
+            view = self.health.view(deployment.id)
+            return view.ttft_p90_s if self.stream else view.latency_p90_s
         return float(setting) if setting is not None else None
 
     def _late_fallbacks(
@@ -431,7 +442,7 @@ class AttemptRunner:
     def _failed(
         self, request_id: str, deployment: Deployment, error: VendorError, started: float
     ) -> Attempt:
-        if _vendor_fault(error):
+        if vendor_fault(error):
             self.breakers.record_failure(deployment.id, type(error).__name__, error.retry_after)
         else:
             self.breakers.release_probe(deployment.id)
@@ -446,7 +457,7 @@ class AttemptRunner:
         return attempt
 
 
-def _vendor_fault(error: VendorError) -> bool:
+def vendor_fault(error: VendorError) -> bool:
     """Whether an error says the vendor is unwell (429, 5xx, timeouts, connections); our own
     rate limits refusing say nothing about it."""
     if error.error_type == LOCAL_LIMIT:

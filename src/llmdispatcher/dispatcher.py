@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .admission import Admission
-from .attempts import AttemptRunner, OpenedStream, Outcome, open_stream
+from .attempts import AttemptRunner, OpenedStream, Outcome, open_stream, vendor_fault
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import ConfigError, NoVendorsRegistered, StreamInterrupted, VendorError
@@ -182,7 +182,9 @@ class Dispatcher:
             )
         return self._routing
 
-    def _runner(self, router: Router, decision: RoutingDecision) -> AttemptRunner:
+    def _runner(
+        self, router: Router, decision: RoutingDecision, stream: bool = False
+    ) -> AttemptRunner:
         context = decision.context
         worst = context.prompt_tokens + context.max_tokens if context is not None else 0
         return AttemptRunner(
@@ -197,6 +199,8 @@ class Dispatcher:
             self._budgets,
             admission=self._admission if self._admission.limits_active else None,
             worst_tokens=worst,
+            stream=stream,
+            group=router.groups.get(decision.group or ""),
         )
 
     async def _reserve_budget(self, request: Request, decision: RoutingDecision) -> Any:
@@ -317,7 +321,7 @@ class Dispatcher:
         try:
             decision = self.plan(request, stream=True)
             budget = await self._reserve_budget(request, decision)
-            outcome = await self._runner(self._router(), decision).run(
+            outcome = await self._runner(self._router(), decision, stream=True).run(
                 request, request_id, decision, open_stream
             )
         except BaseException as exc:
@@ -330,6 +334,7 @@ class Dispatcher:
         final = FinalChunk(deployment.vendor, deployment.model)
         error: BaseException | None = None
         cost: float | None = None
+        delivered = False  # the final chunk went out: a caller stopping now has lost nothing
         try:
             async with aclosing(opened.chunks):  # type: ignore[type-var]
                 for chunk in opened.head:
@@ -340,17 +345,22 @@ class Dispatcher:
                         yield chunk
             decision.attempts = self._succeed(request_id, outcome, final.usage, ttft)
             cost = self._cost(deployment, final.model, final.usage)
+            delivered = True
             yield final.chunk(routing=decision, cost_usd=cost)
         except BaseException as exc:
-            error = exc
+            if not (delivered and isinstance(exc, GeneratorExit | asyncio.CancelledError)):
+                error = exc
             raise
         finally:
             self._health.closed(deployment.id)
             tokens = final.usage.total_tokens if final.usage is not None else 0
             await self._admission.settle(opened.reservation, tokens)
             await self._settle_budget(budget, cost)
-            if error is not None:
+            if error is None:
+                self._breakers.record_success(deployment.id)
+            else:
                 decision.attempts = self._stream_failed(request_id, outcome, ttft, error)
+                self._stream_fault(deployment.id, error)
             response = replace(final.as_response(), cost_usd=cost)
             self._finish(
                 request_id,
@@ -392,6 +402,16 @@ class Dispatcher:
             AttemptFinished(request_id, attempt, ttft_s=ttft, usage=usage, deployment=deployment.id)
         )
         return [*outcome.attempts, attempt]
+
+    def _stream_fault(self, deployment: str, error: BaseException) -> None:
+        """A stream that broke after opening counts against its deployment's health and
+        breaker when the vendor was at fault (not when the caller went away)."""
+        cause = error.__cause__ if isinstance(error, StreamInterrupted) else error
+        if isinstance(cause, VendorError) and vendor_fault(cause):
+            self._health.failed_after_open(deployment)
+            self._breakers.record_failure(deployment, type(cause).__name__, cause.retry_after)
+        else:
+            self._breakers.release_probe(deployment)
 
     def _stream_failed(
         self, request_id: str, outcome: Outcome, ttft: float, error: BaseException

@@ -23,6 +23,7 @@ class _Deployment:
     latency: float | None = None
     ttft: float | None = None
     ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
 
@@ -63,9 +64,14 @@ class HealthTracker:
             seen.outcomes.append(ok)
         if ok and latency_s is not None and ttft_s is None:
             seen.latency = _ewma(seen.latency, latency_s)
+            seen.latencies.append(latency_s)
         if ok and ttft_s is not None:
             seen.ttft = _ewma(seen.ttft, ttft_s)
             seen.ttfts.append(ttft_s)
+
+    def failed_after_open(self, deployment_id: str) -> None:
+        """A stream that had opened (and counted as a success) broke later: a failure too."""
+        self._get(deployment_id).outcomes.append(False)
 
     def closed(self, deployment_id: str) -> None:
         """A stream that was left in flight by ``finished(still_open=True)`` has ended."""
@@ -77,6 +83,7 @@ class HealthTracker:
         if seen is None:
             return HealthView()
         ordered = sorted(seen.ttfts)
+        latencies = sorted(seen.latencies)
         failures = sum(1 for ok in seen.outcomes if not ok)
         return HealthView(
             in_flight=seen.in_flight,
@@ -84,6 +91,7 @@ class HealthTracker:
             ttft_ewma_s=seen.ttft,
             ttft_p90_s=percentile(ordered, 90),
             ttft_p95_s=percentile(ordered, 95),
+            latency_p90_s=percentile(latencies, 90),
             error_rate=failures / len(seen.outcomes) if seen.outcomes else 0.0,
             samples=len(seen.outcomes),
         )

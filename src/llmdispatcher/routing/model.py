@@ -129,6 +129,7 @@ class HealthView:
     ttft_ewma_s: float | None = None
     ttft_p90_s: float | None = None
     ttft_p95_s: float | None = None
+    latency_p90_s: float | None = None
     error_rate: float = 0.0
     samples: int = 0
 

@@ -28,6 +28,7 @@ from ..errors import (
     InvalidRequestError,
     ModelNotFound,
     RateLimitError,
+    VendorError,
     VendorServerError,
 )
 from ..streaming import StreamAccumulator
@@ -125,7 +126,7 @@ class LlamaCppEngine:
         def generate() -> None:
             try:
                 server.handle_chat_completions(request, on_chunk)
-            except (ValueError, RuntimeError) as exc:  # the runtime's word for a bad request
+            except BaseException as exc:  # anything: a stream must never end quietly
                 put(_Failed(exc))
             finally:
                 put(_DONE)
@@ -275,10 +276,14 @@ class LlamaCppLocalVendor(Vendor):
                         first = False
                         self._observe_ttft(asyncio.get_running_loop().time() - started)
                     yield chunk
-        except (ValueError, RuntimeError) as exc:
+        except VendorError:
+            raise
+        except (ValueError, RuntimeError) as exc:  # the runtime's word for a bad request
             raise InvalidRequestError(
                 f"the local runtime refused the request: {exc}", vendor=self.name, status=400
             ) from exc
+        except Exception as exc:  # the runtime failed: retryable, and never a quiet end
+            raise VendorServerError(f"the local runtime failed: {exc!r}", vendor=self.name) from exc
 
     def _observe_ttft(self, seconds: float) -> None:
         self._ttft_ewma = (
