@@ -202,3 +202,30 @@ def test_no_key_default_through_the_cli(tmp_path: Path) -> None:
     first_line = done.stderr.splitlines()[0]
     assert first_line.startswith("llmdispatcher: no vendor configured")
     assert "SmolLM2" in first_line
+
+
+class BrokenRuntime:
+    """Stands in for xllamacpp's server: one chunk, then an unexpected failure."""
+
+    listening_address = "http://127.0.0.1:9"
+
+    def handle_chat_completions(self, request: dict, callback: object) -> None:
+        chunk = {"choices": [{"index": 0, "delta": {"content": "partial "}}]}
+        callback(chunk)  # type: ignore[operator]
+        raise TypeError("the runtime broke")
+
+
+async def test_a_runtime_failure_is_an_error_never_a_quiet_end(tmp_path: Path) -> None:
+    from llmdispatcher.errors import StreamInterrupted, VendorServerError
+
+    model = tmp_path / "broken.gguf"
+    model.write_bytes(b"GGUF")
+    vendor = LlamaCppVendor(model_path=str(model), aliases=("local",))
+    vendor._impl._engine._server = BrokenRuntime()  # type: ignore[attr-defined]
+    async with Dispatcher(vendors=[vendor]) as d:
+        with pytest.raises(VendorServerError, match="the runtime broke"):
+            await vendor.send(CAPITAL)
+        with pytest.raises(StreamInterrupted) as caught:
+            async for _chunk in d.stream(CAPITAL):
+                pass
+    assert caught.value.partial_text == "partial "
