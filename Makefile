@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 ## run: set up, then ask the default model a question (no API key needed)
 run: setup
-	$(VENV)/bin/llmdispatcher chat "What is the capital of France? Answer in one sentence."
+	$(VENV)/bin/llmdispatcher chat --temperature 0 "What is the capital of France? Answer in one sentence."
 
 ## test: set up, start the services the tests need, then tests + lint + type check
 test: setup services
