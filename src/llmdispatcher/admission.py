@@ -37,13 +37,21 @@ class Admission:
         self._state: StateBackend | None = None
         self._limiter: RateLimiter | None = None
         self._budgets: BudgetTracker | None = None
+        self._limits_active: bool | None = None
 
     @property
     def limits_active(self) -> bool:
-        deployments = (d for g in self.config.model_groups for d in g.deployments)
-        return any(not v.limits.unlimited for v in self.vendors.values()) or any(
-            not deployment_limits(d).unlimited for d in deployments
-        )
+        """Whether any vendor or deployment has a limit (cached: asked on every request;
+        ``Dispatcher.register`` calls ``forget`` when a vendor arrives)."""
+        if self._limits_active is None:
+            deployments = (d for g in self.config.model_groups for d in g.deployments)
+            self._limits_active = any(not v.limits.unlimited for v in self.vendors.values()) or any(
+                not deployment_limits(d).unlimited for d in deployments
+            )
+        return self._limits_active
+
+    def forget(self) -> None:
+        self._limits_active = None
 
     @property
     def budgets_active(self) -> bool:

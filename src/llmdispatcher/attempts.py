@@ -291,7 +291,7 @@ class AttemptRunner:
             if deployment.model == request.model
             else replace(request, model=deployment.model)
         )
-        vendor.check(sent)
+        # vendor.check(sent) already ran in the router, for every candidate it returned.
         reservation = await self._reserve(deployment)
         self.budgets.record_request(deployment.vendor)
         self.health.started(deployment.id)

@@ -132,6 +132,7 @@ class Dispatcher:
             )
         self._vendors[vendor.name] = vendor
         vendor.listen_to_headers(functools.partial(self._admission.observe, vendor.name))
+        self._admission.forget()
 
     @property
     def vendors(self) -> dict[str, Vendor]:
