@@ -43,7 +43,7 @@ from ..types import (
 )
 from .anthropic_request import JSON_TOOL, translate, wants_json_tool
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
-from .error_mapping import ErrorInfo, error_for
+from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
@@ -406,14 +406,10 @@ def usage_from_anthropic(data: Mapping[str, Any] | None) -> Usage:
 
 
 def anthropic_error_info(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        data = None
+    data = json_body(body)
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         return error_info_from_body(data, headers.get("request-id"))
-    text = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status} with no body"
-    return ErrorInfo(text, request_id=headers.get("request-id"))
+    return ErrorInfo(body_text(status, body), request_id=headers.get("request-id"))
 
 
 def error_info_from_body(data: Mapping[str, Any], request_id: str | None) -> ErrorInfo:

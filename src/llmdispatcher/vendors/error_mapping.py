@@ -9,6 +9,9 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from ..errors import (
     AuthenticationError,
@@ -73,6 +76,19 @@ def _classify(status: int, info: ErrorInfo) -> tuple[type[VendorError], bool]:
     if status == 409 or status >= 500:
         return VendorServerError, True
     return InvalidRequestError, False
+
+
+def json_body(body: bytes) -> Any:
+    """An error body's JSON, or None when it is not JSON (proxies answer in HTML or text)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def body_text(status: int, body: bytes) -> str:
+    """An error body that is not the vendor's JSON, as a readable message."""
+    return body[:500].decode("utf-8", "replace").strip() or f"HTTP {status} with no body"
 
 
 def retry_after_from_headers(headers: Mapping[str, str], now_wall: float) -> float | None:

@@ -49,7 +49,14 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
-from .error_mapping import ErrorInfo, error_for, parse_duration, retry_after_from_headers
+from .error_mapping import (
+    ErrorInfo,
+    body_text,
+    error_for,
+    json_body,
+    parse_duration,
+    retry_after_from_headers,
+)
 from .gemini_request import (
     calling_config,
     declaration,
@@ -210,10 +217,10 @@ class GeminiVendor(HttpVendor):
         return GeminiStreamDecoder(self, request.model)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
-        return error_info(_loads(body), status, body)
+        return error_info(json_body(body), status, body)
 
     def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> VendorError:
-        data = _loads(body)
+        data = json_body(body)
         info = error_info(data, status, body)
         if info.retry_after is None:  # Gemini puts it in the body; a proxy may use the header
             hint = retry_after_from_headers(headers, time.time())
@@ -371,8 +378,7 @@ def error_info(data: Any, status: int, raw: bytes) -> ErrorInfo:
     RPC status, ``code`` the first ``details[].reason``, ``retry_after`` from RetryInfo."""
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
-        text = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status} with no body"
-        return ErrorInfo(text)
+        return ErrorInfo(body_text(status, raw))
     details = [d for d in error.get("details") or () if isinstance(d, dict)]
     reason = next((str(d["reason"]) for d in details if d.get("reason")), None)
     delay = next(
@@ -442,10 +448,3 @@ def stream_error(data: Mapping[str, Any], vendor: GeminiVendor) -> VendorError:
     status = code if code >= 400 else 500
     info = error_info(data, status, b"")
     return gemini_error(status, info, quota_exhausted(data), vendor)
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None

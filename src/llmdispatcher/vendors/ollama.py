@@ -63,7 +63,7 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, secret_from
-from .error_mapping import ErrorInfo
+from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import NDJSONDecoder
 
@@ -503,10 +503,7 @@ def usage_from_ollama(data: Mapping[str, Any]) -> Usage:
 
 
 def error_message(status: int, body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        data = None
+    data = json_body(body)
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return str(data["error"])
-    return body[:500].decode("utf-8", "replace").strip() or f"HTTP {status} with no body"
+    return body_text(status, body)
