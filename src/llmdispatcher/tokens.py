@@ -35,7 +35,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
@@ -99,18 +99,16 @@ def tokenizer_for(model: str | None) -> str:
 
 def estimate_text_tokens(text: str, model: str | None = None) -> int:
     """Tokens in ``text`` for ``model``: tiktoken when available offline, else the approximation."""
-    if not text:
-        return 0
-    found = _encoder_for(model)
-    if found is None:
-        return approx_text_tokens(text)
-    return len(found[1].encode_ordinary(text))
+    return _text_counter(model)(text)
 
 
 def estimate_prompt_tokens(request: Request) -> int:
     """Tokens the request's prompt will take (messages, images, tools, response format)."""
-    count = functools.partial(estimate_text_tokens, model=request.model)
-    total = REPLY_PRIMING + sum(_message_tokens(m, request.model) for m in request.message_list)
+    # One encoder lookup per request, not per text: it reads the environment each time.
+    count = _text_counter(request.model)
+    total = REPLY_PRIMING
+    for message in request.message_list:
+        total += _message_tokens(message, count)
     if request.tools:
         total += count(_json([tool.to_openai() for tool in request.tool_list]))
     if request.response_format:
@@ -129,12 +127,12 @@ def estimate_request_tokens(
     return estimate_prompt_tokens(request) + (request.max_tokens or max_output or default_output)
 
 
-def _message_tokens(message: Message, model: str) -> int:
-    tokens = MESSAGE_OVERHEAD + estimate_text_tokens(message.text, model)
+def _message_tokens(message: Message, count: Callable[[str], int]) -> int:
+    tokens = MESSAGE_OVERHEAD + count(message.text)
     if message.name:
-        tokens += NAME_OVERHEAD + estimate_text_tokens(message.name, model)
+        tokens += NAME_OVERHEAD + count(message.name)
     for call in message.tool_calls or ():
-        tokens += TOOL_CALL_OVERHEAD + estimate_text_tokens(call.name + call.arguments, model)
+        tokens += TOOL_CALL_OVERHEAD + count(call.name + call.arguments)
     for image in message.images:
         tokens += IMAGE_TOKENS_LOW_DETAIL if image.detail == "low" else IMAGE_TOKENS
     return tokens
@@ -142,6 +140,19 @@ def _message_tokens(message: Message, model: str) -> int:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _text_counter(model: str | None) -> Callable[[str], int]:
+    """How to count the tokens of a text for ``model``, as things stand now."""
+    found = _encoder_for(model)
+    if found is None:
+        return _approx_or_zero
+    encode = found[1].encode_ordinary
+    return lambda text: len(encode(text)) if text else 0
+
+
+def _approx_or_zero(text: str) -> int:
+    return approx_text_tokens(text) if text else 0
 
 
 def _encoder_for(model: str | None) -> tuple[str, _Encoder] | None:
