@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,7 +26,7 @@ from ..resilience.circuit_breaker import BreakerBoard
 from ..types import Request
 from ..vendors.base import Vendor
 from .health import HealthTracker
-from .model import Candidate, Deployment, ModelGroup, RankContext, RoutingDecision
+from .model import Candidate, Deployment, ModelGroup, RankContext, RoutingDecision, Strategy
 from .rules import RequestFacts, RoutingRule, first_match
 from .strategies import estimate_cost_usd, get_strategy
 
@@ -58,6 +59,9 @@ class Router:
         self.breakers = breakers
         self._prompt_tokens = prompt_tokens
         self.groups = {g.name: g for g in config.model_groups}
+        # Strategies hold no state (randomness and observations come in the RankContext):
+        # one instance per name serves every request.
+        self._strategies: dict[str, Strategy] = {}
 
     def decide(
         self, request: Request, *, stream: bool, now_wall: float, rng: object
@@ -175,19 +179,17 @@ class Router:
     def _context(
         self, request: Request, facts: RequestFacts, target: _Target, rng: object
     ) -> RankContext:
-        import random
-
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-        deployments = [*target.deployments, *self._all_fallback_deployments(target)]
+        deployments = (*target.deployments, *self._all_fallback_deployments(target))
+        by_id = {d.id: d for d in deployments}  # read-only: both lazy maps share it
         return RankContext(
             request=request,
             prompt_tokens=facts.prompt_tokens,
             max_tokens=max_tokens,
             stream=facts.stream,
-            health=_Lazy({d.id: d for d in deployments}, lambda d: self.health.view(d.id)),
+            health=_Lazy(by_id, lambda d: self.health.view(d.id)),
             cost_per_request=_Lazy(
-                {d.id: d for d in deployments},
-                lambda d: estimate_cost_usd(d, facts.prompt_tokens, max_tokens),
+                by_id, lambda d: estimate_cost_usd(d, facts.prompt_tokens, max_tokens)
             ),
             rng=rng if isinstance(rng, random.Random) else random.Random(),
             group=target.group,
@@ -213,8 +215,14 @@ class Router:
                     decision.refusals[deployment.id] = refusal
         if not usable:
             return []
-        name = "priority" if strategy == "override" else strategy
-        return get_strategy(name).rank(usable, context)
+        return self._strategy(strategy).rank(usable, context)
+
+    def _strategy(self, name: str) -> Strategy:
+        found = self._strategies.get(name)
+        if found is None:
+            found = get_strategy("priority" if name == "override" else name)
+            self._strategies[name] = found
+        return found
 
     def refusal(self, deployment: Deployment, context: RankContext) -> VendorError | str | None:
         """Why ``deployment`` cannot take this request now (the vendor's own error when it
