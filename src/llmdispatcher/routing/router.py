@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ..config import Config
@@ -155,7 +156,7 @@ class Router:
                 f"vendor {vendor!r} (from {source}) is not registered; "
                 f"registered: {', '.join(self.vendors)}"
             )
-        return Deployment(vendor, model)
+        return _plain_deployment(vendor, model)
 
     def _group(self, name: str, source: str) -> ModelGroup:
         group = self.groups.get(name)
@@ -342,7 +343,12 @@ class _Lazy(Mapping[str, V]):
         return len(self._deployments)
 
 
-def _with_model(request: Request, model: str) -> Request:
-    from dataclasses import replace
+@functools.lru_cache(maxsize=1024)
+def _plain_deployment(vendor: str, model: str) -> Deployment:
+    """``Deployment(vendor, model)``, built once: a frozen value, asked for on every request
+    (its checked, frozen ``__init__`` costs more than the lookup)."""
+    return Deployment(vendor, model)
 
+
+def _with_model(request: Request, model: str) -> Request:
     return replace(request, model=model)
