@@ -105,7 +105,7 @@ def test_test_vendor_with_a_model(
         (
             "dead",
             "unreachable",
-            "dead: connection failed: ClientConnectorError",
+            "dead: connection failed: cannot connect to",
             "fix: check that 'dead' is running and that its base_url is right",
         ),
     ],

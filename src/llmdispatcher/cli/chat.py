@@ -22,7 +22,6 @@ from .main import (
     CliError,
     config_option,
     load_dispatcher,
-    preload_http,
     require_vendor,
     run_closing,
 )
@@ -208,7 +207,6 @@ def interactive(opts: ChatOptions) -> None:
     recorder = FooterRecorder()
     dispatcher.subscribe(recorder.on_event)
     _enable_line_editing()
-    preload_http(dispatcher)
     names = ", ".join(dispatcher.vendors)
     echo(
         style(f"llmdispatcher chat · model {model} · vendors {names}", bold=True, err=True),

@@ -138,22 +138,11 @@ def run_closing(dispatcher: Dispatcher, work: Coroutine[Any, Any, T]) -> T:
     Ctrl-C cancels ``work`` (and so its HTTP requests) before ``KeyboardInterrupt`` rises."""
     import asyncio
 
-    preload_http(dispatcher)
     with asyncio.Runner() as runner:
         try:
             return runner.run(work)
         finally:
             runner.run(dispatcher.aclose())
-
-
-def preload_http(dispatcher: Dispatcher) -> None:
-    """Import the HTTP client before any clock starts: the first request's latency (and a
-    test-vendor timeout) should measure the vendor, not a ~0.2 s library import."""
-    http = sys.modules.get("llmdispatcher.vendors.http_vendor")
-    if http is not None and any(
-        isinstance(v, http.HttpVendor) for v in dispatcher.vendors.values()
-    ):
-        import aiohttp  # noqa: F401
 
 
 def error_for(exc: BaseException) -> CliError:
