@@ -1,17 +1,19 @@
-"""Which async HTTP client should the vendor adapters use: aiohttp or httpx?
+"""Which HTTP client for the vendor adapters, and why our own: ours, aiohttp or httpx?
 
-One run measures both against the same local upstream (an aiohttp.web + uvloop server in a
-separate process pinned to CPU 1; the client is pinned to CPU 0) and prints ratios:
+One run measures the three against the same local upstream (an aiohttp.web + uvloop server in
+a separate process pinned to CPU 1; the client is pinned to CPU 0) and prints ratios:
 
     .venv/bin/python bench/http_clients.py            # full run, < 90 s
     .venv/bin/python bench/http_clients.py --quick    # ~10 s smoke run
 
-Cells: non-streaming POST at concurrency 1, 16, 64 (body read and orjson-parsed) and SSE
-streaming at concurrency 16 (raw chunks split into lines, ``data:`` lines counted), for
-aiohttp.ClientSession and httpx.AsyncClient (pooled, reused, HTTP/1.1), on uvloop; plus aiohttp
-at c=64 on the default asyncio loop. Cells alternate over ``--repeats`` rounds (median
-reported), each capped so the run fits ``--budget``. "srv cpu" is the upstream's CPU during a
-cell: near 100 % means the upstream was the limit and throughput ratios understate the gap.
+Clients, each pooled, reused and HTTP/1.1: "ours" (``llmdispatcher.vendors.http.HttpClient``,
+asyncio transports + httptools, what the vendor adapters use), aiohttp.ClientSession and
+httpx.AsyncClient. Cells: non-streaming POST at concurrency 1, 16, 64 (body read and
+orjson-parsed) and SSE streaming at concurrency 16 (raw chunks split into lines, ``data:`` lines
+counted), on uvloop; plus ours and aiohttp at c=64 on the default asyncio loop (uvloop is
+optional for the gateway). Cells alternate over ``--repeats`` rounds (median reported), each
+capped so the run fits ``--budget``. "srv cpu" is the upstream's CPU during a cell: near 100 %
+means the upstream was the limit and throughput ratios understate the gap.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 import aiohttp
+import httptools
 import httpx
 import orjson
 import uvloop
 from aiohttp import web
+
+from llmdispatcher.vendors.http import HttpClient
 
 HOST, PATH = "127.0.0.1", "/v1/chat/completions"
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
@@ -82,6 +87,7 @@ STREAM_REQUEST = orjson.dumps({"model": "gpt-4o-mini", "messages": _MESSAGES, "s
 
 Call = Callable[[], Awaitable[None]]
 Calls = Callable[[str, int], AbstractAsyncContextManager[tuple[Call, Call]]]
+Spec = tuple[str, str, str, int]  # client, loop, mode, concurrency
 
 
 def _pin(cpu: int) -> None:
@@ -140,6 +146,34 @@ def _check_events(events: int) -> None:
         raise RuntimeError(f"stream: {events} events, expected {len(SSE)}")
 
 
+def _check_status(status: int) -> None:
+    if status != 200:
+        raise RuntimeError(f"HTTP {status}")
+
+
+@asynccontextmanager
+async def ours_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
+    client = HttpClient("bench", max_connections=conc)
+
+    async def post() -> None:
+        result = await client.request("POST", url, headers=HEADERS, body=REQUEST)
+        _check_status(result.status)
+        _check(result.body)
+
+    async def stream() -> None:
+        events, buf = 0, b""
+        async with client.stream("POST", url, headers=HEADERS, body=STREAM_REQUEST) as response:
+            _check_status(response.status)
+            async for chunk in response.chunks():
+                events, buf = _count_events(events, buf, chunk)
+        _check_events(events)
+
+    try:
+        yield post, stream
+    finally:
+        await client.aclose()
+
+
 @asynccontextmanager
 async def aiohttp_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
     connector = aiohttp.TCPConnector(limit=conc)
@@ -186,7 +220,7 @@ async def httpx_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
         yield post, stream
 
 
-CLIENTS: dict[str, Calls] = {"aiohttp": aiohttp_calls, "httpx": httpx_calls}
+CLIENTS: dict[str, Calls] = {"ours": ours_calls, "aiohttp": aiohttp_calls, "httpx": httpx_calls}
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "uvloop": uvloop.new_event_loop,
     "asyncio": asyncio.new_event_loop,
@@ -261,6 +295,55 @@ def _import_probe(stmt: str, runs: int) -> tuple[float, float, float]:
     return statistics.median(imp) * 1e3, statistics.median(wall) * 1e3, statistics.median(rss)
 
 
+def _report(cells: dict[Spec, Cell]) -> None:
+    print(
+        f"\n{'client':<8}{'loop':<8}{'mode':<7}{'conc':>5}{'n':>6}{'req/s':>9}"
+        f"{'cpu us/req':>11}{'srv cpu':>8}{'p50 ms':>8}{'p99 ms':>8}"
+    )
+    for (client, loop, mode, conc), c in cells.items():
+        lat = f"{c.pct(50):>8.2f}{c.pct(99):>8.2f}" if c.latencies else ""
+        srv = statistics.median(r[3] for r in c.runs)
+        print(
+            f"{client:<8}{loop:<8}{mode:<7}{conc:>5}{min(r[0] for r in c.runs):>6.0f}"
+            f"{c.rps:>9.0f}{c.cpu_us:>11.0f}{srv:>7.0f}%{lat}"
+        )
+
+    def uv(client: str, mode: str, conc: int) -> Cell:
+        return cells[client, "uvloop", mode, conc]
+
+    print()
+    for mode, conc in [("post", 1), ("post", 16), ("post", 64), ("stream", 16)]:
+        o, a, h = (uv(c, mode, conc) for c in CLIENTS)
+        print(
+            f"{mode + ' c=' + str(conc):<12}cpu per request ours/aiohttp "
+            f"{o.cpu_us / a.cpu_us:4.2f}x, httpx/aiohttp {h.cpu_us / a.cpu_us:5.2f}x; "
+            f"throughput ours/aiohttp {o.rps / a.rps:4.2f}x, aiohttp/httpx {a.rps / h.rps:5.2f}x"
+        )
+    o, a, h = (uv(c, "post", 1) for c in CLIENTS)
+    print(
+        f"{'post c=1':<12}latency p50 ours/aiohttp {o.pct(50) / a.pct(50):4.2f}x, "
+        f"httpx/aiohttp {h.pct(50) / a.pct(50):4.2f}x; p99 ours/aiohttp "
+        f"{o.pct(99) / a.pct(99):4.2f}x, httpx/aiohttp {h.pct(99) / a.pct(99):4.2f}x"
+    )
+    for client in ("ours", "aiohttp"):
+        default = cells[client, "asyncio", "post", 64]
+        print(
+            f"{'post c=64':<12}{client} uvloop/asyncio-loop throughput "
+            f"{uv(client, 'post', 64).rps / default.rps:4.2f}x, cpu per request "
+            f"{uv(client, 'post', 64).cpu_us / default.cpu_us:4.2f}x"
+        )
+    busy = [
+        f"{client} {loop} {mode} c={conc} ({max(r[3] for r in c.runs):.0f} %)"
+        for (client, loop, mode, conc), c in cells.items()
+        if max(r[3] for r in c.runs) > 90
+    ]
+    if busy:
+        print(
+            "note: upstream near 100 % CPU in a round of " + ", ".join(busy) + ": their "
+            "throughput ratios are a floor"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="~10 s smoke run")
@@ -276,25 +359,28 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, httpx "
-        f"{httpx.__version__}, uvloop {uvloop.__version__}; cpus {os.cpu_count()}, client "
+        f"{httpx.__version__}, httptools {httptools.__version__}, uvloop {uvloop.__version__}; "
+        f"load {os.getloadavg()[0]:.2f}; cpus {os.cpu_count()}, client "
         f"on {sorted(os.sched_getaffinity(0))}; n={n}, repeats={repeats}\n"
     )
-    print(f"{'import':<14}{'import ms':>10}{'proc ms':>9}{'maxRSS MB':>11}")
+    print(f"{'import':<25}{'import ms':>10}{'proc ms':>9}{'maxRSS MB':>11}")
     for label, stmt in [
         ("(bare python)", "pass"),
+        ("llmdispatcher.vendors.http", "import llmdispatcher.vendors.http"),
         ("aiohttp", "import aiohttp"),
         ("httpx", "import httpx"),
     ]:
         imp, wall, rss = _import_probe(stmt, 5)
-        print(f"{label:<14}{imp:>10.1f}{wall:>9.1f}{rss:>11.1f}")
+        print(f"{label:<25}{imp:>10.1f}{wall:>9.1f}{rss:>11.1f}")
 
     parent, child = mp.get_context("spawn").Pipe()
     server = mp.get_context("spawn").Process(target=_upstream, args=(child,), daemon=True)
     server.start()
     url = f"http://{HOST}:{parent.recv()}{PATH}"
     specs = [(c, "uvloop", "post", k) for k in (1, 16, 64) for c in CLIENTS]
-    specs += [(c, "uvloop", "stream", 16) for c in CLIENTS] + [("aiohttp", "asyncio", "post", 64)]
-    cells = {spec: Cell(*spec) for spec in specs}
+    specs += [(c, "uvloop", "stream", 16) for c in CLIENTS]
+    specs += [(c, "asyncio", "post", 64) for c in ("ours", "aiohttp")]
+    cells: dict[Spec, Cell] = {spec: Cell(*spec) for spec in specs}
     todo, spent = len(specs) * repeats, 0.0
     try:
         for _ in range(repeats):
@@ -309,40 +395,7 @@ def main() -> None:
         server.terminate()
         server.join()
 
-    print(
-        f"\n{'client':<8}{'loop':<8}{'mode':<7}{'conc':>5}{'n':>6}{'req/s':>9}"
-        f"{'cpu us/req':>11}{'srv cpu':>8}{'p50 ms':>8}{'p99 ms':>8}"
-    )
-    for (client, loop, mode, conc), c in cells.items():
-        lat = f"{c.pct(50):>8.2f}{c.pct(99):>8.2f}" if c.latencies else ""
-        srv = statistics.median(r[3] for r in c.runs)
-        print(
-            f"{client:<8}{loop:<8}{mode:<7}{conc:>5}{min(r[0] for r in c.runs):>6.0f}"
-            f"{c.rps:>9.0f}{c.cpu_us:>11.0f}{srv:>7.0f}%{lat}"
-        )
-
-    def a_h(mode: str, conc: int) -> tuple[Cell, Cell]:
-        return cells["aiohttp", "uvloop", mode, conc], cells["httpx", "uvloop", mode, conc]
-
-    print()
-    for mode, conc in [("post", 1), ("post", 16), ("post", 64), ("stream", 16)]:
-        a, h = a_h(mode, conc)
-        print(
-            f"{mode} c={conc:<3} aiohttp/httpx throughput {a.rps / h.rps:4.2f}x, "
-            f"httpx/aiohttp cpu per request {h.cpu_us / a.cpu_us:4.2f}x"
-        )
-    a, h = a_h("post", 1)
-    print(
-        f"post c=1   httpx/aiohttp latency p50 {h.pct(50) / a.pct(50):4.2f}x, "
-        f"p99 {h.pct(99) / a.pct(99):4.2f}x"
-    )
-    default = cells["aiohttp", "asyncio", "post", 64]
-    print(
-        f"post c=64  aiohttp uvloop/asyncio-loop throughput "
-        f"{a_h('post', 64)[0].rps / default.rps:4.2f}x"
-    )
-    if any(max(r[3] for r in c.runs) > 90 for c in cells.values()):
-        print("note: upstream near 100 % CPU in some cells: their throughput ratios are a floor")
+    _report(cells)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
 
 
