@@ -235,8 +235,10 @@ class Request:
             raise ValueError("request.model: a non-empty model name is required")
         if isinstance(self.messages, str | bytes) or not self.messages:
             raise ValueError("request.messages: at least one message is required")
+        # Messages usually arrive typed already: skip coerce and its error label for them.
         msgs = tuple(
-            Message.coerce(m, f"request.messages[{i}]") for i, m in enumerate(self.messages)
+            m if isinstance(m, Message) else Message.coerce(m, f"request.messages[{i}]")
+            for i, m in enumerate(self.messages)
         )
         object.__setattr__(self, "messages", msgs)
         if self.tools is not None:
