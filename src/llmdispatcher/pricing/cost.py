@@ -35,7 +35,7 @@ adapters map them into ``Usage``:
 
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 
 PER_MILLION = Decimal(1_000_000)
 # Enough digits that no realistic token count times price is ever rounded, whatever the
-# caller's own decimal context says.
-_PRECISION = 50
+# caller's own decimal context says. Its methods are used directly rather than switching the
+# thread's context (localcontext), which costs a context-variable set and reset per answer.
+_EXACT = Context(prec=50)
 
 
 def cost_of(usage: Usage, price: ModelPrice) -> Decimal:
@@ -56,12 +57,10 @@ def cost_of(usage: Usage, price: ModelPrice) -> Decimal:
     writes = min(max(usage.cache_write_tokens, 0), prompt - cached)
     completion = max(usage.completion_tokens, 0)
     reasoning = min(max(usage.reasoning_tokens, 0), completion)
-    with localcontext(prec=_PRECISION):
-        micro_dollars = (
-            (prompt - cached - writes) * rates.input
-            + cached * rates.cached_input
-            + writes * rates.cache_write
-            + (completion - reasoning) * rates.output
-            + reasoning * rates.reasoning
-        )
-        return micro_dollars / PER_MILLION
+    exact = _EXACT  # each step a*b + c, exact at this precision
+    micro_dollars = exact.multiply(prompt - cached - writes, rates.input)
+    micro_dollars = exact.fma(cached, rates.cached_input, micro_dollars)
+    micro_dollars = exact.fma(writes, rates.cache_write, micro_dollars)
+    micro_dollars = exact.fma(completion - reasoning, rates.output, micro_dollars)
+    micro_dollars = exact.fma(reasoning, rates.reasoning, micro_dollars)
+    return exact.divide(micro_dollars, PER_MILLION)
