@@ -71,8 +71,9 @@ class BreakerBoard:
 
     def state(self, key: str) -> BreakerState:
         breaker = self._breakers.get(key)
-        if breaker is None:
-            return "closed"
+        return "closed" if breaker is None else self._state(breaker)
+
+    def _state(self, breaker: _Breaker) -> BreakerState:
         if breaker.state == "open" and self._clock.now() >= breaker.open_until:
             return "half_open"
         return breaker.state
@@ -82,9 +83,10 @@ class BreakerBoard:
         if not self.settings.enabled:
             return None
         breaker = self._breakers.get(key)
-        state = self.state(key)
-        if breaker is None or state == "closed":
+        # Asked for every candidate of every request: a closed breaker answers at once.
+        if breaker is None or breaker.state == "closed":
             return None
+        state = self._state(breaker)
         if state == "open":
             wait = breaker.open_until - self._clock.now()
             return f"circuit breaker open for {wait:.1f}s more ({breaker.reason})"
@@ -97,7 +99,7 @@ class BreakerBoard:
         if self.blocked(key) is not None:
             return False
         breaker = self._breakers.get(key)
-        if breaker is not None and self.state(key) == "half_open":
+        if breaker is not None and self._state(breaker) == "half_open":
             breaker.state, breaker.probing = "half_open", True
         return True
 
@@ -114,7 +116,7 @@ class BreakerBoard:
         breaker = self._get(key)
         breaker.consecutive += 1
         self._remember(breaker, False)
-        was_probe = breaker.probing or self.state(key) == "half_open"
+        was_probe = breaker.probing or self._state(breaker) == "half_open"
         if (
             was_probe
             or breaker.consecutive >= self.settings.failure_threshold
