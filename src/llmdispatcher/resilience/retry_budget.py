@@ -33,7 +33,9 @@ class RetryBudgets:
         self._retries: dict[str, deque[float]] = {}
 
     def _window(self, table: dict[str, deque[float]], vendor: str) -> deque[float]:
-        times = table.setdefault(vendor, deque())
+        times = table.get(vendor)
+        if times is None:  # not setdefault: that would build a deque on every call
+            times = table[vendor] = deque()
         horizon = self._clock.now() - self.settings.window_s
         while times and times[0] < horizon:
             times.popleft()
