@@ -99,6 +99,8 @@ def tokenizer_for(model: str | None) -> str:
 
 def estimate_text_tokens(text: str, model: str | None = None) -> int:
     """Tokens in ``text`` for ``model``: tiktoken when available offline, else the approximation."""
+    if not text:
+        return 0
     return _text_counter(model)(text)
 
 
