@@ -237,3 +237,30 @@ def test_workers_share_the_port_and_the_metrics(
         assert sum(counted) == 12  # whichever worker answers the scrape reports both
     finally:
         assert server.stop() == 0
+
+
+def test_workers_share_rate_limits_through_the_state_backend(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    fake_openai_b: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    """openai allows 5 requests a minute. Two workers with the default memory:// backend would
+    each grant 5; through the shared backend the pair grants 5, and the rest fall back."""
+    text = gateway_yaml(fake_openai, fake_openai_b, fake_anthropic)
+    text = text.replace('  openai: {"type": "openai",', '  openai: {"rpm": 5, "type": "openai",')
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    server = GatewayProcess("--config", config, "--workers", "2")
+    try:
+        url = server.wait_listening(timeout=30)
+        assert any("share rate limits and budgets through sqlite" in line for line in server.lines)
+        server.read_until(re.compile(rb"\(pid (\d+)[^\n]*\n[\s\S]*\(pid (?!\1)\d+"), timeout=60)
+        replies = [call("POST", f"{url}/v1/chat/completions", CHAT, AUTH) for _ in range(12)]
+        assert [r.status for r in replies] == [200] * 12
+        served_by = [r.headers["x-llmdispatcher-vendor"] for r in replies]
+        assert served_by.count("openai") == 5
+        assert served_by.count("backup") == 7
+        assert len(fake_openai.requests) == 5
+    finally:
+        assert server.stop() == 0

@@ -9,10 +9,12 @@
   their own dispatcher from the same config. The parent forwards SIGTERM/SIGINT, waits for the
   workers' graceful shutdown and restarts a worker that dies on its own.
 
-What workers share: the port, the config, and the Prometheus metrics (each worker writes to a
+What workers share: the port, the config, the Prometheus metrics (each worker writes to a
 ``PROMETHEUS_MULTIPROC_DIR`` the parent creates, and ``/metrics`` on any worker reports the
-sum). What they do not: ``/api/v1/stats`` (per worker), retry and fallback state, the model
-and health caches, and (until the shared state backend) per-key limits and budgets.
+sum), and rate limits and budgets: through the config's ``state_url``, or, when that is the
+default ``memory://`` (which one process cannot share), through a SQLite file in the parent's
+run directory, so that N workers never grant N times a limit. What they do not: retry
+budgets, circuit breakers, health and the model cache (each worker learns those itself).
 
 Exposure: without API keys the gateway listens only on loopback unless
 ``allow_unauthenticated`` says otherwise (``check_exposure``).
@@ -72,11 +74,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_dispatcher(config_path: str | None) -> Dispatcher:
-    """The dispatcher a worker serves: the config file's, else ``Dispatcher.from_env()``."""
+def build_dispatcher(config_path: str | None, shared_state: str | None = None) -> Dispatcher:
+    """The dispatcher a worker serves: the config file's, else ``Dispatcher.from_env()``.
+    ``shared_state`` replaces a ``memory://`` state backend (for workers of one gateway)."""
+    config = Config() if config_path is None else Config.from_file(config_path)
+    if shared_state is not None and config.state_url.startswith("memory:"):
+        config = replace(config, state_url=shared_state)
     if config_path is None:
-        return Dispatcher.from_env(Config())
-    dispatcher = Dispatcher(Config.from_file(config_path))
+        return Dispatcher.from_env(config)
+    dispatcher = Dispatcher(config)
     if not dispatcher.vendors:
         raise ConfigError(f"{config_path}: no vendors: add one under `vendors:`")
     return dispatcher
@@ -123,10 +129,15 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 # --- one process ----------------------------------------------------------------------------
 def run_worker(
-    config_path: str | None, settings: GatewayConfig, *, reuse_port: bool = False
+    config_path: str | None,
+    settings: GatewayConfig,
+    *,
+    reuse_port: bool = False,
+    shared_state: str | None = None,
 ) -> None:
     """Serve in this process until SIGTERM/SIGINT, then shut down gracefully."""
-    dispatcher = build_dispatcher(config_path)  # config errors surface before logging starts
+    # config errors surface before logging starts
+    dispatcher = build_dispatcher(config_path, shared_state)
     configure_logging()
     logger.info("%s", describe(dispatcher, config_path))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
@@ -192,17 +203,18 @@ def _ignore_signals() -> None:
 
 
 # --- N workers --------------------------------------------------------------------------------
-def _worker_main(config_path: str | None, settings: GatewayConfig) -> None:
+def _worker_main(config_path: str | None, settings: GatewayConfig, shared_state: str) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        run_worker(config_path, settings, reuse_port=True)
+        run_worker(config_path, settings, reuse_port=True, shared_state=shared_state)
 
 
 class Supervisor:
     """Starts the workers, forwards signals, restarts a worker that dies on its own."""
 
-    def __init__(self, config_path: str | None, settings: GatewayConfig) -> None:
+    def __init__(self, config_path: str | None, settings: GatewayConfig, shared_state: str) -> None:
         self.config_path = config_path
         self.settings = settings
+        self.shared_state = shared_state
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[BaseProcess] = []
         self.stopping = False
@@ -210,7 +222,9 @@ class Supervisor:
 
     def start_one(self) -> BaseProcess:
         process = self.context.Process(
-            target=_worker_main, args=(self.config_path, self.settings), daemon=False
+            target=_worker_main,
+            args=(self.config_path, self.settings, self.shared_state),
+            daemon=False,
         )
         process.start()
         return process
@@ -255,13 +269,21 @@ def _mark_dead(pid: int | None) -> None:
 
 def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     """Reserve the port, start the workers, supervise them until a signal stops them all."""
-    if config_path is not None:
-        Config.from_file(config_path)  # fail here, once, on a file the workers cannot load
+    # fail here, once, on a file the workers cannot load
+    config = Config() if config_path is None else Config.from_file(config_path)
     configure_logging()
     reserved = bind(settings.host, settings.port, reuse_port=True)  # bound, never listening
     port = reserved.getsockname()[1]
-    metrics_dir = tempfile.mkdtemp(prefix="llmdispatcher-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    run_dir = tempfile.mkdtemp(prefix="llmdispatcher-workers-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(run_dir, "metrics")
+    os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shared_state = f"sqlite:///{os.path.join(run_dir, 'state.db')}"
+    if config.state_url.startswith("memory:"):
+        logger.info(
+            "the workers share rate limits and budgets through %s (set state_url to a redis:// "
+            "URL to share them across hosts)",
+            shared_state,
+        )
     logger.info(
         "listening on http://%s:%s (%d workers)",
         _url_host(settings.host),
@@ -269,10 +291,10 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
         settings.workers,
     )
     try:
-        return Supervisor(config_path, replace(settings, port=port)).run()
+        return Supervisor(config_path, replace(settings, port=port), shared_state).run()
     finally:
         reserved.close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def serve(config_path: str | None, settings: GatewayConfig) -> int:
