@@ -186,14 +186,17 @@ class _Connection(asyncio.Protocol):
         self.header_list.append((name, value))
 
     def on_headers_complete(self) -> None:
-        headers = self.headers
+        # Plain dict operations on lower-case names: the case-folding lookups are for callers.
+        found: dict[str, str] = {}
         for raw_name, raw_value in self.header_list:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            seen = found.get(name)
+            found[name] = value if seen is None else f"{seen}, {value}"
+        self.headers = Headers(found)
         self.status = self.parser.get_status_code()
         self.headers_done = True
-        self.framed = "content-length" in headers or "transfer-encoding" in headers
-        encoding = headers.get("content-encoding", "").strip().lower()
+        self.framed = "content-length" in found or "transfer-encoding" in found
+        encoding = found.get("content-encoding", "").strip().lower()
         if encoding in ("gzip", "x-gzip"):
             self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
@@ -269,7 +272,7 @@ class _Connection(asyncio.Protocol):
     # --- one exchange ------------------------------------------------------------------------
     def send(self, head: bytes, body: bytes | None, *, streaming: bool) -> None:
         self.active, self.streaming = True, streaming
-        self.status, self.header_list, self.headers = 0, [], Headers()
+        self.status, self.header_list = 0, []
         self.chunks, self.buffered = deque(), 0
         self.headers_done = self.complete = self.keep_alive = self.received = False
         self.paused, self.framed, self.decoder, self.error = False, True, None, None
