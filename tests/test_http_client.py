@@ -355,11 +355,13 @@ async def test_a_consumer_that_falls_behind_pushes_back_on_the_server() -> None:
             backed_up.set()
             await writer.drain()
 
-    async with serve(handler) as server:
-        async with HttpClient("v").stream("GET", server.url, headers={}) as stream:
-            await asyncio.sleep(0.7)  # not reading
-            assert backed_up.is_set()
-            total = sum([len(p) async for p in stream.chunks()])
+    async with (
+        serve(handler) as server,
+        HttpClient("v").stream("GET", server.url, headers={}) as stream,
+    ):
+        await asyncio.sleep(0.7)  # not reading
+        assert backed_up.is_set()
+        total = sum([len(p) async for p in stream.chunks()])
     assert total == len(piece) * pieces
 
 

@@ -109,6 +109,37 @@ async def test_admission_hook_refusals_are_429_and_counted() -> None:
         await client.close()
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {**CHAT, "metadata": {"api_key": "spoofed", "team": "a"}}),
+        ("/v1/messages", {**CHAT, "max_tokens": 5}),
+        ("/api/v1/chat/completions", {**CHAT, "metadata": {"api_key": "spoofed"}}),
+    ],
+)
+async def test_requests_carry_the_callers_key_name_not_the_clients_claim(
+    path: str, body: dict[str, Any]
+) -> None:
+    """``key:`` budgets and the ledger read ``metadata["api_key"]``: it must be the name of the
+    key that authenticated, whatever the client wrote into its own metadata."""
+    seen: list[Request] = []
+
+    async def admission(key: ApiKey | None, request: Request) -> None:
+        seen.append(request)
+
+    token = "sk-gateway-key-0123456789"
+    settings = GatewayConfig(api_keys=(ApiKeyConfig("team-a", key=token),))
+    client = await client_for(EchoVendor(), settings, admission=admission)
+    try:
+        auth = {"Authorization": f"Bearer {token}", "x-api-key": token}
+        assert (await client.post(path, json=body, headers=auth)).status == 200
+    finally:
+        await client.close()
+    assert seen[0].metadata is not None
+    assert seen[0].metadata["api_key"] == "team-a"
+    assert seen[0].metadata.get("team") == body.get("metadata", {}).get("team")
+
+
 def test_openai_stream_frames_are_exact() -> None:
     encoder = OpenAIStreamEncoder("chatcmpl-1", "m", include_usage=True)
     head = encoder.head(StreamChunk(delta="Hi", vendor="v", model="m"))

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from ..types import Request, Response, StreamChunk, ToolCallDelta, Usage
 from .errors import ApiError, bad_request
-from .relay import json_response, open_stream, read_json, relay, send
-from .state import GATEWAY, TRACE
+from .relay import json_response, key_tag, open_stream, read_json, relay, send
+from .state import GATEWAY, TRACE, Trace
 from .validation import (
     ARRAY,
     BOOLEAN,
@@ -61,8 +61,9 @@ STOP_REASONS = {
 
 
 # --- request ----------------------------------------------------------------------------------
-def parse_messages(body: dict[str, Any]) -> tuple[Request, bool]:
-    """A Messages body as a Request, and whether to stream."""
+def parse_messages(body: dict[str, Any], trace: Trace | None = None) -> tuple[Request, bool]:
+    """A Messages body as a Request, and whether to stream; with ``trace``, tagged with the
+    caller's key (``key_tag``)."""
     check_fields(body, MESSAGES_FIELDS)
     require(body, "model", "the model to use")
     require(body, "messages", "at least one message")
@@ -82,6 +83,7 @@ def parse_messages(body: dict[str, Any]) -> tuple[Request, bool]:
         tools=tools or None,
         tool_choice=_tool_choice(body.get("tool_choice")) if tools else None,
         user=user if isinstance(user, str) else None,
+        metadata=key_tag(trace, None) if trace else None,
     )
     return request, body.get("stream") is True
 
@@ -351,7 +353,7 @@ class AnthropicStreamEncoder:
 # --- handler ----------------------------------------------------------------------------------
 async def messages(request: web.Request) -> web.StreamResponse:
     gateway, trace = request.app[GATEWAY], request[TRACE]
-    parsed, stream = parse_messages(await read_json(request, gateway))
+    parsed, stream = parse_messages(await read_json(request, gateway), trace)
     if stream:
         opened = await open_stream(gateway, trace, parsed)
         model = opened.first.model or parsed.model

@@ -41,6 +41,8 @@ class ApiKey:
     allowed_models: tuple[str, ...] = ("*",)
 
     def allows(self, model: str) -> bool:
+        if self.allowed_models == ("*",):  # the default: skip the pattern matching
+            return True
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
 
     def __repr__(self) -> str:

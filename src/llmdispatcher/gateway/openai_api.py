@@ -31,8 +31,8 @@ from aiohttp import web
 from ..types import Message, Request, Response, StreamChunk, ToolCallDelta, Usage
 from ..vendors.openai import message_to_openai
 from .errors import ApiError, bad_request
-from .relay import json_response, open_stream, read_json, relay, send
-from .state import GATEWAY, TRACE
+from .relay import json_response, key_tag, open_stream, read_json, relay, send
+from .state import GATEWAY, TRACE, Trace
 from .validation import (
     ARRAY,
     BOOLEAN,
@@ -82,8 +82,11 @@ class ChatCall:
 
 
 # --- request ----------------------------------------------------------------------------------
-def parse_chat(body: dict[str, Any], passthrough: tuple[str, ...]) -> ChatCall:
-    """A Chat Completions body as a Request; ``ApiError(400)`` naming the field at fault."""
+def parse_chat(
+    body: dict[str, Any], passthrough: tuple[str, ...], trace: Trace | None = None
+) -> ChatCall:
+    """A Chat Completions body as a Request; ``ApiError(400)`` naming the field at fault.
+    With ``trace``, the request is tagged with the caller's key (``key_tag``)."""
     check_fields(body, CHAT_FIELDS)
     require(body, "model", "the model to use")
     require(body, "messages", "at least one message")
@@ -109,7 +112,7 @@ def parse_chat(body: dict[str, Any], passthrough: tuple[str, ...]) -> ChatCall:
         tool_choice=body.get("tool_choice"),
         response_format=body.get("response_format"),
         user=body.get("user"),
-        metadata=body.get("metadata"),
+        metadata=key_tag(trace, body.get("metadata")) if trace else body.get("metadata"),
         extra={k: body[k] for k in passthrough if k in body} or None,
     )
     return ChatCall(request, stream, bool(options and options.get("include_usage") is True))
@@ -239,7 +242,7 @@ def _tool_delta(delta: ToolCallDelta) -> dict[str, Any]:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gateway, trace = request.app[GATEWAY], request[TRACE]
     body = await read_json(request, gateway)
-    call = parse_chat(body, gateway.settings.passthrough_fields)
+    call = parse_chat(body, gateway.settings.passthrough_fields, trace)
     if call.stream:
         opened = await open_stream(gateway, trace, call.request)
         model = opened.first.model or call.request.model

@@ -88,20 +88,30 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
     return body
 
 
+def key_tag(trace: Trace, metadata: Any) -> Any:
+    """The request's metadata with the caller's key name (for ``key:`` budgets and the
+    ledger), set while the request is built so that ``admit`` need not rebuild it."""
+    if trace.key is None:
+        return metadata
+    return {**(metadata if isinstance(metadata, dict) else {}), "api_key": trace.key.name}
+
+
 async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
     """The key's model allow-list, then the per-key limits hook; the request comes back tagged
     with the key's name (``metadata["api_key"]``) for ``key:`` budgets and the ledger."""
     check_model(trace.key, request.model)
-    if trace.key is not None:
-        request = replace(request, metadata={**(request.metadata or {}), "api_key": trace.key.name})
+    key = trace.key
+    if key is not None and (request.metadata or {}).get("api_key") != key.name:
+        # The parsers tag requests as they build them (``key_tag``); this covers the rest, and
+        # overrides an ``api_key`` a client put in its own metadata.
+        request = replace(request, metadata={**(request.metadata or {}), "api_key": key.name})
     if gateway.admission is None:
         return request
     try:
         await gateway.admission(trace.key, request)
     except ApiError as exc:
         if exc.status == 429:
-            key = trace.key.name if trace.key else ""
-            gateway.metrics.observe_rejection(key, exc.code or "limit")
+            gateway.metrics.observe_rejection(key.name if key else "", exc.code or "limit")
         raise
     return request
 
