@@ -153,6 +153,11 @@ class Dispatcher:
         """This process's statistics since it started (``ledger_stats`` for all of them)."""
         return self._stats.snapshot()
 
+    @property
+    def stats_collector(self) -> StatsCollector:
+        """The collector behind ``stats()``; its ``export()`` lets processes combine theirs."""
+        return self._stats
+
     async def ledger_stats(self, since: float | None = None) -> LedgerStats:
         """Statistics from the ledger (``Config.ledger_url``): across restarts and replicas,
         grouped by vendor, model and user; ``since`` is an epoch time."""

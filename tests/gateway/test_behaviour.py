@@ -239,6 +239,37 @@ def test_workers_share_the_port_and_the_metrics(
         assert server.stop() == 0
 
 
+def test_workers_share_the_stats(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    fake_openai_b: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    """Each worker publishes its statistics about once a second; any worker reports them all."""
+    config = tmp_path / "c.yaml"
+    config.write_text(gateway_yaml(fake_openai, fake_openai_b, fake_anthropic))
+    server = GatewayProcess("--config", config, "--workers", "2")
+    try:
+        url = server.wait_listening(timeout=30)
+        server.read_until(re.compile(rb"\(pid (\d+)[^\n]*\n[\s\S]*\(pid (?!\1)\d+"), timeout=60)
+        for _ in range(12):  # a new connection each: the kernel spreads them over the workers
+            assert call("POST", f"{url}/v1/chat/completions", CHAT, AUTH).status == 200
+        deadline = time.monotonic() + 5  # each worker publishes about once a second
+        agreeing = 0
+        while agreeing < 10:  # in a row, on new connections: whichever worker answers
+            stats = call("GET", f"{url}/api/v1/stats", headers=AUTH).json()
+            if (stats["total_requests"], stats["workers"]) == (12, 2):
+                agreeing += 1
+            else:
+                assert time.monotonic() < deadline, stats
+                agreeing = 0
+                time.sleep(0.1)
+        assert stats["vendor_stats"]["openai"]["successes"] == 12
+        assert stats["vendor_stats"]["openai"]["latency_p50_s"] is not None
+    finally:
+        assert server.stop() == 0
+
+
 def test_workers_share_rate_limits_through_the_state_backend(
     tmp_path: Path,
     fake_openai: FakeOpenAI,

@@ -67,6 +67,7 @@ def test_stats_and_vendors(gateway: str) -> None:
     call("POST", f"{gateway}/api/v1/chat/completions", CHAT, AUTH)
     stats = call("GET", f"{gateway}/api/v1/stats", headers=AUTH).json()
     assert stats["total_requests"] >= 1
+    assert stats["workers"] == 1
     assert stats["vendor_stats"]["openai"]["requests"] >= 1
     vendors = call("GET", f"{gateway}/api/v1/vendors", headers=AUTH).json()["vendors"]
     assert [v["name"] for v in vendors] == ["openai", "backup", "anthropic"]

@@ -218,7 +218,7 @@ SCHEMAS: dict[str, Schema] = {
     "TestVendorResult": obj(
         {"vendor": STRING, "ok": BOOLEAN, "reachable": BOOLEAN, "latency_ms": NUMBER}
     ),
-    "Stats": obj({"total_requests": INTEGER, "vendor_stats": OBJECT}),
+    "Stats": obj({"total_requests": INTEGER, "vendor_stats": OBJECT, "workers": INTEGER}),
     "Vendors": obj({"vendors": array(obj({"name": STRING, "health": OBJECT}))}),
     "RoutePlan": obj({"model": STRING, "vendors": array(STRING), "reason": STRING}),
 }
@@ -268,7 +268,7 @@ OPERATIONS: tuple[tuple[str, str, str, str, str | None, dict[str, Any]], ...] = 
      "DispatcherResponse", "SeedChatRequest", {"sse": True}),
     ("/api/v1/test/vendor", "post", "Check one vendor live", "TestVendorResult",
      "TestVendorRequest", {}),
-    ("/api/v1/stats", "get", "In-memory statistics of this worker", "Stats", None, {}),
+    ("/api/v1/stats", "get", "In-memory statistics of all the workers", "Stats", None, {}),
     ("/api/v1/vendors", "get", "Vendors with health and breaker state", "Vendors", None, {}),
     ("/api/v1/routing/explain", "post", "The route a request would take; nothing is sent",
      "RoutePlan", "SeedChatRequest", {}),

@@ -8,7 +8,10 @@
   then ``data: [DONE]``; an error after the first chunk is ``event: error``.
 * ``POST /api/v1/test/vendor``: ``{"vendor": NAME}`` checks it live (reachable, key accepted,
   latency) with a listing call, no tokens spent; with ``"model"`` it sends a tiny request.
-* ``GET  /api/v1/stats``: the dispatcher's in-memory statistics (this worker's).
+* ``GET  /api/v1/stats``: the dispatcher's in-memory statistics since start, plus ``workers``:
+  how many processes they cover, always (1 with one worker). Under ``--workers`` they are every
+  worker's merged (counters summed, percentiles over all the samples): this worker's live, the
+  others' as they last published them, so up to ~1 s behind; a dead worker's still count.
 * ``GET  /api/v1/vendors``: each vendor with its capabilities, health (checked live, cached
   ``HEALTH_CACHE_S``) and circuit-breaker state (``null`` until breakers exist).
 * ``POST /api/v1/routing/explain``: an OpenAI-style body; the route it would take. Nothing is sent.
@@ -34,6 +37,7 @@ from .openai_api import parse_chat
 from .relay import json_response, open_stream, read_json, relay, send
 from .state import GATEWAY, TRACE, Gateway
 from .validation import NUMBER, STRING, build_request, check_fields
+from .worker_stats import WORKER_STATS
 
 HEALTH_CACHE_S = 10.0
 CHECK_TIMEOUT_S = 10.0
@@ -156,7 +160,11 @@ async def check_vendor(vendor: Vendor, model: str | None) -> dict[str, Any]:
 
 
 async def stats(request: web.Request) -> web.StreamResponse:
-    return json_response(asdict(request.app[GATEWAY].dispatcher.stats()))
+    shared = request.app.get(WORKER_STATS)
+    if shared is None:
+        return json_response(asdict(request.app[GATEWAY].dispatcher.stats()) | {"workers": 1})
+    merged, workers = await shared.merged()
+    return json_response(asdict(merged) | {"workers": workers})
 
 
 class HealthCache:

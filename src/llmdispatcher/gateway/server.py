@@ -13,8 +13,11 @@ What workers share: the port, the config, the Prometheus metrics (each worker wr
 ``PROMETHEUS_MULTIPROC_DIR`` the parent creates, and ``/metrics`` on any worker reports the
 sum), and rate limits and budgets: through the config's ``state_url``, or, when that is the
 default ``memory://`` (which one process cannot share), through a SQLite file in the parent's
-run directory, so that N workers never grant N times a limit. What they do not: retry
-budgets, circuit breakers, health and the model cache (each worker learns those itself).
+run directory, so that N workers never grant N times a limit. ``/api/v1/stats``: each worker
+publishes its statistics to the run directory about once a second (``worker_stats``), and any
+worker answers with its own merged with the others', which lag by up to ~1 s. What they do not
+share: retry budgets, circuit breakers, health and the model cache (each worker learns those
+itself).
 
 Exposure: without API keys the gateway listens only on loopback unless
 ``allow_unauthenticated`` says otherwise (``check_exposure``).
@@ -47,6 +50,7 @@ from ..config import Config, GatewayConfig
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError
 from .app import create_app
+from .worker_stats import WORKER_STATS, WorkerStats
 
 logger = logging.getLogger("llmdispatcher.gateway")
 BACKLOG = 2048
@@ -134,18 +138,29 @@ def run_worker(
     *,
     reuse_port: bool = False,
     shared_state: str | None = None,
+    stats_dir: str | None = None,
 ) -> None:
-    """Serve in this process until SIGTERM/SIGINT, then shut down gracefully."""
+    """Serve in this process until SIGTERM/SIGINT, then shut down gracefully. ``stats_dir``:
+    where the workers of one gateway publish their statistics (``worker_stats``)."""
     # config errors surface before logging starts
     dispatcher = build_dispatcher(config_path, shared_state)
     configure_logging()
     logger.info("%s", describe(dispatcher, config_path))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve_app(dispatcher, settings, reuse_port=reuse_port))
+        runner.run(serve_app(dispatcher, settings, reuse_port=reuse_port, stats_dir=stats_dir))
 
 
-async def serve_app(dispatcher: Dispatcher, settings: GatewayConfig, *, reuse_port: bool) -> None:
+async def serve_app(
+    dispatcher: Dispatcher,
+    settings: GatewayConfig,
+    *,
+    reuse_port: bool,
+    stats_dir: str | None = None,
+) -> None:
     app = create_app(dispatcher, settings)
+    shared = None if stats_dir is None else WorkerStats(stats_dir, dispatcher.stats_collector)
+    if shared is not None:
+        app[WORKER_STATS] = shared
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -161,6 +176,8 @@ async def serve_app(dispatcher: Dispatcher, settings: GatewayConfig, *, reuse_po
     gc.collect()
     gc.freeze()
     stop = _stop_on_signals()
+    if shared is not None:
+        shared.start()
     try:
         sock = bind(settings.host, settings.port, reuse_port=reuse_port)
         await web.SockSite(runner, sock, backlog=BACKLOG).start()
@@ -176,6 +193,8 @@ async def serve_app(dispatcher: Dispatcher, settings: GatewayConfig, *, reuse_po
         )
     finally:
         await runner.cleanup()
+        if shared is not None:
+            await shared.stop()  # after the in-flight requests: nothing served goes unreported
         await dispatcher.aclose()
         _ignore_signals()
     logger.info("stopped")
@@ -203,18 +222,25 @@ def _ignore_signals() -> None:
 
 
 # --- N workers --------------------------------------------------------------------------------
-def _worker_main(config_path: str | None, settings: GatewayConfig, shared_state: str) -> None:
+def _worker_main(
+    config_path: str | None, settings: GatewayConfig, shared_state: str, stats_dir: str
+) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        run_worker(config_path, settings, reuse_port=True, shared_state=shared_state)
+        run_worker(
+            config_path, settings, reuse_port=True, shared_state=shared_state, stats_dir=stats_dir
+        )
 
 
 class Supervisor:
     """Starts the workers, forwards signals, restarts a worker that dies on its own."""
 
-    def __init__(self, config_path: str | None, settings: GatewayConfig, shared_state: str) -> None:
+    def __init__(
+        self, config_path: str | None, settings: GatewayConfig, shared_state: str, stats_dir: str
+    ) -> None:
         self.config_path = config_path
         self.settings = settings
         self.shared_state = shared_state
+        self.stats_dir = stats_dir
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[BaseProcess] = []
         self.stopping = False
@@ -223,7 +249,7 @@ class Supervisor:
     def start_one(self) -> BaseProcess:
         process = self.context.Process(
             target=_worker_main,
-            args=(self.config_path, self.settings, self.shared_state),
+            args=(self.config_path, self.settings, self.shared_state, self.stats_dir),
             daemon=False,
         )
         process.start()
@@ -278,6 +304,8 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(run_dir, "metrics")
     os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shared_state = f"sqlite:///{os.path.join(run_dir, 'state.db')}"
+    stats_dir = os.path.join(run_dir, "stats")
+    os.mkdir(stats_dir)
     if config.state_url.startswith("memory:"):
         logger.info(
             "the workers share rate limits and budgets through %s (set state_url to a redis:// "
@@ -291,7 +319,8 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
         settings.workers,
     )
     try:
-        return Supervisor(config_path, replace(settings, port=port), shared_state).run()
+        settings = replace(settings, port=port)
+        return Supervisor(config_path, settings, shared_state, stats_dir).run()
     finally:
         reserved.close()
         shutil.rmtree(run_dir, ignore_errors=True)
