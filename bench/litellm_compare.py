@@ -9,7 +9,8 @@ mock and prints requests/s and latency for each at concurrency 1, 16 and 64:
     .venv/bin/python bench/litellm_compare.py --seconds 5  # shorter cells
 
 LiteLLM runs with the model cost map read locally (``LITELLM_LOCAL_MODEL_COST_MAP``), telemetry
-and verbose logging off, and no master key (so it does no auth work; the gateway does).
+and verbose logging off, and the gateway's bench key as its master key (recent releases refuse to
+start without one), so both check the same bearer token on every request.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gateway import GATEWAY_CPU, ROOT, scripts, servers, start, wrk
+from gateway import GATEWAY_CPU, KEY, ROOT, scripts, servers, start, wrk
 
 VENV = Path(tempfile.gettempdir()) / "llmdispatcher-litellm-venv"
 LITELLM = VENV / "bin" / "litellm"
@@ -32,6 +33,7 @@ ENV = {
     "LITELLM_LOG": "ERROR",
     "LITELLM_TELEMETRY": "False",
     "DISABLE_SCHEMA_UPDATE": "True",
+    "LITELLM_MASTER_KEY": KEY,
 }
 
 
@@ -84,7 +86,8 @@ def main() -> None:
         config = litellm_config(Path(tmp), str(s["fast_url"]))
         command = [str(LITELLM), "--config", str(config), "--port", str(args.port)]
         command += ["--num_workers", "1"]
-        litellm, _ = start(command, GATEWAY_CPU, rb"(Uvicorn running|Application startup)", ENV)
+        # No log line to wait for (its log level hides uvicorn's): readiness is the health URL.
+        litellm, _ = start(command, GATEWAY_CPU, rb"()", ENV)
         url = f"http://127.0.0.1:{args.port}"
         try:
             wait_healthy(url)
