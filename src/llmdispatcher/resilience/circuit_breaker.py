@@ -13,11 +13,11 @@ says nothing about the vendor's health.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ..clock import Clock
+from .window import WindowCounter
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -49,7 +49,9 @@ class _Breaker:
     open_until: float = 0.0
     reason: str = ""
     probing: bool = False
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    # Outcomes over the error-rate window (only kept when an error-rate threshold is set).
+    seen: WindowCounter | None = None
+    failed: WindowCounter | None = None
 
 
 class BreakerBoard:
@@ -134,18 +136,23 @@ class BreakerBoard:
             breaker.probing = False
 
     def _remember(self, breaker: _Breaker, ok: bool) -> None:
-        now = self._clock.now()
-        breaker.outcomes.append((now, ok))
-        while breaker.outcomes and breaker.outcomes[0][0] < now - self.settings.window_s:
-            breaker.outcomes.popleft()
+        if self.settings.error_rate_threshold is None:
+            return
+        if breaker.seen is None or breaker.failed is None:
+            breaker.seen = WindowCounter(self.settings.window_s, self._clock)
+            breaker.failed = WindowCounter(self.settings.window_s, self._clock)
+        breaker.seen.add()
+        if not ok:
+            breaker.failed.add()
 
     def _rate_tripped(self, breaker: _Breaker) -> bool:
         threshold = self.settings.error_rate_threshold
-        seen = len(breaker.outcomes)
-        if threshold is None or seen < self.settings.min_requests:
+        if threshold is None or breaker.seen is None or breaker.failed is None:
             return False
-        failures = sum(1 for _, ok in breaker.outcomes if not ok)
-        return failures / seen > threshold
+        seen = breaker.seen.count()
+        if seen < self.settings.min_requests:
+            return False
+        return breaker.failed.count() / seen > threshold
 
     def open_until(self, key: str) -> float | None:
         breaker = self._breakers.get(key)

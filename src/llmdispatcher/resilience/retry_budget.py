@@ -8,10 +8,10 @@ says. A retry refused by the budget moves the request on to its next candidate i
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 from ..clock import Clock
+from .window import WindowCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,29 +29,26 @@ class RetryBudgets:
     def __init__(self, settings: RetryBudget, clock: Clock) -> None:
         self.settings = settings
         self._clock = clock
-        self._requests: dict[str, deque[float]] = {}
-        self._retries: dict[str, deque[float]] = {}
+        self._requests: dict[str, WindowCounter] = {}
+        self._retries: dict[str, WindowCounter] = {}
 
-    def _window(self, table: dict[str, deque[float]], vendor: str) -> deque[float]:
-        times = table.get(vendor)
-        if times is None:  # not setdefault: that would build a deque on every call
-            times = table[vendor] = deque()
-        horizon = self._clock.now() - self.settings.window_s
-        while times and times[0] < horizon:
-            times.popleft()
-        return times
+    def _window(self, table: dict[str, WindowCounter], vendor: str) -> WindowCounter:
+        counter = table.get(vendor)
+        if counter is None:  # not setdefault: that would build a counter on every call
+            counter = table[vendor] = WindowCounter(self.settings.window_s, self._clock)
+        return counter
 
     def record_request(self, vendor: str) -> None:
-        self._window(self._requests, vendor).append(self._clock.now())
+        self._window(self._requests, vendor).add()
 
     def try_spend(self, vendor: str) -> bool:
         """Spend one retry if the budget allows it."""
-        requests = len(self._window(self._requests, vendor))
+        requests = self._window(self._requests, vendor).count()
         retries = self._window(self._retries, vendor)
         allowed = (
             self.settings.ratio * requests + self.settings.min_per_second * self.settings.window_s
         )
-        if len(retries) + 1 > allowed:
+        if retries.count() + 1 > allowed:
             return False
-        retries.append(self._clock.now())
+        retries.add()
         return True
