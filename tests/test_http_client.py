@@ -440,3 +440,28 @@ async def test_https_refuses_an_untrusted_certificate(
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
         with pytest.raises(VendorConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
             await HttpClient("v").request("GET", server.url, headers={})
+
+
+async def test_a_second_event_loop_does_not_cut_requests_in_flight_on_the_first() -> None:
+    """The client moving to another loop (a thread's) closes the old pool's idle connections,
+    not the ones still answering."""
+    first_asked = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            if server.connections == 1:
+                first_asked.set()
+                await asyncio.sleep(0.3)  # the first connection answers slowly
+            writer.write(response(b"ok"))
+            await writer.drain()
+
+    async with serve(handler) as server:
+        client = HttpClient("v")
+        slow = asyncio.create_task(client.request("GET", server.url, headers={}))
+        await asyncio.wait_for(first_asked.wait(), 2)
+        other = asyncio.get_running_loop().run_in_executor(
+            None, asyncio.run, client.request("GET", server.url, headers={})
+        )
+        assert (await other).body == b"ok"
+        assert (await slow).body == b"ok"

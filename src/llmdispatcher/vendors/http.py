@@ -316,7 +316,8 @@ class _Connection(asyncio.Protocol):
         goes back to the pool (unless the server asked to close it)."""
         self.active = False
         self._cancel_timer()
-        if reuse and self.keep_alive and not self.closed:
+        # A pool its client has replaced (another event loop took over) keeps nothing.
+        if reuse and self.keep_alive and not self.closed and self.pool.client.current(self.pool):
             self.reused = True
             self.idle_since = self.loop.time()
             self.pool.idle.setdefault(self.origin, []).append(self)
@@ -418,6 +419,13 @@ class _Pool:
     def forget(self, conn: _Connection) -> None:
         self.open.discard(conn)
 
+    def close_idle(self) -> None:
+        for idle in self.idle.values():
+            for conn in idle:
+                conn.abort()
+                self.open.discard(conn)
+        self.idle.clear()
+
     def close(self) -> None:
         for conn in list(self.open):
             conn.abort()
@@ -470,6 +478,9 @@ class HttpClient:
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self._pool: _Pool | None = None
+
+    def current(self, pool: _Pool) -> bool:
+        return self._pool is pool
 
     def _get_pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
@@ -563,8 +574,9 @@ class HttpClient:
 
 
 def _close_elsewhere(pool: _Pool) -> None:
-    """Close a pool that lives on another event loop: the sync facade's thread, or a loop that
-    has ended (its transports can no longer be closed through it, so close their sockets)."""
+    """Close a pool that lives on another event loop: one still running (the sync facade's
+    thread) closes its idle connections itself; for a loop that has ended, whose transports can
+    no longer be closed through it, close their sockets."""
     if pool.loop.is_closed():
         for conn in list(pool.open):
             transport = conn.transport
@@ -574,9 +586,9 @@ def _close_elsewhere(pool: _Pool) -> None:
                     sock.close()
         pool.open.clear()
         pool.idle.clear()
-    else:
+    else:  # its idle connections now; the busy ones close when their requests end
         with suppress(RuntimeError):  # the loop closed meanwhile
-            pool.loop.call_soon_threadsafe(pool.close)
+            pool.loop.call_soon_threadsafe(pool.close_idle)
 
 
 def _describe(exc: BaseException) -> str:
