@@ -465,3 +465,22 @@ async def test_a_second_event_loop_does_not_cut_requests_in_flight_on_the_first(
         )
         assert (await other).body == b"ok"
         assert (await slow).body == b"ok"
+
+
+async def test_informational_responses_before_the_answer_are_skipped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n")
+            writer.write(response(b"ok", "X-Final: yes"))
+            await writer.drain()
+
+    async with serve(handler) as server:
+        client = HttpClient("v")
+        result = await client.request("GET", server.url, headers={})
+        assert (result.status, result.body, result.headers.get("x-final")) == (200, b"ok", "yes")
+        assert "link" not in result.headers
+        async with client.stream("GET", server.url, headers={}) as stream:
+            assert stream.status == 200
+            assert b"".join([p async for p in stream.chunks()]) == b"ok"
+        assert server.connections == 1

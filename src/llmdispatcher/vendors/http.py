@@ -135,6 +135,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.headers_done = False
+        self.informational = False
         self.complete = False
         self.keep_alive = False
         self.received = False
@@ -186,14 +187,19 @@ class _Connection(asyncio.Protocol):
         self.header_list.append((name, value))
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        raw_headers, self.header_list = self.header_list, []
+        if 100 <= status < 200:  # informational (103 Early Hints): the answer follows
+            self.informational = True
+            return
         # Plain dict operations on lower-case names: the case-folding lookups are for callers.
         found: dict[str, str] = {}
-        for raw_name, raw_value in self.header_list:
+        for raw_name, raw_value in raw_headers:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             seen = found.get(name)
             found[name] = value if seen is None else f"{seen}, {value}"
         self.headers = Headers(found)
-        self.status = self.parser.get_status_code()
+        self.status = status
         self.headers_done = True
         self.framed = "content-length" in found or "transfer-encoding" in found
         encoding = found.get("content-encoding", "").strip().lower()
@@ -219,6 +225,9 @@ class _Connection(asyncio.Protocol):
             self._wake()
 
     def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self._end_body()
 
@@ -275,6 +284,7 @@ class _Connection(asyncio.Protocol):
         self.status, self.header_list = 0, []
         self.chunks, self.buffered = deque(), 0
         self.headers_done = self.complete = self.keep_alive = self.received = False
+        self.informational = False
         self.paused, self.framed, self.decoder, self.error = False, True, None, None
         self.last_read = self.loop.time()
         self._arm_timer()
