@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import random
@@ -74,6 +75,7 @@ class Dispatcher:
             _ = self._prices
         self._subscribers: list[Subscriber] = [self._stats.on_event]
         self._sync = LoopThread()
+        self._id_prefix, self._id_counter = os.urandom(4).hex(), itertools.count(1)
         # One-line facts a front end should show its user (e.g. "using the built-in model").
         self.notices: list[str] = []
         for spec in self.config.vendors:
@@ -260,10 +262,15 @@ class Dispatcher:
         """``plan`` for async callers (it may consult shared state, e.g. rate limits)."""
         return self.plan(request, stream=stream)
 
+    def _next_id(self) -> str:
+        """A request id unique to this dispatcher's life: a random per-dispatcher prefix and a
+        counter (not a ``getrandom`` system call per request)."""
+        return f"{self._id_prefix}{next(self._id_counter):08x}"
+
     # --- send --------------------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
         """Send one request and return the complete answer."""
-        request_id = os.urandom(8).hex()
+        request_id = self._next_id()
         started = self._clock.now()
         decision: RoutingDecision | None = None
         budget: Any = None
@@ -320,7 +327,7 @@ class Dispatcher:
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Stream one answer. Text and tool-call pieces arrive as they come; the last chunk
         carries ``finish_reason``, ``usage``, ``cost_usd`` and ``routing``."""
-        request_id = os.urandom(8).hex()
+        request_id = self._next_id()
         started = self._clock.now()
         decision: RoutingDecision | None = None
         budget: Any = None

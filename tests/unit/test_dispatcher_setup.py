@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, Request
+from llmdispatcher import Config, Dispatcher, Message, Request
 from llmdispatcher.errors import ConfigError, NoVendorsRegistered
 from llmdispatcher.vendors import OpenAIVendor
 
@@ -59,3 +59,22 @@ async def test_unregistered_names_in_config_are_config_errors() -> None:
     d = Dispatcher(Config(default_vendor="ghost"), vendors=[OpenAIVendor(api_key="k-1234")])
     with pytest.raises(ConfigError, match=r"'ghost' .*default_vendor"):
         d.plan(HELLO)
+
+
+async def test_request_ids_are_unique_within_and_across_dispatchers() -> None:
+    from llmdispatcher.observability.events import Event, RequestFinished
+    from tests.unit.echo_vendor import EchoVendor
+
+    seen: list[str] = []
+
+    def record(event: Event) -> None:
+        if isinstance(event, RequestFinished):
+            seen.append(event.request_id)
+
+    for _ in range(2):
+        dispatcher = Dispatcher(vendors=[EchoVendor("echo")])
+        dispatcher.subscribe(record)
+        for _ in range(3):
+            await dispatcher.send(Request(model="m", messages=[Message("user", "hi")]))
+    assert len(set(seen)) == 6
+    assert all(len(rid) == 16 and int(rid, 16) >= 0 for rid in seen)
