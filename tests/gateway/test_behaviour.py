@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -213,19 +215,29 @@ def test_without_config_the_first_log_line_says_embedded_default() -> None:
         assert server.stop() == 0
 
 
+@contextmanager
+def two_workers(tmp_path: Path, config_text: str) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway with ``--workers 2``, once both workers listen: (process, url)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(config_text)
+    server = GatewayProcess("--config", config, "--workers", "2")
+    try:
+        url = server.wait_listening(timeout=30)
+        server.read_until(re.compile(rb"\(pid (\d+)[^\n]*\n[\s\S]*\(pid (?!\1)\d+"), timeout=60)
+        yield server, url
+    finally:
+        assert server.stop() == 0
+
+
 def test_workers_share_the_port_and_the_metrics(
     tmp_path: Path,
     fake_openai: FakeOpenAI,
     fake_openai_b: FakeOpenAI,
     fake_anthropic: FakeAnthropic,
 ) -> None:
-    config = tmp_path / "c.yaml"
-    config.write_text(gateway_yaml(fake_openai, fake_openai_b, fake_anthropic))
-    server = GatewayProcess("--config", config, "--workers", "2")
-    try:
-        url = server.wait_listening(timeout=30)
-        assert "(2 workers)" in server.lines[-1]
-        server.read_until(re.compile(rb"\(pid (\d+)[^\n]*\n[\s\S]*\(pid (?!\1)\d+"), timeout=60)
+    text = gateway_yaml(fake_openai, fake_openai_b, fake_anthropic)
+    with two_workers(tmp_path, text) as (server, url):
+        assert any("(2 workers)" in line for line in server.lines)
         for _ in range(12):  # a new connection each: the kernel spreads them over the workers
             assert call("POST", f"{url}/v1/chat/completions", CHAT, AUTH).status == 200
         text = call("GET", f"{url}/metrics", headers=AUTH).body.decode()
@@ -235,8 +247,6 @@ def test_workers_share_the_port_and_the_metrics(
             if line.startswith("llmdispatcher_requests_total{")
         ]
         assert sum(counted) == 12  # whichever worker answers the scrape reports both
-    finally:
-        assert server.stop() == 0
 
 
 def test_workers_share_the_stats(
@@ -246,12 +256,8 @@ def test_workers_share_the_stats(
     fake_anthropic: FakeAnthropic,
 ) -> None:
     """Each worker publishes its statistics about once a second; any worker reports them all."""
-    config = tmp_path / "c.yaml"
-    config.write_text(gateway_yaml(fake_openai, fake_openai_b, fake_anthropic))
-    server = GatewayProcess("--config", config, "--workers", "2")
-    try:
-        url = server.wait_listening(timeout=30)
-        server.read_until(re.compile(rb"\(pid (\d+)[^\n]*\n[\s\S]*\(pid (?!\1)\d+"), timeout=60)
+    text = gateway_yaml(fake_openai, fake_openai_b, fake_anthropic)
+    with two_workers(tmp_path, text) as (_, url):
         for _ in range(12):  # a new connection each: the kernel spreads them over the workers
             assert call("POST", f"{url}/v1/chat/completions", CHAT, AUTH).status == 200
         deadline = time.monotonic() + 5  # each worker publishes about once a second
@@ -266,8 +272,6 @@ def test_workers_share_the_stats(
                 time.sleep(0.1)
         assert stats["vendor_stats"]["openai"]["successes"] == 12
         assert stats["vendor_stats"]["openai"]["latency_p50_s"] is not None
-    finally:
-        assert server.stop() == 0
 
 
 def test_workers_share_rate_limits_through_the_state_backend(
@@ -280,18 +284,11 @@ def test_workers_share_rate_limits_through_the_state_backend(
     each grant 5; through the shared backend the pair grants 5, and the rest fall back."""
     text = gateway_yaml(fake_openai, fake_openai_b, fake_anthropic)
     text = text.replace('  openai: {"type": "openai",', '  openai: {"rpm": 5, "type": "openai",')
-    config = tmp_path / "c.yaml"
-    config.write_text(text)
-    server = GatewayProcess("--config", config, "--workers", "2")
-    try:
-        url = server.wait_listening(timeout=30)
+    with two_workers(tmp_path, text) as (server, url):
         assert any("share rate limits and budgets through sqlite" in line for line in server.lines)
-        server.read_until(re.compile(rb"\(pid (\d+)[^\n]*\n[\s\S]*\(pid (?!\1)\d+"), timeout=60)
         replies = [call("POST", f"{url}/v1/chat/completions", CHAT, AUTH) for _ in range(12)]
         assert [r.status for r in replies] == [200] * 12
         served_by = [r.headers["x-llmdispatcher-vendor"] for r in replies]
         assert served_by.count("openai") == 5
         assert served_by.count("backup") == 7
         assert len(fake_openai.requests) == 5
-    finally:
-        assert server.stop() == 0

@@ -301,9 +301,11 @@ class _Connection(asyncio.Protocol):
         if self.closed and not self.complete:
             raise ConnectionResetError("the connection closed before the answer ended")
 
-    async def read_all(self) -> bytes:
+    async def read_complete(self) -> None:
         while not self.complete:
             await self.wait()
+
+    def body(self) -> bytes:
         return b"".join(self.chunks)
 
     async def read_head(self) -> None:
@@ -467,7 +469,8 @@ class HttpStream:
 
     async def read(self) -> bytes:
         try:
-            return await self._conn.read_all()
+            await self._conn.read_complete()
+            return self._conn.body()
         except (OSError, httptools.HttpParserError) as exc:
             raise self._client.translate(exc) from exc
 
@@ -510,20 +513,10 @@ class HttpClient:
         if pool.slots is not None:
             await pool.slots.acquire()
         try:
-            while True:
-                conn = await pool.acquire(origin)
-                conn.send(head, body, streaming=False)
-                try:
-                    data = await conn.read_all()
-                except BaseException as exc:
-                    conn.done(reuse=False)
-                    if conn.stale(exc):
-                        continue  # the server had closed it while idle: once more, fresh
-                    if isinstance(exc, OSError | httptools.HttpParserError):
-                        raise self.translate(exc) from exc
-                    raise
-                conn.done(reuse=True)
-                return HttpResult(conn.status, conn.headers, data)
+            conn = await self._exchange(pool, origin, head, body, streaming=False)
+            data = conn.body()
+            conn.done(reuse=True)
+            return HttpResult(conn.status, conn.headers, data)
         finally:
             if pool.slots is not None:
                 pool.slots.release()
@@ -538,19 +531,7 @@ class HttpClient:
         if pool.slots is not None:
             await pool.slots.acquire()
         try:
-            while True:
-                conn = await pool.acquire(origin)
-                conn.send(head, body, streaming=True)
-                try:
-                    await conn.read_head()
-                except BaseException as exc:
-                    conn.done(reuse=False)
-                    if conn.stale(exc):
-                        continue
-                    if isinstance(exc, OSError | httptools.HttpParserError):
-                        raise self.translate(exc) from exc
-                    raise
-                break
+            conn = await self._exchange(pool, origin, head, body, streaming=True)
             try:
                 yield HttpStream(conn, self)
             finally:
@@ -560,6 +541,25 @@ class HttpClient:
         finally:
             if pool.slots is not None:
                 pool.slots.release()
+
+    async def _exchange(
+        self, pool: _Pool, origin: _Origin, head: bytes, body: bytes | None, *, streaming: bool
+    ) -> _Connection:
+        """Send on a pooled connection and wait for the answer: its head (streaming) or all of
+        it. A reused connection the server had closed while idle is replaced, once."""
+        while True:
+            conn = await pool.acquire(origin)
+            conn.send(head, body, streaming=streaming)
+            try:
+                await (conn.read_head() if streaming else conn.read_complete())
+            except BaseException as exc:
+                conn.done(reuse=False)
+                if conn.stale(exc):
+                    continue
+                if isinstance(exc, OSError | httptools.HttpParserError):
+                    raise self.translate(exc) from exc
+                raise
+            return conn
 
     def translate(self, exc: BaseException) -> VendorConnectionError | VendorTimeout:
         """A transport failure as the error tree's (the retry layer judges those)."""
