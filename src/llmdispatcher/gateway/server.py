@@ -175,8 +175,6 @@ async def serve_app(
     # under load (measured: about 9% less CPU per request at concurrency 64).
     gc.collect()
     gc.freeze()
-    if os.environ.get("GCX"):
-        gc.set_threshold(*map(int, os.environ["GCX"].split(",")))
     stop = _stop_on_signals()
     if shared is not None:
         shared.start()
