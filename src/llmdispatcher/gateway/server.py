@@ -80,9 +80,10 @@ def is_loopback(host: str) -> bool:
 
 def build_dispatcher(config_path: str | None, shared_state: str | None = None) -> Dispatcher:
     """The dispatcher a worker serves: the config file's, else ``Dispatcher.from_env()``.
-    ``shared_state`` replaces a ``memory://`` state backend (for workers of one gateway)."""
+    ``shared_state`` replaces the state backend (the supervisor passes one only when the config
+    leaves it at ``memory://``, which its workers could not share)."""
     config = Config() if config_path is None else Config.from_file(config_path)
-    if shared_state is not None and config.state_url.startswith("memory:"):
+    if shared_state is not None:
         config = replace(config, state_url=shared_state)
     if config_path is None:
         return Dispatcher.from_env(config)
@@ -223,7 +224,7 @@ def _ignore_signals() -> None:
 
 # --- N workers --------------------------------------------------------------------------------
 def _worker_main(
-    config_path: str | None, settings: GatewayConfig, shared_state: str, stats_dir: str
+    config_path: str | None, settings: GatewayConfig, shared_state: str | None, stats_dir: str
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         run_worker(
@@ -235,7 +236,11 @@ class Supervisor:
     """Starts the workers, forwards signals, restarts a worker that dies on its own."""
 
     def __init__(
-        self, config_path: str | None, settings: GatewayConfig, shared_state: str, stats_dir: str
+        self,
+        config_path: str | None,
+        settings: GatewayConfig,
+        shared_state: str | None,
+        stats_dir: str,
     ) -> None:
         self.config_path = config_path
         self.settings = settings
@@ -303,10 +308,11 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     run_dir = tempfile.mkdtemp(prefix="llmdispatcher-workers-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(run_dir, "metrics")
     os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    shared_state = f"sqlite:///{os.path.join(run_dir, 'state.db')}"
     stats_dir = os.path.join(run_dir, "stats")
     os.mkdir(stats_dir)
+    shared_state = None
     if config.state_url.startswith("memory:"):
+        shared_state = f"sqlite:///{os.path.join(run_dir, 'state.db')}"
         logger.info(
             "the workers share rate limits and budgets through %s (set state_url to a redis:// "
             "URL to share them across hosts)",
