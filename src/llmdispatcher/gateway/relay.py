@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
@@ -88,12 +88,12 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
     return body
 
 
-def key_tag(trace: Trace, metadata: Any) -> Any:
+def key_tag(trace: Trace, metadata: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The request's metadata with the caller's key name (for ``key:`` budgets and the
     ledger), set while the request is built so that ``admit`` need not rebuild it."""
     if trace.key is None:
         return metadata
-    return {**(metadata if isinstance(metadata, dict) else {}), "api_key": trace.key.name}
+    return {**(metadata or {}), "api_key": trace.key.name}
 
 
 async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
@@ -104,7 +104,7 @@ async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
     if key is not None and (request.metadata or {}).get("api_key") != key.name:
         # The parsers tag requests as they build them (``key_tag``); this covers the rest, and
         # overrides an ``api_key`` a client put in its own metadata.
-        request = replace(request, metadata={**(request.metadata or {}), "api_key": key.name})
+        request = replace(request, metadata=key_tag(trace, request.metadata))
     if gateway.admission is None:
         return request
     try:
