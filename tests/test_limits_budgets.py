@@ -55,7 +55,7 @@ async def test_over_a_limit_the_next_candidate_takes_it(
         second = await d.send(ask())
         stats = d.stats()
     assert (first.vendor, second.vendor) == ("a", "b")
-    assert second.attempts[0].status == "RateLimitError"
+    assert second.attempts[0].status == "LocalRateLimited"
     assert stats.vendor_stats["a"].failures == 1
 
 

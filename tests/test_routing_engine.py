@@ -13,6 +13,7 @@ import pytest
 from llmdispatcher import Config, Dispatcher, FakeClock, Request, Response, RetryPolicy, RoutingRule
 from llmdispatcher.errors import (
     ContextLengthExceeded,
+    LocalRateLimited,
     StreamInterrupted,
     VendorServerError,
     VendorUnavailable,
@@ -219,7 +220,32 @@ async def test_the_breaker_opens_excludes_then_probes_and_closes(
         assert d.breaker_state("a/model-a") == "closed"
 
 
-async def test_every_breaker_open_is_a_precise_error(
+async def test_with_every_breaker_open_one_request_goes_through_as_the_probe(
+    fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
+) -> None:
+    fake_openai.enqueue(Fail("server"))
+    fake_openai_b.enqueue(Fail("server"))
+    async with dispatcher(
+        fake_openai,
+        fake_openai_b,
+        model_groups=(GROUP,),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=10),
+    ) as d:
+        with pytest.raises(VendorUnavailable):
+            await d.send(Request(model="chat", messages=HI))
+        assert (d.breaker_state("a"), d.breaker_state("b")) == ("open", "open")
+        decision = await d.explain(Request(model="chat", messages=HI))
+        response = await d.send(Request(model="chat", messages=HI))  # the probe, not a 503
+        assert d.breaker_state("a") == "closed"  # the probe succeeded: closed again
+    assert (
+        decision.excluded["a/model-a"] == "circuit breaker open for 10.0s more (VendorServerError)"
+    )
+    assert [c.deployment.id for c in decision.candidates] == ["a/model-a"]
+    assert decision.candidates[0].probe
+    assert response.vendor == "a"
+
+
+async def test_a_429_pauses_its_deployment_without_opening_the_breaker(
     fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
 ) -> None:
     fake_openai.enqueue(Fail("server"))
@@ -232,11 +258,14 @@ async def test_every_breaker_open_is_a_precise_error(
     ) as d:
         with pytest.raises(VendorUnavailable):
             await d.send(Request(model="chat", messages=HI))
-        with pytest.raises(VendorUnavailable) as caught:
+        assert d.breaker_state("b") == "closed"  # the vendor asked us to slow down: no fault
+        with pytest.raises(LocalRateLimited) as caught:
             await d.send(Request(model="chat", messages=HI))
-    message = str(caught.value)
-    assert "a/model-a: circuit breaker open for 10.0s more (VendorServerError)" in message
-    assert "b/model-b: circuit breaker open for 90.0s more (RateLimitError)" in message
+    assert "b/model-b: the vendor asked for a pause (HTTP 429 Retry-After), 90.0s more" in str(
+        caught.value
+    )
+    assert caught.value.retry_after == pytest.approx(90.0, abs=1.0)
+    assert len(fake_openai_b.requests) == 1  # nothing more was sent to the paused vendor
 
 
 async def test_caller_errors_do_not_trip_the_breaker(

@@ -16,6 +16,9 @@
         │   ├── ModelNotFound          404: this vendor does not serve the model (falls back)
         │   └── UnsupportedRequest     refused before sending: the vendor lacks a capability
         ├── RateLimitError           429 (retryable unless the quota is exhausted)
+        │   └── LocalRateLimited       our own limits (rpm, tpm, ...) or a vendor's recent
+        │                              Retry-After refused the try before anything was sent
+        ├── CircuitOpen              the deployment's circuit breaker is open: not sent
         ├── VendorTimeout            connect/read timeout or the total deadline
         ├── VendorConnectionError    refused, reset, DNS, TLS               (retryable)
         ├── VendorServerError        5xx, 529 overloaded                    (retryable)
@@ -145,6 +148,37 @@ class UnsupportedRequest(InvalidRequestError):
 
 class RateLimitError(VendorError):
     """The vendor's rate limit (or ours) was hit; ``retry_after`` says when to come back."""
+
+    default_retryable = True
+
+
+class LocalRateLimited(RateLimitError):
+    """Refused before sending by our own limits (or a pause a vendor's 429 asked for):
+    ``retry_after`` is when a slot frees, ``error_code`` names the limit (``rpm``, ``tpm``,
+    ...). It says nothing about the vendor's health, so it never counts against it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        vendor: str,
+        retry_after: float | None,
+        limit: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        super().__init__(
+            message,
+            vendor=vendor,
+            retryable=not permanent,
+            retry_after=retry_after,
+            error_type="local_rate_limit",
+            error_code=limit,
+        )
+
+
+class CircuitOpen(VendorError):
+    """Not sent: the deployment's circuit breaker is open (or its half-open probe is in
+    flight). Retryable in the sense that another deployment, or later, may answer."""
 
     default_retryable = True
 

@@ -106,7 +106,7 @@ class StatsCollector:
                 counters.latencies.append(event.attempt.duration_s)
                 if event.ttft_s is not None:
                     counters.ttfts.append(event.ttft_s)
-            else:
+            elif event.attempt.status != "cancelled":  # a hedge loser or a caller that left
                 counters.failures += 1
         elif isinstance(event, RetryScheduled):
             self._retries += 1

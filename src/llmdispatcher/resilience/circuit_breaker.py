@@ -7,8 +7,11 @@
     open ──(cooldown_s passed, or the vendor's Retry-After if longer)──▶ half-open
     half-open: one probe request goes through; success ──▶ closed, failure ──▶ open again
 
-Only vendor faults count (429, 5xx, timeouts, connection failures): a caller's bad request
-says nothing about the vendor's health.
+Only vendor faults count (5xx, timeouts, connection failures): a caller's bad request says
+nothing about the vendor's health, and a 429 is the vendor asking us to slow down, not a
+fault — it ``pause``s the deployment for its Retry-After instead, without opening anything.
+When every candidate of a request has its breaker open, ``admit(early_probe=True)`` lets that
+request through as the half-open probe rather than failing it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class _Breaker:
     open_until: float = 0.0
     reason: str = ""
     probing: bool = False
+    paused_until: float = 0.0  # a vendor's 429 Retry-After: new requests wait until then
     # Outcomes over the error-rate window (only kept when an error-rate threshold is set).
     seen: WindowCounter | None = None
     failed: WindowCounter | None = None
@@ -96,14 +100,31 @@ class BreakerBoard:
             "circuit breaker half-open: its probe request is in flight" if breaker.probing else None
         )
 
-    def admit(self, key: str) -> bool:
-        """Take the slot: in half-open state exactly one caller becomes the probe."""
+    def admit(self, key: str, *, early_probe: bool = False) -> bool:
+        """Take the slot: in half-open state exactly one caller becomes the probe. With
+        ``early_probe`` an open breaker whose probe is not in flight is probed before its
+        cooldown ends."""
+        breaker = self._breakers.get(key)
+        if early_probe and breaker is not None and breaker.state == "open" and not breaker.probing:
+            breaker.state, breaker.probing = "half_open", True
+            return True
         if self.blocked(key) is not None:
             return False
-        breaker = self._breakers.get(key)
         if breaker is not None and self._state(breaker) == "half_open":
             breaker.state, breaker.probing = "half_open", True
         return True
+
+    def pause(self, key: str, seconds: float) -> None:
+        """The vendor asked (429 Retry-After) that ``key`` take nothing for ``seconds``."""
+        breaker = self._get(key)
+        breaker.paused_until = max(breaker.paused_until, self._clock.now() + seconds)
+
+    def paused_for(self, key: str) -> float:
+        """Seconds left of the pause a vendor asked for (0 when none)."""
+        breaker = self._breakers.get(key)
+        if breaker is None or not breaker.paused_until:
+            return 0.0
+        return max(0.0, breaker.paused_until - self._clock.now())
 
     def record_success(self, key: str) -> None:
         breaker = self._get(key)

@@ -65,7 +65,7 @@ from datetime import datetime
 from typing import Literal
 
 from ..clock import Clock, SystemClock
-from ..errors import RateLimitError
+from ..errors import LocalRateLimited
 from ..limits import Limits
 from ..state.base import CounterAdd, StateBackend
 
@@ -135,15 +135,14 @@ class Refusal:
             f"{self.requested:,} more requested; frees in {self.frees_in:.1f}s"
         )
 
-    def to_error(self) -> RateLimitError:
+    def to_error(self) -> LocalRateLimited:
         """The error to raise once no deployment is left and the queue time is spent."""
-        return RateLimitError(
+        return LocalRateLimited(
             str(self),
             vendor=self.scope,
-            retryable=not self.permanent,
             retry_after=None if self.permanent else self.frees_in,
-            error_type="local_rate_limit",
-            error_code=self.which,
+            limit=self.which,
+            permanent=self.permanent,
         )
 
 

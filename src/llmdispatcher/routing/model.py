@@ -156,6 +156,7 @@ class Candidate:
     deployment: Deployment
     score: float | None = None
     detail: str = ""
+    probe: bool = False  # every breaker was open: this one is tried as the half-open probe
 
 
 class Strategy(Protocol):
@@ -181,6 +182,8 @@ class RoutingDecision:
     context: RankContext | None = field(default=None, repr=False, compare=False)
     # The vendors' own errors for exclusions that were refusals of the request itself.
     refusals: dict[str, VendorError] = field(default_factory=dict, repr=False, compare=False)
+    # Deployments excluded only because their circuit breaker is open.
+    breaker_blocked: list[Deployment] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def vendors(self) -> tuple[str, ...]:

@@ -88,7 +88,19 @@ class Router:
         decision.candidates = self._ranked(target.deployments, target.strategy, context, decision)
         if target.fallbacks:
             decision.candidates += self._fallbacks(request, target, context, decision)
+        if (
+            not decision.candidates
+            and decision.breaker_blocked
+            and (len(decision.breaker_blocked) == len(decision.excluded))
+        ):
+            decision.candidates = [self._probe(decision.breaker_blocked)]
         return decision
+
+    def _probe(self, blocked: Sequence[Deployment]) -> Candidate:
+        """Every candidate's breaker is open: rather than fail the request, send it to the
+        deployment whose breaker would close first, as its half-open probe."""
+        soonest = min(blocked, key=lambda d: self.breakers.open_until(d.id) or 0.0)
+        return Candidate(soonest, detail="every breaker is open: the half-open probe", probe=True)
 
     # --- 1. target ---------------------------------------------------------------------
     def _target(self, request: Request, facts: RequestFacts) -> _Target:
@@ -208,12 +220,8 @@ class Router:
             refusal = self.refusal(deployment, context)
             if refusal is None:
                 usable.append(deployment)
-            elif deployment.id not in decision.excluded:
-                decision.excluded[deployment.id] = (
-                    refusal.message if isinstance(refusal, VendorError) else refusal
-                )
-                if isinstance(refusal, VendorError):
-                    decision.refusals[deployment.id] = refusal
+            else:
+                self._exclude(deployment, refusal, decision)
         if not usable:
             return []
         return self._strategy(strategy).rank(usable, context)
@@ -248,6 +256,19 @@ class Router:
                 vendor=deployment.vendor,
             )
         return self.breakers.blocked(deployment.id)
+
+    def _exclude(
+        self, deployment: Deployment, refusal: VendorError | str, decision: RoutingDecision
+    ) -> None:
+        if deployment.id in decision.excluded:
+            return
+        if isinstance(refusal, VendorError):
+            decision.excluded[deployment.id] = refusal.message
+            decision.refusals[deployment.id] = refusal
+        else:
+            decision.excluded[deployment.id] = refusal
+            if self.breakers.blocked(deployment.id) == refusal:
+                decision.breaker_blocked.append(deployment)
 
     def _fallbacks(
         self, request: Request, target: _Target, context: RankContext, decision: RoutingDecision

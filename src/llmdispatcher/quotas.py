@@ -1,4 +1,4 @@
-"""Admission: rate limits and budgets, checked before sending and settled after.
+"""Quotas: rate limits and spend budgets, checked before sending and settled after.
 
 Per attempt, the vendor's and the deployment's limits (rpm, tpm, rpd, tpd, max_concurrency)
 are reserved together for the worst case (estimated prompt tokens + max_tokens) and settled
@@ -22,14 +22,12 @@ from .types import Request
 
 if TYPE_CHECKING:
     from .budgets import BudgetReservation, BudgetTracker
-    from .resilience.rate_limit import RateLimiter, Refusal, Reservation
+    from .resilience.rate_limit import RateLimiter, Reservation
     from .state.base import StateBackend
     from .vendors.base import Vendor
 
-LOCAL_LIMIT = "local_rate_limit"  # error_type of a refusal by our own limits, not the vendor's
 
-
-class Admission:
+class Quotas:
     def __init__(self, config: Config, vendors: Mapping[str, Vendor], clock: Clock) -> None:
         self.config = config
         self.vendors = vendors
@@ -77,7 +75,9 @@ class Admission:
             self._limiter.observe_headers(vendor_scope(vendor), headers)
 
     # --- rate limits, per attempt ------------------------------------------------------------
-    async def reserve(self, deployment: Deployment, tokens: int) -> Reservation | Refusal | None:
+    async def reserve_limits(self, deployment: Deployment, tokens: int) -> Reservation | None:
+        """Reserve ``tokens`` (the worst case) against the vendor's and the deployment's
+        limits; raises ``LocalRateLimited`` when one refuses (nothing is sent then)."""
         vendor = self.vendors[deployment.vendor]
         targets = [
             (vendor_scope(deployment.vendor), vendor.limits),
@@ -86,14 +86,19 @@ class Admission:
         targets = [(scope, limits) for scope, limits in targets if not limits.unlimited]
         if not targets:
             return None
-        return await self.limiter().reserve_many(targets, tokens)
+        from .resilience.rate_limit import Refusal
 
-    async def settle(self, reservation: Reservation | None, actual_tokens: int) -> None:
+        found = await self.limiter().reserve_many(targets, tokens)
+        if isinstance(found, Refusal):
+            raise found.to_error()
+        return found
+
+    async def settle_limits(self, reservation: Reservation | None, actual_tokens: int) -> None:
         if reservation is not None:
             await self.limiter().finish(reservation, actual_tokens)
 
     # --- budgets, per request ------------------------------------------------------------------
-    async def reserve_budget(
+    async def reserve_spend(
         self, request: Request, decision: RoutingDecision, worst_usd: Decimal
     ) -> BudgetReservation | None:
         if not self.budgets_active:
@@ -104,7 +109,7 @@ class Admission:
             self._budgets = BudgetTracker(self.state(), self.clock, self.config.budgets)
         return await self._budgets.reserve(budget_scopes(request, decision), worst_usd)
 
-    async def settle_budget(
+    async def settle_spend(
         self, reservation: BudgetReservation | None, actual_usd: Decimal
     ) -> None:
         if reservation is not None and self._budgets is not None:
