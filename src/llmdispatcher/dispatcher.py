@@ -92,22 +92,26 @@ class Dispatcher:
             self.register(vendor_class(spec.type)(**spec.options))
         for vendor in vendors:
             self.register(vendor)
-        self._ledger: Ledger | None = None
-        if config.ledger_url:
-            from .observability.ledger import open_ledger
-
-            self._ledger = open_ledger(
-                config.ledger_url,
-                log_content=config.ledger_content,
-                secrets=self.secrets,
-                clock=self._clock,
-            )
-            self.subscribe(self._ledger.on_event)
+        self._ledger = self._open_ledger()
         if config.enable_logging:
             from .observability.logging import EventLogger, enable_stderr_logging
 
             enable_stderr_logging()
             self.subscribe(EventLogger(self.secrets, log_content=config.log_content).on_event)
+
+    def _open_ledger(self) -> Ledger | None:
+        if not self.config.ledger_url:
+            return None
+        from .observability.ledger import open_ledger
+
+        ledger = open_ledger(
+            self.config.ledger_url,
+            log_content=self.config.ledger_content,
+            secrets=self.secrets,
+            clock=self._clock,
+        )
+        self.subscribe(ledger.on_event)
+        return ledger
 
     @classmethod
     def from_env(cls, config: Config | None = None, **kwargs: Any) -> Dispatcher:
@@ -301,7 +305,7 @@ class Dispatcher:
             raise
         finally:
             if ticket.response is None:
-                ticket.response = final.as_response()
+                ticket.response = final.as_response(complete=False)
             await self._accounting.settle_spend(ticket, None)
             self._accounting.finish(ticket, error)
 

@@ -2,66 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .types import FinishReason, Response, StreamChunk, ToolCall, Usage
 
-
-class FinalChunk:
-    """What the dispatcher keeps of a stream it relays: text so far, finish reason and usage,
-    which it folds into the one final chunk the caller sees."""
-
-    def __init__(self, vendor: str, model: str) -> None:
-        self.vendor, self.model = vendor, model
-        self.finish: FinishReason | None = None
-        self.usage: Usage | None = None
-        self.saw_tools = False
-        self._text: list[str] = []
-
-    def take(self, chunk: StreamChunk) -> bool:
-        """Record a chunk; True when it carries text or tool pieces to pass on now."""
-        self.finish = chunk.finish_reason or self.finish
-        self.usage = chunk.usage or self.usage
-        self.model = chunk.model or self.model
-        if chunk.delta:
-            self._text.append(chunk.delta)
-        self.saw_tools = self.saw_tools or bool(chunk.tool_call_deltas)
-        return bool(chunk.delta or chunk.tool_call_deltas)
-
-    def strip(self, chunk: StreamChunk) -> StreamChunk:
-        """The chunk as passed on: pieces only, named after the deployment's vendor."""
-        if chunk.finish_reason is None and chunk.usage is None and chunk.vendor == self.vendor:
-            return chunk
-        return StreamChunk(
-            delta=chunk.delta,
-            tool_call_deltas=chunk.tool_call_deltas,
-            vendor=self.vendor,
-            model=self.model,
-        )
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
-
-    def chunk(self, **extra: Any) -> StreamChunk:
-        finish = self.finish or ("tool_calls" if self.saw_tools else "stop")
-        return StreamChunk(
-            finish_reason=finish,
-            usage=self.usage or Usage(),
-            vendor=self.vendor,
-            model=self.model,
-            **extra,
-        )
-
-    def as_response(self) -> Response:
-        return Response(
-            content=self.text,
-            vendor=self.vendor,
-            model=self.model,
-            finish_reason=self.finish,
-            usage=self.usage or Usage(),
-        )
+if TYPE_CHECKING:
+    from .routing.model import RoutingDecision
 
 
 @dataclass(slots=True)
@@ -85,7 +32,9 @@ class StreamAccumulator:
         if chunk.delta:
             self._text.append(chunk.delta)
         for delta in chunk.tool_call_deltas:
-            call = self._calls.setdefault(delta.index, _PartialCall())
+            call = self._calls.get(delta.index)
+            if call is None:
+                call = self._calls[delta.index] = _PartialCall()
             call.id = delta.id or call.id
             call.name = delta.name or call.name
             call.arguments.append(delta.arguments)
@@ -97,6 +46,10 @@ class StreamAccumulator:
     @property
     def text(self) -> str:
         return "".join(self._text)
+
+    @property
+    def has_tool_calls(self) -> bool:
+        return bool(self._calls)
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:
@@ -116,3 +69,61 @@ class StreamAccumulator:
             usage=self.usage or Usage(),
             tool_calls=calls,
         )
+
+
+class FinalChunk:
+    """A stream the dispatcher relays, folded as it passes (a ``StreamAccumulator``), and the
+    one final chunk the caller sees at its end. Named after the deployment's vendor."""
+
+    def __init__(self, vendor: str, model: str) -> None:
+        self.vendor = vendor
+        self.fold = StreamAccumulator(vendor, model)
+
+    def take(self, chunk: StreamChunk) -> bool:
+        """Record a chunk; True when it carries text or tool pieces to pass on now."""
+        self.fold.add(chunk)
+        return bool(chunk.delta or chunk.tool_call_deltas)
+
+    def strip(self, chunk: StreamChunk) -> StreamChunk:
+        """The chunk as passed on: pieces only, named after the deployment's vendor."""
+        if chunk.finish_reason is None and chunk.usage is None and chunk.vendor == self.vendor:
+            return chunk
+        return StreamChunk(
+            delta=chunk.delta,
+            tool_call_deltas=chunk.tool_call_deltas,
+            vendor=self.vendor,
+            model=self.model,
+        )
+
+    @property
+    def text(self) -> str:
+        return self.fold.text
+
+    @property
+    def model(self) -> str:
+        return self.fold.model
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.fold.usage
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        """The vendor's, else ``tool_calls`` when it called tools, else ``stop``."""
+        return self.fold.finish_reason or ("tool_calls" if self.fold.has_tool_calls else "stop")
+
+    def chunk(self, *, routing: RoutingDecision, cost_usd: float | None) -> StreamChunk:
+        return StreamChunk(
+            finish_reason=self.finish_reason,
+            usage=self.usage or Usage(),
+            vendor=self.vendor,
+            model=self.model,
+            routing=routing,
+            cost_usd=cost_usd,
+        )
+
+    def as_response(self, *, complete: bool = True) -> Response:
+        """The stream as one answer (for the ledger), as the final chunk described it; a
+        stream that broke off has only the vendor's own finish reason, if any."""
+        finish = self.finish_reason if complete else self.fold.finish_reason
+        return replace(self.fold.response(), vendor=self.vendor, finish_reason=finish)

@@ -122,6 +122,8 @@ class Accounting:
                 output_text=response.content
                 if response is not None and self.s.config.ledger_content
                 else None,
+                finish_reason=response.finish_reason if response is not None else None,
+                tool_calls=response.tool_calls if response is not None else (),
             )
         )
 

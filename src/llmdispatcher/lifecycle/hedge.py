@@ -65,6 +65,14 @@ async def race(
     if done or not may_start(second):
         return await first_task
     racers = {first_task: first, asyncio.create_task(racer.start(second)): second}
+    return await _finish(racer, racers, losers)
+
+
+async def _finish(
+    racer: Racer[T], racers: dict[asyncio.Task[T], Deployment], losers: set[str]
+) -> T | RaceLost:
+    """Both run: the first to win takes it and the other is cancelled (or, had it won in the
+    same instant, discarded); a racer that fails leaves the race to the other."""
     pending: set[asyncio.Task[T]] = set(racers)
     errors: list[VendorError] = []
     try:
@@ -76,7 +84,7 @@ async def race(
                     losers.update(racers[t].id for t in racers if t is not task)
                     await _cancel(pending)
                     pending = set()
-                    for late in done - {task}:  # it finished in the same instant: hang up
+                    for late in done - {task}:  # it won in the same instant: hang up
                         if late.exception() is None:
                             await racer.discard(late.result())
                     return task.result()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..types import Attempt, Request, Usage
+from ..types import Attempt, Request, ToolCall, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,8 @@ class RequestFinished:
     price_version: str | None = None
     api_key_id: str | None = None  # the gateway key's name (request.metadata["api_key"])
     output_text: str | None = None  # the answer, only when the config asks to log content
+    finish_reason: str | None = None  # why the answer ended; a stream's as its last chunk said
+    tool_calls: tuple[ToolCall, ...] = ()  # the answer's tool calls (a stream's, assembled)
 
 
 Event = AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished
