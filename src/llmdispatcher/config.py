@@ -11,7 +11,7 @@ from .budgets import Budget
 from .resilience.circuit_breaker import CircuitBreaker
 from .resilience.retry import RetryPolicy
 from .resilience.retry_budget import RetryBudget
-from .routing.model import ModelGroup
+from .routing.model import STREAM_BREAKS, ModelGroup, StreamBreak
 from .routing.rules import RoutingRule
 
 
@@ -136,6 +136,9 @@ class Config:
     budgets: tuple[Budget, ...] = ()
     # How long a request may wait for a rate limit to free when every candidate is over one.
     rate_limit_wait_s: float = 0.0
+    # A stream that breaks after its first token: "error" (StreamInterrupted) or "resume" on
+    # the next candidate (lifecycle/relay.py); model groups may set their own.
+    on_stream_break: StreamBreak = "error"
     # The request ledger: sqlite:///path.db or postgresql://... (None: no ledger).
     ledger_url: str | None = None
     ledger_content: bool = False
@@ -151,6 +154,8 @@ class Config:
         object.__setattr__(self, "budgets", tuple(self.budgets))
         if self.rate_limit_wait_s < 0:
             raise ValueError("rate_limit_wait_s: must be >= 0 seconds")
+        if self.on_stream_break not in STREAM_BREAKS:
+            raise ValueError(f"on_stream_break: must be one of {', '.join(STREAM_BREAKS)}")
         names = [group.name for group in self.model_groups]
         if len(names) != len(set(names)):
             raise ValueError("model_groups: two groups have the same name")

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, SystemClock
 from .config import Config
-from .errors import ConfigError, NoVendorsRegistered, StreamInterrupted, VendorError
+from .errors import ConfigError, NoVendorsRegistered
 from .lifecycle.accounting import Accounting, Ticket
-from .lifecycle.kinds import SendKind, StartedStream, StreamKind
+from .lifecycle.kinds import SendKind, StreamKind
+from .lifecycle.relay import StreamRelay
 from .lifecycle.runner import Runner
 from .lifecycle.scope import Services, Trip
 from .observability.events import Event, Subscriber
@@ -37,7 +38,6 @@ from .resilience.retry_budget import RetryBudgets
 from .routing.health import HealthTracker
 from .routing.model import RoutingDecision
 from .routing.router import Router
-from .streaming import FinalChunk
 from .sync import LoopThread
 from .types import Request, Response, StreamChunk
 from .vendors.base import Vendor
@@ -250,7 +250,7 @@ class Dispatcher:
         try:
             trip = await self._depart(ticket)
             won = await self._runner.run(self._send_kind, trip)
-            await won.hold.aclose()  # the try is over: its scope records it
+            await won.scope.close(None)  # the try is over: its scope records it
         except BaseException as exc:
             await self._accounting.settle_spend(ticket, 0)
             self._accounting.finish(ticket, exc)
@@ -282,30 +282,25 @@ class Dispatcher:
             self._accounting.finish(ticket, exc)
             raise
         ticket.ttft_s = self._clock.now() - ticket.started
-        ticket.deployment = won.deployment
-        final = FinalChunk(won.deployment.vendor, won.deployment.model)
+        relay = StreamRelay(self._runner, self._stream_kind, trip, won)
         error: BaseException | None = None
         delivered = False  # the final chunk went out: a caller stopping now has lost nothing
         try:
-            won.hold.push_async_callback(won.value.aclose)  # hang up first, then record
-            async with won.hold:
-                try:
-                    async for chunk in _relay(won.value, final):
-                        yield chunk
-                finally:
-                    won.scope.usage = final.usage
-            cost = self._accounting.cost(won.deployment, final.model, final.usage)
-            ticket.response = replace(final.as_response(), cost_usd=cost)
+            async for chunk in relay.chunks():
+                yield chunk
+            cost = self._accounting.legs_cost(relay.legs)
+            ticket.response = relay.final.as_response(cost_usd=cost, usage=relay.usage)
             await self._accounting.settle_spend(ticket, cost)
             delivered = True
-            yield final.chunk(routing=trip.decision, cost_usd=cost)
+            yield relay.final.chunk(trip.decision, cost, relay.usage, relay.resumed_from)
         except BaseException as exc:
             if not (delivered and isinstance(exc, GeneratorExit | asyncio.CancelledError)):
                 error = exc
             raise
         finally:
+            ticket.deployment = relay.legs[-1].deployment if relay.legs else won.deployment
             if ticket.response is None:
-                ticket.response = final.as_response(complete=False)
+                ticket.response = relay.final.as_response(complete=False)
             await self._accounting.settle_spend(ticket, None)
             self._accounting.finish(ticket, error)
 
@@ -346,24 +341,3 @@ class Dispatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-async def _relay(started: StartedStream, final: FinalChunk) -> AsyncIterator[StreamChunk]:
-    """The stream's pieces as the caller sees them; a vendor error now is too late to fail
-    over (text has reached the caller), so it becomes ``StreamInterrupted``."""
-    for chunk in started.head:
-        if final.take(chunk):
-            yield final.strip(chunk)
-    if started.ended:
-        return
-    try:
-        async for chunk in started.chunks:
-            if final.take(chunk):
-                yield final.strip(chunk)
-    except VendorError as exc:
-        raise StreamInterrupted(
-            f"the stream failed after output reached the caller: {exc}",
-            vendor=final.vendor,
-            partial_text=final.text,
-            status=exc.status,
-        ) from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .types import FinishReason, Response, StreamChunk, ToolCall, Usage
@@ -112,18 +112,36 @@ class FinalChunk:
         """The vendor's, else ``tool_calls`` when it called tools, else ``stop``."""
         return self.fold.finish_reason or ("tool_calls" if self.fold.has_tool_calls else "stop")
 
-    def chunk(self, *, routing: RoutingDecision, cost_usd: float | None) -> StreamChunk:
+    def chunk(
+        self,
+        routing: RoutingDecision,
+        cost_usd: float | None,
+        usage: Usage | None,
+        resumed_from: tuple[str, ...] = (),
+    ) -> StreamChunk:
+        """The last chunk: why the answer ended, its usage, cost and routing decision."""
         return StreamChunk(
             finish_reason=self.finish_reason,
-            usage=self.usage or Usage(),
+            usage=usage or Usage(),
             vendor=self.vendor,
             model=self.model,
             routing=routing,
             cost_usd=cost_usd,
+            resumed_from=resumed_from,
         )
 
-    def as_response(self, *, complete: bool = True) -> Response:
+    def as_response(
+        self, *, complete: bool = True, cost_usd: float | None = None, usage: Usage | None = None
+    ) -> Response:
         """The stream as one answer (for the ledger), as the final chunk described it; a
         stream that broke off has only the vendor's own finish reason, if any."""
-        finish = self.finish_reason if complete else self.fold.finish_reason
-        return replace(self.fold.response(), vendor=self.vendor, finish_reason=finish)
+        fold = self.fold
+        return Response(
+            content=fold.text,
+            vendor=self.vendor,
+            model=fold.model,
+            finish_reason=self.finish_reason if complete else fold.finish_reason,
+            usage=usage or fold.usage or Usage(),
+            tool_calls=fold.tool_calls,
+            cost_usd=cost_usd,
+        )

@@ -340,3 +340,6 @@ class StreamChunk:
     vendor: str = ""
     model: str = ""
     routing: Any = None  # on the final chunk: the RoutingDecision, as on Response
+    # On the final chunk of a resumed stream (on_stream_break: resume): the deployments whose
+    # streams broke, in order, before the last one finished the answer.
+    resumed_from: tuple[str, ...] = ()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from .scope import Services
 if TYPE_CHECKING:
     from ..budgets import BudgetReservation
     from ..pricing import PriceTable
+    from .relay import Leg
 
 
 @dataclass(slots=True)
@@ -79,6 +81,12 @@ class Accounting:
             return None
         cost = self._cost(deployment, model or deployment.model, usage)
         return None if cost is None else float(cost)
+
+    def legs_cost(self, legs: Sequence[Leg]) -> float | None:
+        """A stream's cost: every leg's that reported usage (one leg, unless resumed)."""
+        costs = [self.cost(leg.deployment, leg.model, leg.usage) for leg in legs]
+        known = [c for c in costs if c is not None]
+        return sum(known) if known else None
 
     def _cost(self, deployment: Deployment, model: str, usage: Usage) -> Decimal | None:
         from ..pricing import deployment_cost

@@ -12,7 +12,6 @@ for one to free (up to ``rate_limit_wait_s``). Everything runs under one total d
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -38,13 +37,12 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class Won(Generic[T]):
-    """The winning try: its value, and its still-open scope. Closing ``hold`` closes the
-    scope, which records the try's outcome: at once for a send, at its end for a stream."""
+    """The winning try: its value, and its still-open scope. ``scope.closing()`` closes it
+    and so records the try's outcome: at once for a send, at its end for a stream."""
 
     value: T
     deployment: Deployment
     scope: AttemptScope
-    hold: AsyncExitStack
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +185,18 @@ class Runner:
         )
         # vendor.check(sent) already ran in the router, for every candidate it returned.
         scope = AttemptScope(self.s, trip, deployment)
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(scope)
-            try:
-                async with asyncio.timeout(trip.deadline.remaining()):
-                    value = await kind.start(self.s.vendors[deployment.vendor], sent, scope)
-            except TimeoutError as exc:  # recorded by the scope as this try's failure
-                raise deadline_error(trip, deployment) from exc
-            return Won(value, deployment, scope, stack.pop_all())
+        await scope.open()
+        try:
+            async with asyncio.timeout(trip.deadline.remaining()):
+                value = await kind.start(self.s.vendors[deployment.vendor], sent, scope)
+        except TimeoutError as exc:  # recorded by the scope as this try's failure
+            error = deadline_error(trip, deployment)
+            await scope.close(error)
+            raise error from exc
+        except BaseException as exc:
+            await scope.close(exc)
+            raise
+        return Won(value, deployment, scope)
 
     async def _race(
         self, kind: AttemptKind[T], trip: Trip, first: Deployment, second: Deployment
@@ -240,10 +242,8 @@ class Runner:
 
 async def _discard(kind: AttemptKind[T], won: Won[T]) -> None:
     """Hang up on a try that finished but lost (its scope records it as cancelled)."""
-    try:
+    async with won.scope.closing():
         await kind.discard(won.value)
-    finally:
-        await won.hold.aclose()
 
 
 def deadline_error(trip: Trip, deployment: Deployment) -> VendorTimeout:

@@ -76,18 +76,32 @@ class AttemptScope:
       that went away).
     """
 
-    __slots__ = ("_reservation", "_s", "deployment", "started", "trip", "ttft", "usage")
+    __slots__ = ("_reservation", "_s", "deployment", "key", "started", "trip", "ttft", "usage")
 
     def __init__(self, services: Services, trip: Trip, deployment: Deployment) -> None:
         self._s = services
         self.trip = trip
         self.deployment = deployment
+        self.key = deployment.id
         self.started = 0.0
         self.ttft: float | None = None
         self.usage: Usage | None = None
         self._reservation: Reservation | None = None
 
     async def __aenter__(self) -> AttemptScope:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close(exc)
+
+    async def open(self) -> None:
+        """Reserve the limits and count the try; raises ``LocalRateLimited`` (recorded)."""
         s, deployment = self._s, self.deployment
         self.started = s.clock.now()
         if s.quotas.limits_active:
@@ -96,37 +110,37 @@ class AttemptScope:
                     deployment, self.trip.worst_tokens
                 )
             except LocalRateLimited as refused:
-                s.breakers.release_probe(deployment.id)
+                s.breakers.release_probe(self.key)
                 self._record(type(refused).__name__, str(refused))
                 raise
         s.retry_budgets.record_request(deployment.vendor)
-        s.health.started(deployment.id)
+        s.health.started(self.key)
         self.started = s.clock.now()
-        return self
 
     def first_token(self) -> None:
         """A stream produced its first piece: it stays in flight until the scope closes."""
         self.ttft = self._s.clock.now() - self.started
-        self._s.health.finished(self.deployment.id, ok=True, ttft_s=self.ttft, still_open=True)
+        self._s.health.finished(self.key, ok=True, ttft_s=self.ttft, still_open=True)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self, exc: BaseException | None) -> None:
+        """Record the try's outcome (``exc``: what ended it, None for a success)."""
         status, message, cause = self._outcome(exc)
-        tokens = self.usage.total_tokens if self.usage is not None else 0
-        await self._s.quotas.settle_limits(self._reservation, tokens)
+        if self._reservation is not None:
+            tokens = self.usage.total_tokens if self.usage is not None else 0
+            await self._s.quotas.settle_limits(self._reservation, tokens)
         self._judge(status == "ok", cause)
         self._record(status, message)
+
+    def closing(self) -> _Closing:
+        """``async with scope.closing():`` closes an opened scope with what ends the block."""
+        return _Closing(self)
 
     def _outcome(self, exc: BaseException | None) -> tuple[str, str | None, BaseException | None]:
         """(status, message, the vendor's error if it failed) of the try."""
         if exc is None:
             return "ok", None, None
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            if self.deployment.id in self.trip.losers:
+            if self.key in self.trip.losers:
                 return "cancelled", LOST, None
             return "cancelled", "the caller went away", None
         cause = exc.__cause__ if isinstance(exc, StreamInterrupted) else exc
@@ -134,7 +148,7 @@ class AttemptScope:
 
     def _judge(self, ok: bool, cause: BaseException | None) -> None:
         """Health and breaker: only the vendor's faults count against it."""
-        s, key = self._s, self.deployment.id
+        s, key = self._s, self.key
         fault = vendor_fault(cause) if cause is not None else False
         if self.ttft is not None:  # a stream that opened: it was a success at its first token
             s.health.closed(key)
@@ -170,6 +184,24 @@ class AttemptScope:
                 attempt,
                 ttft_s=self.ttft if status == "ok" else None,
                 usage=self.usage,
-                deployment=deployment.id,
+                deployment=self.key,
             )
         )
+
+
+class _Closing:
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: AttemptScope) -> None:
+        self.scope = scope
+
+    async def __aenter__(self) -> AttemptScope:
+        return self.scope
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.scope.close(exc)

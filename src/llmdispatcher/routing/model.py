@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .rules import RoutingRule
 
 STRATEGIES: tuple[str, ...] = ("priority", "weighted", "least_busy", "latency", "cost", "objective")
+STREAM_BREAKS: tuple[str, ...] = ("error", "resume")
+StreamBreak = Literal["error", "resume"]
 StrategyName = Literal["priority", "weighted", "least_busy", "latency", "cost", "objective"]
 
 
@@ -85,6 +87,8 @@ class ModelGroup:
     ``content_filter_fallbacks``: groups tried when a deployment's content filter refused.
     ``hedge_after_s``: start the next deployment when the first has not produced its first
     token after this many seconds (``"p90"``: its live p90 time to first token).
+    ``on_stream_break``: ``error`` or ``resume`` a stream that breaks after its first token
+    (see lifecycle/relay.py); None takes ``Config.on_stream_break``.
     """
 
     name: str
@@ -96,6 +100,7 @@ class ModelGroup:
     hedge_after_s: float | str | None = None
     objective: Objective = field(default_factory=Objective)
     exploration: float = 0.05
+    on_stream_break: StreamBreak | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -118,6 +123,11 @@ class ModelGroup:
             raise ValueError(f"model group {self.name!r}: hedge_after_s is seconds or 'p90'")
         if not 0.0 <= self.exploration <= 1.0:
             raise ValueError(f"model group {self.name!r}: exploration must be in [0, 1]")
+        if self.on_stream_break not in (None, *STREAM_BREAKS):
+            raise ValueError(
+                f"model group {self.name!r}: on_stream_break must be one of "
+                f"{', '.join(STREAM_BREAKS)}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
