@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy
+from llmdispatcher import Config, Dispatcher, FakeClock, Limits, Request, RetryPolicy
 from llmdispatcher.budgets import Budget
 from llmdispatcher.errors import BudgetExceeded, RateLimitError
 from llmdispatcher.routing.model import Deployment, ModelGroup
@@ -20,7 +20,9 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 def vendor(fake: FakeOpenAI, name: str = "a", **limits: int) -> OpenAIVendor:
-    return OpenAIVendor(name=name, api_key=FAKE_OPENAI_KEY, base_url=fake.url + "/v1", **limits)
+    return OpenAIVendor(
+        name=name, api_key=FAKE_OPENAI_KEY, base_url=fake.url + "/v1", limits=Limits(**limits)
+    )
 
 
 def ask(max_tokens: int = 20, **kwargs: object) -> Request:

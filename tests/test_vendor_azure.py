@@ -95,7 +95,7 @@ async def test_deployment_mapping_then_default_deployment_then_model_name(
     fake_azure: FakeAzureOpenAI,
 ) -> None:
     vendor = azure(fake_azure, deployments={"house-model": "gpt-4.1"})
-    fallback = azure(fake_azure, name="azure2", azure_deployment="o3-mini")
+    fallback = azure(fake_azure, name="azure2", deployments="o3-mini")
     async with dispatcher(vendor, fallback) as d:
         mapped = await d.send(Request(model="house-model", messages=HELLO.messages))
         plain = await d.send(HELLO)
@@ -237,7 +237,7 @@ async def test_a_consumer_that_stops_mid_stream_hangs_up_on_azure(
     fake_azure: FakeAzureOpenAI,
 ) -> None:
     fake_azure.enqueue(Stall(seconds=10, after_chunks=2))
-    async with dispatcher(azure(fake_azure, azure_ad_token_provider=lambda: TOKEN)) as d:
+    async with dispatcher(azure(fake_azure, azure_ad_token=lambda: TOKEN)) as d:
         stream = d.stream(HELLO)
         assert (await anext(stream)).delta
         await stream.aclose()  # type: ignore[attr-defined]
@@ -322,7 +322,7 @@ async def test_credentials_never_appear_in_errors(fake_azure: FakeAzureOpenAI) -
         Fail("bad_request", message=f"echo {KEY}"), Fail("bad_request", message=f"echo {TOKEN}")
     )
     by_key = azure(fake_azure)
-    by_token = azure(fake_azure, azure_ad_token_provider=lambda: TOKEN)
+    by_token = azure(fake_azure, azure_ad_token=lambda: TOKEN)
     errors = []
     for vendor in (by_key, by_token):
         with pytest.raises(InvalidRequestError) as caught:
@@ -358,7 +358,7 @@ async def test_token_provider_is_called_before_every_request(
         return TOKEN
 
     provider = async_provider if is_async else sync_provider
-    vendor = azure(fake_azure, azure_ad_token_provider=provider)
+    vendor = azure(fake_azure, azure_ad_token=provider)
     async with dispatcher(vendor) as d:
         await d.send(HELLO)
         await collect(d.stream(HELLO))
@@ -376,13 +376,13 @@ async def test_a_failing_token_provider_is_an_authentication_error(
             raise RuntimeError("credential unavailable")
         return ""
 
-    vendor = azure(fake_azure, azure_ad_token_provider=provider)
+    vendor = azure(fake_azure, azure_ad_token=provider)
     async with dispatcher(vendor) as d:
-        with pytest.raises(AuthenticationError, match="azure_ad_token_provider"):
+        with pytest.raises(AuthenticationError, match="the azure_ad_token provider"):
             await d.send(HELLO)
         health = await vendor.health()
     assert not health.ok
-    assert "azure_ad_token_provider" in health.detail
+    assert "the azure_ad_token provider" in health.detail
     assert fake_azure.requests == []
 
 

@@ -65,6 +65,7 @@ from .gemini_request import (
     new_call_id,
     to_contents,
 )
+from .http_options import HttpOptions
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder
 
@@ -106,16 +107,9 @@ class GeminiVendor(HttpVendor):
         api_key: str | Secret | None = None,
         base_url: str | None = None,
         name: str | None = None,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        headers: Mapping[str, str] | None = None,
         api_version: str = "v1beta",
-        max_connections: int = 0,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        rpd: int | None = None,
-        tpd: int | None = None,
-        max_concurrency: int | None = None,
+        http: HttpOptions | None = None,
+        limits: Limits | None = None,
     ) -> None:
         key = secret_from(api_key, *self.api_key_env)
         vendor_name = name or self.default_name
@@ -131,14 +125,16 @@ class GeminiVendor(HttpVendor):
             raise ConfigError(
                 f"GeminiVendor api_version must be like 'v1beta' or 'v1' (vendor {vendor_name!r})"
             )
+        options = http or HttpOptions()
+        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=base_url or os.environ.get(self.base_url_env) or self.default_base_url,
             api_key=Secret(key.reveal().strip()),
             timeout=timeout,
             connect_timeout=connect_timeout,
-            headers=headers,
-            max_connections=max_connections,
+            headers=options.headers,
+            max_connections=options.max_connections,
         )
         self.api_version = api_version.strip("/")
         self._headers = {
@@ -146,7 +142,7 @@ class GeminiVendor(HttpVendor):
             "x-goog-api-key": self.api_key.reveal(),
             **self.extra_headers,
         }
-        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
+        self.limits = limits or Limits()
 
     @classmethod
     def from_env(cls) -> GeminiVendor | None:
