@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from llmdispatcher.errors import (
     ModelNotFound,
     RateLimitError,
     StreamInterrupted,
+    UnsupportedRequest,
     VendorError,
     VendorServerError,
     VendorTimeout,
@@ -124,6 +126,40 @@ async def test_v1_surface(fake_azure: FakeAzureOpenAI) -> None:
     assert sent.headers["api-key"] == KEY
     assert response.model == "gpt-4o-mini-2024-07-18"
     assert models == ["fast"]  # the mapping's keys are the names requests use
+
+
+@pytest.mark.parametrize(
+    "model", ["..", "gpt-4o/../../other", "gpt-4o?api-version=x", "gpt 4o", "gpt-4o%2F..", "."]
+)
+async def test_a_deployment_never_walks_the_url_path(
+    fake_azure: FakeAzureOpenAI, model: str
+) -> None:
+    vendor = azure(fake_azure)
+    request = Request(model=model, messages=HELLO.messages)
+    refused = rf"model {re.escape(repr(model))} cannot be sent to vendor 'azure': it goes into"
+    async with dispatcher(vendor) as d:
+        with pytest.raises(UnsupportedRequest, match=refused):
+            vendor.check(request)
+        with pytest.raises(UnsupportedRequest, match=refused):
+            await vendor.send(request)
+        with pytest.raises(UnsupportedRequest, match=refused):
+            await d.send(request)
+    assert fake_azure.requests == []
+
+
+async def test_deployment_names_reach_the_request_line_as_written(
+    fake_azure: FakeAzureOpenAI,
+) -> None:
+    vendor = azure(fake_azure, deployments={"house": "gpt-4.1"})
+    fake_azure.deployments["my_deploy.v2~x"] = "gpt-4o-2024-11-20"  # every unreserved character
+    async with dispatcher(vendor) as d:
+        for model in ("gpt-4o-mini", "house", "my_deploy.v2~x"):
+            fake_azure.enqueue(Reply(text="ok"))
+            await d.send(Request(model=model, messages=HELLO.messages))
+    assert [r.target for r in fake_azure.requests] == [
+        f"/openai/deployments/{name}/chat/completions?api-version={VERSION}"
+        for name in ("gpt-4o-mini", "gpt-4.1", "my_deploy.v2~x")
+    ]
 
 
 async def test_request_fields_images_and_json_mode(fake_azure: FakeAzureOpenAI) -> None:

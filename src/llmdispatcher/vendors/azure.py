@@ -37,6 +37,7 @@ from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, missing_setting
 from .http_options import HttpOptions
 from .openai import OpenAIVendor
+from .path_segment import path_segment
 from .presets import OPENAI
 
 KEY_ENV = "AZURE_OPENAI_API_KEY"
@@ -125,11 +126,19 @@ class AzureOpenAIVendor(OpenAIVendor):
             return self.deployments
         return self.deployments.get(model) or model
 
+    def check(self, request: Request) -> None:
+        self.chat_url(request)  # refuses a deployment that cannot go into the URL path
+        super().check(request)
+
     # --- request -----------------------------------------------------------------------------
     def chat_url(self, request: Request) -> str:
+        """The v1 surface takes the deployment in the body; the classic one in the URL path,
+        where a name that is not one safe segment is refused (``UnsupportedRequest``)."""
         if self.api_version == V1:
             return f"{self.base_url}/chat/completions"
-        deployment = quote(self.deployment_for(request.model), safe="")
+        deployment = path_segment(
+            self.deployment_for(request.model), field="model", vendor=self.name
+        )
         return (
             f"{self.base_url}/deployments/{deployment}/chat/completions"
             f"?api-version={quote(self.api_version, safe='')}"

@@ -67,6 +67,7 @@ from .gemini_request import (
 )
 from .http_options import HttpOptions
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .path_segment import path_segment
 from .sse import SSEDecoder
 
 FILTERED = frozenset(
@@ -153,10 +154,22 @@ class GeminiVendor(HttpVendor):
         return f"{self.base_url}/{self.api_version}"
 
     # --- request -----------------------------------------------------------------------------
+    def model_path(self, model: str) -> str:
+        """``models/{id}`` or ``tunedModels/{id}`` for a request's model; ``UnsupportedRequest``
+        when the id is not one safe path segment (it would reach another resource)."""
+        collection, slash, model_id = model.partition("/")
+        if not slash or collection not in ("models", "tunedModels"):
+            collection, model_id = "models", model
+        safe_id = path_segment(model_id, field="model", vendor=self.name, whole=model)
+        return f"{collection}/{safe_id}"
+
     def model_url(self, model: str, method: str) -> str:
         # A plain string: the colon before the method must not be re-encoded as a segment.
-        path = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
-        return f"{self.root}/{path}:{method}"
+        return f"{self.root}/{self.model_path(model)}:{method}"
+
+    def check(self, request: Request) -> None:
+        self.model_path(request.model)
+        super().check(request)
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
