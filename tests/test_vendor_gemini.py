@@ -38,7 +38,7 @@ from llmdispatcher.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
-from llmdispatcher.vendors import HttpOptions, OpenAIVendor
+from llmdispatcher.vendors import Connection, OpenAIVendor
 from llmdispatcher.vendors.gemini import GeminiVendor
 from llmdispatcher.vendors.gemini_request import decode_call_id, encode_call_id
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
@@ -687,7 +687,9 @@ async def test_bad_key_and_missing_key_are_authentication_errors(fake_gemini: Fa
             await d.send(HELLO)
     assert (caught.value.status, caught.value.error_code) == (400, "API_KEY_INVALID")
     assert len(fake_gemini.requests) == 1  # never retried
-    vendor = adapter_for(fake_gemini, api_key="x", http=HttpOptions(headers={"x-goog-api-key": ""}))
+    vendor = adapter_for(
+        fake_gemini, api_key="x", connection=Connection(headers={"x-goog-api-key": ""})
+    )
     with pytest.raises(AuthenticationError) as missing:
         await vendor.send(HELLO)
     await vendor.aclose()

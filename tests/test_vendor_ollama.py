@@ -37,7 +37,7 @@ from llmdispatcher.errors import (
     VendorServerError,
     VendorUnavailable,
 )
-from llmdispatcher.vendors import HttpOptions, vendor_class
+from llmdispatcher.vendors import Connection, vendor_class
 from llmdispatcher.vendors.ollama import OllamaVendor, parse_host
 from tests.fakes.fixtures_ollama import FAKE_OLLAMA_KEY as KEY
 from tests.fakes.ollama_fake import FakeOllama, adapter_for
@@ -558,7 +558,7 @@ async def test_keyless_server_and_caller_authorization_header(fake_ollama: FakeO
     vendor = adapter_for(
         fake_ollama,
         api_key="ignored-key",
-        http=HttpOptions(headers={"authorization": f"Bearer {KEY}"}),
+        connection=Connection(headers={"authorization": f"Bearer {KEY}"}),
     )
     assert KEY in vendor.secrets()
     async with dispatcher(vendor) as d:

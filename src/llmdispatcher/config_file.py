@@ -6,7 +6,7 @@ have the field's type. Vendor options are checked against the vendor class's con
 Every error names the file, the key path (``vendors.openai.timeout``) and what was expected.
 
 A vendor constructor takes some settings grouped in one value (``limits: Limits``,
-``http: HttpOptions``, an OpenAI-family ``preset``); a file may write that value as a mapping
+``connection: Connection``, an OpenAI-family ``preset``); a file may write that value as a mapping
 (``limits: {rpm: 60}``) or its fields flat on the vendor (``rpm: 60``, ``timeout: 30``,
 ``stream_usage: false``), which fold into it (over the named ``preset``, when one is given).
 

@@ -7,7 +7,7 @@ import pytest
 
 from llmdispatcher import Config, Limits, RetryPolicy, RoutingCondition, RoutingRule
 from llmdispatcher.errors import ConfigError
-from llmdispatcher.vendors import HttpOptions
+from llmdispatcher.vendors import Connection
 from llmdispatcher.vendors.llamacpp import LocalOptions
 from llmdispatcher.vendors.presets import PRESETS
 
@@ -67,7 +67,7 @@ def test_yaml_loads_every_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert backup.options == {
         "name": "backup",
         "api_key": "fallback-key",
-        "http": HttpOptions(timeout=5.0),
+        "connection": Connection(timeout=5.0),
     }
     assert "sk-from-env-123456" not in repr(config)
 
@@ -165,11 +165,11 @@ vendors:
         "name": "openai",
         "api_key": "k",
         "limits": Limits(rpm=60, tpm=9000, max_concurrency=4),
-        "http": HttpOptions(timeout=30.0, headers={"X-Team": "a"}),
+        "connection": Connection(timeout=30.0, headers={"X-Team": "a"}),
     }
     assert specs["capped"]["limits"] == Limits(rpd=100)
     # The named preset is the base the flat fields override.
     assert specs["groq"]["preset"] == replace(PRESETS["groq"], stream_usage=False)
-    assert specs["groq"]["http"] == HttpOptions(connect_timeout=2.0)
+    assert specs["groq"]["connection"] == Connection(connect_timeout=2.0)
     assert specs["box"]["local"] == LocalOptions(n_ctx=4096, max_queue=0)
     assert specs["box"]["limits"] == Limits(rpm=5)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .base import Capabilities, Health, Secret, Vendor
-from .http_options import HttpOptions
+from .connection import Connection
 
 if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
@@ -49,9 +49,9 @@ __all__ = [
     "AnthropicVendor",
     "AzureOpenAIVendor",
     "Capabilities",
+    "Connection",
     "GeminiVendor",
     "Health",
-    "HttpOptions",
     "LlamaCppVendor",
     "OllamaVendor",
     "OpenAICompatibleVendor",

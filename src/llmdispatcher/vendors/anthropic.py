@@ -43,8 +43,8 @@ from ..types import (
 )
 from .anthropic_request import JSON_TOOL, translate, wants_json_tool
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
-from .http_options import HttpOptions
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
@@ -103,13 +103,13 @@ class AnthropicVendor(HttpVendor):
         name: str | None = None,
         api_version: str = "2023-06-01",
         default_max_tokens: int = 4096,
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
         key = secret_from(api_key, "ANTHROPIC_API_KEY")
         vendor_name = name or self.default_name
         _check_settings(vendor_name, key, api_version, default_max_tokens)
-        options = http or HttpOptions()
+        options = connection or Connection()
         timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,

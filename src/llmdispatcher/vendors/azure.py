@@ -35,7 +35,7 @@ from ..errors import AuthenticationError, ConfigError, VendorError
 from ..limits import Limits
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, missing_setting
-from .http_options import HttpOptions
+from .connection import Connection
 from .openai import OpenAIVendor
 from .path_segment import path_segment
 from .presets import OPENAI
@@ -74,7 +74,7 @@ class AzureOpenAIVendor(OpenAIVendor):
         deployments: str | Mapping[str, str] | None = None,
         azure_ad_token: str | Secret | TokenProvider | None = None,
         name: str | None = None,
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
         vendor = name or AZURE.name
@@ -104,7 +104,7 @@ class AzureOpenAIVendor(OpenAIVendor):
             base_url=endpoint.rstrip("/") + surface,
             name=vendor,
             preset=AZURE,
-            http=http,
+            connection=connection,
             limits=limits,
         )
 

@@ -49,6 +49,7 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
+from .connection import Connection
 from .error_mapping import (
     ErrorInfo,
     body_text,
@@ -65,7 +66,6 @@ from .gemini_request import (
     new_call_id,
     to_contents,
 )
-from .http_options import HttpOptions
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .path_segment import path_segment
 from .sse import SSEDecoder
@@ -109,7 +109,7 @@ class GeminiVendor(HttpVendor):
         base_url: str | None = None,
         name: str | None = None,
         api_version: str = "v1beta",
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
         key = secret_from(api_key, *self.api_key_env)
@@ -126,7 +126,7 @@ class GeminiVendor(HttpVendor):
             raise ConfigError(
                 f"GeminiVendor api_version must be like 'v1beta' or 'v1' (vendor {vendor_name!r})"
             )
-        options = http or HttpOptions()
+        options = connection or Connection()
         timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,

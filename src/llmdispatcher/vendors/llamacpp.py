@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from ..limits import Limits
 from .base import Health, Secret
-from .http_options import HttpOptions
+from .connection import Connection
 from .openai import OpenAIVendor
 from .presets import Preset
 
@@ -80,7 +80,7 @@ class LlamaServerVendor(OpenAIVendor):
         api_key: str | Secret | None = None,
         name: str | None = None,
         *,
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
         # The root also prefixes /health, which lives outside /v1 (after any --api-prefix).
@@ -90,7 +90,7 @@ class LlamaServerVendor(OpenAIVendor):
             base_url=self.server_root + "/v1",
             name=name,
             preset=LLAMA_SERVER,
-            http=http,
+            connection=connection,
             limits=limits,
         )
 
@@ -111,16 +111,16 @@ def LlamaCppVendor(
     model_path: str | None = None,
     aliases: Iterable[str] = (),
     local: LocalOptions | None = None,
-    http: HttpOptions | None = None,
+    connection: Connection | None = None,
     limits: Limits | None = None,
 ) -> LlamaServerVendor | LlamaCppLocalVendor:
     """llama.cpp: a ``LlamaServerVendor`` when given ``base_url`` (or nothing), a
     ``LlamaCppLocalVendor`` running ``model_path`` in this process (the ``local`` extra) when
-    given that. ``local`` applies to the in-process runtime, ``api_key`` and ``http`` to a
+    given that. ``local`` applies to the in-process runtime, ``api_key`` and ``connection`` to a
     server; ``aliases`` are model names the in-process model answers to besides its file's stem.
     """
     if model_path is None:
-        return LlamaServerVendor(base_url, api_key, name, http=http, limits=limits)
+        return LlamaServerVendor(base_url, api_key, name, connection=connection, limits=limits)
     from .llamacpp_local import LlamaCppLocalVendor
 
     return LlamaCppLocalVendor(

@@ -63,8 +63,8 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, secret_from
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
-from .http_options import HttpOptions
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import NDJSONDecoder
 
@@ -97,8 +97,8 @@ class OllamaVendor(HttpVendor):
     host, ``host:port`` or a URL, default port 11434, default ``http://127.0.0.1:11434``.
     ``api_key`` (``OLLAMA_API_KEY``) is sent as ``Authorization: Bearer`` when set; a local
     server needs none. ``keep_alive`` (``"5m"``, seconds, ``-1``) and ``num_ctx`` are sent with
-    every request unless ``Request.extra`` overrides them. ``http.timeout`` (the per-attempt read
-    timeout) defaults to 300 s, since the first request loads the model into memory.
+    every request unless ``Request.extra`` overrides them. ``connection.timeout`` (the
+    per-attempt read timeout) defaults to 300 s: the first request loads the model into memory.
     """
 
     pricing_name = "ollama"
@@ -116,10 +116,10 @@ class OllamaVendor(HttpVendor):
         keep_alive: float | str | None = None,
         num_ctx: int | None = None,
         vision_models: Sequence[str] | None = None,
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
-        options = http or HttpOptions()
+        options = connection or Connection()
         # A generous read timeout: the first request loads the model into memory.
         timeout, connect_timeout = options.timeouts(300.0, 5.0)
         super().__init__(

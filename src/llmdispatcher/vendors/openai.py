@@ -23,8 +23,8 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
-from .http_options import HttpOptions
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .presets import OPENAI, Preset
 from .sse import SSEDecoder
@@ -45,7 +45,7 @@ class OpenAIVendor(HttpVendor):
 
     ``base_url`` ends in ``/v1`` as in the official SDK (else the preset's ``base_url_env``
     variable, else the preset's URL); the key is ``api_key``, else the preset's ``api_key_env``.
-    ``http`` holds timeouts, headers and the pool size; ``limits`` what the host allows.
+    ``connection`` holds timeouts, headers and the pool size; ``limits`` what the host allows.
     """
 
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
@@ -59,7 +59,7 @@ class OpenAIVendor(HttpVendor):
         preset: Preset = OPENAI,
         organization: str | None = None,
         project: str | None = None,
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
         vendor_name = name or preset.name
@@ -68,7 +68,7 @@ class OpenAIVendor(HttpVendor):
         if preset.requires_api_key and not key:
             raise missing_setting(preset.api_key_env or "the API key", "api_key", vendor_name)
         url = base_url or _env(preset.base_url_env) or preset.base_url
-        options = http or HttpOptions()
+        options = connection or Connection()
         timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..limits import Limits
 from .base import Secret
-from .http_options import HttpOptions
+from .connection import Connection
 from .openai import OpenAIVendor
 from .presets import CUSTOM, PRESETS, Preset
 
@@ -37,7 +37,7 @@ class OpenAICompatibleVendor(OpenAIVendor):
         preset: str | Preset = CUSTOM,
         base_url: str | None = None,
         api_key: str | Secret | None = None,
-        http: HttpOptions | None = None,
+        connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
         settings = Preset.named(preset, name) if isinstance(preset, str) else preset
@@ -47,7 +47,12 @@ class OpenAICompatibleVendor(OpenAIVendor):
                 f"ending in /v1) or preset= (one of {', '.join(PRESETS)})"
             )
         super().__init__(
-            api_key=api_key, base_url=base_url, name=name, preset=settings, http=http, limits=limits
+            api_key=api_key,
+            base_url=base_url,
+            name=name,
+            preset=settings,
+            connection=connection,
+            limits=limits,
         )
 
     @classmethod

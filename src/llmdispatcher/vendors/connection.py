@@ -1,8 +1,9 @@
-"""How a vendor's HTTP client behaves, as one value every HTTP vendor takes.
+"""How a vendor is reached over HTTP, as one value every HTTP vendor takes (``connection=``).
 
 Each HTTP vendor used to repeat ``timeout, connect_timeout, headers, max_connections`` in its
 constructor; they travel together, so they are one value (as ``Limits`` is). Config files keep
-the flat keys (``vendors.openai.timeout: 30``) and fold them into it.
+the flat keys (``vendors.openai.timeout: 30``) and fold them into it. Per-vendor client settings
+still to come (a proxy, a CA bundle, a transport) belong here too, not in every constructor.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
-class HttpOptions:
+class Connection:
     """``timeout`` is the per-attempt read timeout (seconds of silence allowed) and
     ``connect_timeout`` the TCP/TLS connect timeout; ``None`` means the vendor's default (a
     local Ollama waits longer, since its first request loads the model). ``headers`` are sent
