@@ -12,12 +12,22 @@ from typing import Any
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy, StreamChunk, Usage
+from llmdispatcher import (
+    CircuitBreaker,
+    Config,
+    Dispatcher,
+    FakeClock,
+    Request,
+    RetryPolicy,
+    StreamChunk,
+    Usage,
+)
 from llmdispatcher.config_file import load_config
 from llmdispatcher.errors import (
     AuthenticationError,
     ConfigError,
     ContextLengthExceeded,
+    DispatcherError,
     InvalidRequestError,
     ModelNotFound,
     RateLimitError,
@@ -26,7 +36,8 @@ from llmdispatcher.errors import (
     VendorServerError,
     VendorTimeout,
 )
-from llmdispatcher.vendors import Vendor, vendor_class
+from llmdispatcher.limits import MAX_VENDOR_DELAY_S
+from llmdispatcher.vendors import OpenAIVendor, Vendor, vendor_class
 from llmdispatcher.vendors.llamacpp import LlamaCppVendor, LlamaServerVendor
 from llmdispatcher.vendors.openai_compatible import PRESETS, OpenAICompatibleVendor, Preset
 from tests.fakes.fixtures_openai_family import FAKE_LLAMACPP_KEY as KEY
@@ -352,3 +363,26 @@ async def test_a_yaml_config_builds_preset_vendors(
     bad.write_text("vendors:\n  g: {type: openai_compatible, preset: groq, stream_usage: 3}\n")
     with pytest.raises(ConfigError, match=r"vendors.g.stream_usage: expected true or false"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "1e9", "Fri, 31 Dec 9999 23:59:59 GMT"])
+async def test_a_huge_retry_after_opens_the_breaker_for_an_hour_not_forever(
+    fake_openai: FakeOpenAI, retry_after: str
+) -> None:
+    clock = FakeClock()
+    config = Config(
+        retry_policy=RetryPolicy(max_retries=0),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=30.0),
+    )
+    fake_openai.enqueue(Fail("server", retry_after=retry_after), Reply(text="back again"))
+    vendor = OpenAIVendor(api_key=OPENAI_KEY, base_url=fake_openai.url + "/v1")
+    request = Request(model="gpt-4o", messages=HELLO.messages)
+    async with Dispatcher(config, vendors=[vendor], clock=clock) as d:
+        with pytest.raises(DispatcherError):
+            await d.send(request)
+        clock.advance(MAX_VENDOR_DELAY_S - 1)
+        with pytest.raises(DispatcherError):  # still open: nothing is sent
+            await d.send(request)
+        assert len(fake_openai.requests) == 1
+        clock.advance(1)
+        assert (await d.send(request)).content == "back again"

@@ -38,7 +38,7 @@ from ..errors import (
     VendorServerError,
     VendorTimeout,
 )
-from ..limits import Limits
+from ..limits import Limits, bounded_delay
 from ..types import (
     FinishReason,
     Request,
@@ -384,13 +384,14 @@ def usage_from_gemini(meta: Mapping[str, Any] | None) -> Usage:
 # --- errors -------------------------------------------------------------------------------------
 def error_info(data: Any, status: int, raw: bytes) -> ErrorInfo:
     """``{"error": {code, message, status, details}}`` in neutral form: ``error_type`` is the
-    RPC status, ``code`` the first ``details[].reason``, ``retry_after`` from RetryInfo."""
+    RPC status, ``code`` the first ``details[].reason``, ``retry_after`` from RetryInfo (at most
+    ``MAX_VENDOR_DELAY_S``)."""
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
         return ErrorInfo(body_text(status, raw))
     details = [d for d in error.get("details") or () if isinstance(d, dict)]
     reason = next((str(d["reason"]) for d in details if d.get("reason")), None)
-    delay = next(
+    asked = next(
         (
             parse_duration(d["retryDelay"])
             for d in details
@@ -399,6 +400,7 @@ def error_info(data: Any, status: int, raw: bytes) -> ErrorInfo:
         ),
         None,
     )
+    delay = None if asked is None else bounded_delay(asked)
     status_name = error.get("status")
     return ErrorInfo(
         message=str(error.get("message") or "no message"),
