@@ -279,18 +279,22 @@ def vendor_summary(dispatcher: Dispatcher, vendor: Vendor, specs: Mapping[str, V
 
 
 def flat_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options as a file writes them: a grouped value (``limits``, ``http``, a ``preset``) as
-    its fields that differ from the defaults."""
+    """Options as a file writes them: a grouped value (``limits``, ``connection``) as its fields
+    that differ from the defaults; a preset by its name, with what differs from that preset."""
     import dataclasses
+
+    from ..vendors.presets import PRESETS, Preset
 
     flat: dict[str, Any] = {}
     for key, value in options.items():
         if not dataclasses.is_dataclass(value) or isinstance(value, type):
             flat[key] = value
             continue
-        default = type(value)()
+        base = type(value)()
+        if isinstance(value, Preset) and value.name in PRESETS:
+            flat[key], base = value.name, PRESETS[value.name]
         for f in dataclasses.fields(value):
-            if getattr(value, f.name) != getattr(default, f.name):
+            if getattr(value, f.name) != getattr(base, f.name):
                 flat[f.name] = getattr(value, f.name)
     return flat
 
