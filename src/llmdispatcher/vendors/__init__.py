@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .base import Capabilities, Health, Secret, Vendor
-from .connection import Connection
 
 if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
     from .azure import AzureOpenAIVendor
+    from .connection import Connection
     from .gemini import GeminiVendor
     from .llamacpp import LlamaCppVendor
     from .ollama import OllamaVendor
@@ -37,7 +37,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
 # The types the environment alone can configure, in the order ``Dispatcher.from_env()``
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
 FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama")
-_CLASSES = {cls: module for module, cls in REGISTRY.values()}
+# Public names imported on first use (``--help`` must load no vendor module).
+_LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
 _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
     "LlamaServerVendor": "llamacpp",
@@ -89,7 +90,7 @@ def vendors_from_env() -> list[Vendor]:
 
 
 def __getattr__(name: str) -> Any:
-    module = _CLASSES.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f".{module}", __name__), name)
