@@ -35,7 +35,7 @@ from llmdispatcher.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
-from llmdispatcher.vendors import OpenAIVendor
+from llmdispatcher.vendors import Connection, OpenAIVendor
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import BreakStream, Fail, MidStreamError, Reply, Stall, ToolCallSpec
 
@@ -396,7 +396,7 @@ async def test_request_timeout_overrides_config_and_cuts_a_stalled_attempt(
 
 async def test_per_attempt_read_timeout_is_retried(fake_openai: FakeOpenAI) -> None:
     fake_openai.enqueue(Stall(seconds=5), Reply(text="second try"))
-    async with dispatcher(vendor(fake_openai, timeout=0.2)) as d:
+    async with dispatcher(vendor(fake_openai, connection=Connection(timeout=0.2))) as d:
         response = await d.send(HELLO)
     assert response.content == "second try"
     assert response.attempts[0].status == "VendorTimeout"

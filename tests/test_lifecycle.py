@@ -19,8 +19,10 @@ from llmdispatcher.errors import (
     RateLimitError,
     VendorError,
     VendorServerError,
+    VendorUnavailable,
 )
 from llmdispatcher.observability.events import Event, RequestFinished
+from llmdispatcher.resilience.circuit_breaker import CircuitBreaker
 from llmdispatcher.resilience.retry import (
     GiveUp,
     NextCandidate,
@@ -151,3 +153,38 @@ async def test_a_streamed_tool_call_reaches_the_request_record_whole() -> None:
         ("call_1", "get_weather", '{"city": "Oslo"}')
     ]
     assert finished.usage == Usage(5, 7, 12)
+
+
+class Failing(EchoVendor):
+    """Fails with a 500 while ``down``; records every call."""
+
+    down = True
+
+    async def send(self, request: Request) -> Response:
+        if self.down:
+            self.calls.append(request.model)
+            raise VendorServerError("boom", vendor=self.name, status=500)
+        return await super().send(request)
+
+
+async def test_with_every_breaker_open_one_early_probe_per_interval() -> None:
+    clock = FakeClock()
+    only = Failing("a")
+    config = Config(
+        retry_policy=RetryPolicy(max_retries=0),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=60, probe_every_s=5),
+    )
+    request = Request(model="m", messages=HI)
+    async with Dispatcher(config, vendors=[only], clock=clock) as d:
+        with pytest.raises(VendorUnavailable, match="HTTP 500"):
+            await d.send(request)  # opens the breaker for 60 s
+        with pytest.raises(VendorUnavailable, match="HTTP 500"):
+            await d.send(request)  # the early probe: sent, fails, reopens
+        with pytest.raises(VendorUnavailable, match="circuit breaker open"):
+            await d.send(request)  # within 5 s of that probe: not sent
+        assert len(only.calls) == 2
+        clock.advance(5)
+        only.down = False
+        assert (await d.send(request)).vendor == "a"  # the next probe closes it
+        assert d.breaker_state("a") == "closed"
+    assert len(only.calls) == 3

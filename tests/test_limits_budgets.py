@@ -7,20 +7,25 @@ import asyncio
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy
+from llmdispatcher import Config, Dispatcher, FakeClock, Limits, Request, RetryPolicy
 from llmdispatcher.budgets import Budget
 from llmdispatcher.errors import BudgetExceeded, RateLimitError
+from llmdispatcher.limits import MAX_VENDOR_DELAY_S
 from llmdispatcher.routing.model import Deployment, ModelGroup
-from llmdispatcher.vendors import OpenAIVendor
+from llmdispatcher.vendors import AnthropicVendor, OpenAIVendor, Vendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
+from tests.fakes.fixtures_anthropic import FAKE_ANTHROPIC_KEY
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import Reply, Stall
+from tests.fakes.server import FakeServer
 
 HI = [{"role": "user", "content": "hi"}]
 
 
 def vendor(fake: FakeOpenAI, name: str = "a", **limits: int) -> OpenAIVendor:
-    return OpenAIVendor(name=name, api_key=FAKE_OPENAI_KEY, base_url=fake.url + "/v1", **limits)
+    return OpenAIVendor(
+        name=name, api_key=FAKE_OPENAI_KEY, base_url=fake.url + "/v1", limits=Limits(**limits)
+    )
 
 
 def ask(max_tokens: int = 20, **kwargs: object) -> Request:
@@ -124,6 +129,47 @@ async def test_the_vendors_own_headers_slow_us_down_before_a_429(fake_openai: Fa
         with pytest.raises(RateLimitError, match="vendor"):
             await d.send(ask())
     assert len(fake_openai.requests) == 1
+
+
+def anthropic(fake: FakeServer) -> Vendor:
+    return AnthropicVendor(api_key=FAKE_ANTHROPIC_KEY, base_url=fake.url, limits=Limits(rpm=1000))
+
+
+# "None left until the end of time", as each vendor writes it.
+ENDLESS_RESETS = {
+    "openai": (
+        "fake_openai",
+        lambda fake: vendor(fake, rpm=1000),
+        "gpt-4o",
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "999999999h"},
+    ),
+    "anthropic": (
+        "fake_anthropic",
+        anthropic,
+        "claude-sonnet-4-6",
+        {
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": "9999-12-31T23:59:59Z",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("which", list(ENDLESS_RESETS))
+async def test_a_vendors_reset_header_shuts_us_out_for_an_hour_at_most(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    fixture, build, model, headers = ENDLESS_RESETS[which]
+    fake: FakeServer = request.getfixturevalue(fixture)
+    fake.enqueue(Reply(headers=headers), Reply(text="open again"))
+    clock, hi = FakeClock(), Request(model=model, messages=HI, max_tokens=20)
+    async with Dispatcher(config(), vendors=[build(fake)], clock=clock) as d:
+        await d.send(hi)
+        with pytest.raises(RateLimitError, match="vendor"):
+            await d.send(hi)
+        clock.advance(MAX_VENDOR_DELAY_S)
+        assert (await d.send(hi)).content == "open again"
+    assert len(fake.requests) == 2
 
 
 async def test_a_budget_refuses_before_sending(fake_openai: FakeOpenAI) -> None:

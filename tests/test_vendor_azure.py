@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from llmdispatcher.errors import (
     ModelNotFound,
     RateLimitError,
     StreamInterrupted,
+    UnsupportedRequest,
     VendorError,
     VendorServerError,
     VendorTimeout,
@@ -95,7 +97,7 @@ async def test_deployment_mapping_then_default_deployment_then_model_name(
     fake_azure: FakeAzureOpenAI,
 ) -> None:
     vendor = azure(fake_azure, deployments={"house-model": "gpt-4.1"})
-    fallback = azure(fake_azure, name="azure2", azure_deployment="o3-mini")
+    fallback = azure(fake_azure, name="azure2", deployments="o3-mini")
     async with dispatcher(vendor, fallback) as d:
         mapped = await d.send(Request(model="house-model", messages=HELLO.messages))
         plain = await d.send(HELLO)
@@ -124,6 +126,40 @@ async def test_v1_surface(fake_azure: FakeAzureOpenAI) -> None:
     assert sent.headers["api-key"] == KEY
     assert response.model == "gpt-4o-mini-2024-07-18"
     assert models == ["fast"]  # the mapping's keys are the names requests use
+
+
+@pytest.mark.parametrize(
+    "model", ["..", "gpt-4o/../../other", "gpt-4o?api-version=x", "gpt 4o", "gpt-4o%2F..", "."]
+)
+async def test_a_deployment_never_walks_the_url_path(
+    fake_azure: FakeAzureOpenAI, model: str
+) -> None:
+    vendor = azure(fake_azure)
+    request = Request(model=model, messages=HELLO.messages)
+    refused = rf"model {re.escape(repr(model))} cannot be sent to vendor 'azure': it goes into"
+    async with dispatcher(vendor) as d:
+        with pytest.raises(UnsupportedRequest, match=refused):
+            vendor.check(request)
+        with pytest.raises(UnsupportedRequest, match=refused):
+            await vendor.send(request)
+        with pytest.raises(UnsupportedRequest, match=refused):
+            await d.send(request)
+    assert fake_azure.requests == []
+
+
+async def test_deployment_names_reach_the_request_line_as_written(
+    fake_azure: FakeAzureOpenAI,
+) -> None:
+    vendor = azure(fake_azure, deployments={"house": "gpt-4.1"})
+    fake_azure.deployments["my_deploy.v2~x"] = "gpt-4o-2024-11-20"  # every unreserved character
+    async with dispatcher(vendor) as d:
+        for model in ("gpt-4o-mini", "house", "my_deploy.v2~x"):
+            fake_azure.enqueue(Reply(text="ok"))
+            await d.send(Request(model=model, messages=HELLO.messages))
+    assert [r.target for r in fake_azure.requests] == [
+        f"/openai/deployments/{name}/chat/completions?api-version={VERSION}"
+        for name in ("gpt-4o-mini", "gpt-4.1", "my_deploy.v2~x")
+    ]
 
 
 async def test_request_fields_images_and_json_mode(fake_azure: FakeAzureOpenAI) -> None:
@@ -237,7 +273,7 @@ async def test_a_consumer_that_stops_mid_stream_hangs_up_on_azure(
     fake_azure: FakeAzureOpenAI,
 ) -> None:
     fake_azure.enqueue(Stall(seconds=10, after_chunks=2))
-    async with dispatcher(azure(fake_azure, azure_ad_token_provider=lambda: TOKEN)) as d:
+    async with dispatcher(azure(fake_azure, azure_ad_token=lambda: TOKEN)) as d:
         stream = d.stream(HELLO)
         assert (await anext(stream)).delta
         await stream.aclose()  # type: ignore[attr-defined]
@@ -322,7 +358,7 @@ async def test_credentials_never_appear_in_errors(fake_azure: FakeAzureOpenAI) -
         Fail("bad_request", message=f"echo {KEY}"), Fail("bad_request", message=f"echo {TOKEN}")
     )
     by_key = azure(fake_azure)
-    by_token = azure(fake_azure, azure_ad_token_provider=lambda: TOKEN)
+    by_token = azure(fake_azure, azure_ad_token=lambda: TOKEN)
     errors = []
     for vendor in (by_key, by_token):
         with pytest.raises(InvalidRequestError) as caught:
@@ -358,7 +394,7 @@ async def test_token_provider_is_called_before_every_request(
         return TOKEN
 
     provider = async_provider if is_async else sync_provider
-    vendor = azure(fake_azure, azure_ad_token_provider=provider)
+    vendor = azure(fake_azure, azure_ad_token=provider)
     async with dispatcher(vendor) as d:
         await d.send(HELLO)
         await collect(d.stream(HELLO))
@@ -376,13 +412,13 @@ async def test_a_failing_token_provider_is_an_authentication_error(
             raise RuntimeError("credential unavailable")
         return ""
 
-    vendor = azure(fake_azure, azure_ad_token_provider=provider)
+    vendor = azure(fake_azure, azure_ad_token=provider)
     async with dispatcher(vendor) as d:
-        with pytest.raises(AuthenticationError, match="azure_ad_token_provider"):
+        with pytest.raises(AuthenticationError, match="the azure_ad_token provider"):
             await d.send(HELLO)
         health = await vendor.health()
     assert not health.ok
-    assert "azure_ad_token_provider" in health.detail
+    assert "the azure_ad_token provider" in health.detail
     assert fake_azure.requests == []
 
 

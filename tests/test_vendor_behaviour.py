@@ -33,10 +33,12 @@ from llmdispatcher import (
 from llmdispatcher.errors import (
     AuthenticationError,
     InvalidRequestError,
+    RateLimitError,
     StreamInterrupted,
     UnsupportedRequest,
     VendorError,
 )
+from llmdispatcher.limits import MAX_VENDOR_DELAY_S
 from llmdispatcher.observability.events import AttemptFinished, Event
 from llmdispatcher.streaming import StreamAccumulator
 from llmdispatcher.vendors.base import Vendor
@@ -543,6 +545,13 @@ async def test_rate_limit_honours_the_retry_delay(rig: Rig) -> None:
     assert rig.clock.sleeps == [2.0]
     assert [a.status for a in response.attempts] == ["RateLimitError", "ok"]
     assert len(rig.fake.requests) == 2
+
+
+async def test_a_vendor_cannot_ask_for_an_endless_wait(rig: Rig) -> None:
+    rig.fake.enqueue(Fail("rate_limit", retry_after="1000000000"))
+    with pytest.raises(RateLimitError) as caught:
+        await rig.vendor.send(rig.ask())
+    assert caught.value.retry_after == MAX_VENDOR_DELAY_S
 
 
 @pytest.mark.parametrize("kind", ["overloaded", "server"])

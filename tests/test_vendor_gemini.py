@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,7 +38,7 @@ from llmdispatcher.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
-from llmdispatcher.vendors import OpenAIVendor
+from llmdispatcher.vendors import Connection, OpenAIVendor
 from llmdispatcher.vendors.gemini import GeminiVendor
 from llmdispatcher.vendors.gemini_request import decode_call_id, encode_call_id
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
@@ -101,6 +102,55 @@ async def test_send_text_usage_path_and_auth_header(fake_gemini: FakeGemini) -> 
     assert (sent.path, sent.query) == (GENERATE, {})  # never ?key=
     assert sent.headers["x-goog-api-key"] == KEY
     assert sent.json == {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gemini-1.5-flash/../../tunedModels/x",
+        "models/gemini-1.5-flash/../../tunedModels/x",
+        "tunedModels/../models/x",
+        "..",
+        "models/..",
+        "gemini-1.5-flash?alt=json",
+        "gemini-1.5-flash#frag",
+        "gemini 1.5",
+        "gemini-1.5-flash%2F..",
+        "gemini-1.5-flash:generateContent",
+    ],
+)
+async def test_a_model_name_never_walks_the_url_path(fake_gemini: FakeGemini, model: str) -> None:
+    vendor = adapter_for(fake_gemini)
+    request = Request(model=model, messages=HELLO.messages)
+    refused = rf"model {re.escape(repr(model))} cannot be sent to vendor 'google': it goes into"
+    try:
+        with pytest.raises(UnsupportedRequest, match=refused):
+            vendor.check(request)
+        with pytest.raises(UnsupportedRequest, match=refused):
+            await vendor.send(request)
+        with pytest.raises(UnsupportedRequest, match=refused):
+            await collect(vendor.stream(request))
+        async with dispatcher(vendor) as d:
+            with pytest.raises(UnsupportedRequest, match=refused):
+                await d.send(request)
+    finally:
+        await vendor.aclose()
+    assert fake_gemini.requests == []  # nothing reached the vendor's request line
+
+
+async def test_model_resource_names_reach_the_request_line_as_written(
+    fake_gemini: FakeGemini,
+) -> None:
+    fake_gemini.enqueue(Reply(text="a"), Reply(text="b"))
+    for model in (MODEL, "models/" + MODEL):
+        await send(fake_gemini, Request(model=model, messages=HELLO.messages))
+    with pytest.raises(ModelNotFound):  # the fake serves no tuned models; the line is what counts
+        await send(fake_gemini, Request(model="tunedModels/my-tune-7", messages=HELLO.messages))
+    assert [r.target for r in fake_gemini.requests] == [
+        GENERATE,
+        GENERATE,
+        "/v1beta/tunedModels/my-tune-7:generateContent",
+    ]
 
 
 async def test_request_fields_are_translated(fake_gemini: FakeGemini) -> None:
@@ -637,7 +687,9 @@ async def test_bad_key_and_missing_key_are_authentication_errors(fake_gemini: Fa
             await d.send(HELLO)
     assert (caught.value.status, caught.value.error_code) == (400, "API_KEY_INVALID")
     assert len(fake_gemini.requests) == 1  # never retried
-    vendor = adapter_for(fake_gemini, api_key="x", headers={"x-goog-api-key": ""})
+    vendor = adapter_for(
+        fake_gemini, api_key="x", connection=Connection(headers={"x-goog-api-key": ""})
+    )
     with pytest.raises(AuthenticationError) as missing:
         await vendor.send(HELLO)
     await vendor.aclose()

@@ -37,7 +37,7 @@ from llmdispatcher.errors import (
     VendorServerError,
     VendorUnavailable,
 )
-from llmdispatcher.vendors import vendor_class
+from llmdispatcher.vendors import Connection, vendor_class
 from llmdispatcher.vendors.ollama import OllamaVendor, parse_host
 from tests.fakes.fixtures_ollama import FAKE_OLLAMA_KEY as KEY
 from tests.fakes.ollama_fake import FakeOllama, adapter_for
@@ -556,7 +556,9 @@ async def test_keyless_server_and_caller_authorization_header(fake_ollama: FakeO
     assert "authorization" not in fake_ollama.last_request.headers
     fake_ollama.api_key = KEY
     vendor = adapter_for(
-        fake_ollama, api_key="ignored-key", headers={"authorization": f"Bearer {KEY}"}
+        fake_ollama,
+        api_key="ignored-key",
+        connection=Connection(headers={"authorization": f"Bearer {KEY}"}),
     )
     assert KEY in vendor.secrets()
     async with dispatcher(vendor) as d:

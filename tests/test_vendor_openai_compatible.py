@@ -6,17 +6,28 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy, StreamChunk, Usage
+from llmdispatcher import (
+    CircuitBreaker,
+    Config,
+    Dispatcher,
+    FakeClock,
+    Request,
+    RetryPolicy,
+    StreamChunk,
+    Usage,
+)
 from llmdispatcher.config_file import load_config
 from llmdispatcher.errors import (
     AuthenticationError,
     ConfigError,
     ContextLengthExceeded,
+    DispatcherError,
     InvalidRequestError,
     ModelNotFound,
     RateLimitError,
@@ -25,9 +36,10 @@ from llmdispatcher.errors import (
     VendorServerError,
     VendorTimeout,
 )
-from llmdispatcher.vendors import Vendor, vendor_class
-from llmdispatcher.vendors.llamacpp import LlamaCppVendor
-from llmdispatcher.vendors.openai_compatible import PRESETS, OpenAICompatibleVendor
+from llmdispatcher.limits import MAX_VENDOR_DELAY_S
+from llmdispatcher.vendors import OpenAIVendor, Vendor, vendor_class
+from llmdispatcher.vendors.llamacpp import LlamaCppVendor, LlamaServerVendor
+from llmdispatcher.vendors.openai_compatible import PRESETS, OpenAICompatibleVendor, Preset
 from tests.fakes.fixtures_openai_family import FAKE_LLAMACPP_KEY as KEY
 from tests.fakes.llamacpp_fake import DEFAULT_ALIAS, FakeLlamaServer, adapter_for
 from tests.fakes.openai_fake import FakeOpenAI
@@ -131,8 +143,9 @@ async def test_no_key_means_no_authorization_header(
     assert "authorization" not in fake_llamacpp.last_request.headers
     monkeypatch.setenv("LLAMA_API_KEY", KEY)  # the variable llama-server reads for --api-key
     vendor = LlamaCppVendor(fake_llamacpp.url)
+    assert isinstance(vendor, LlamaServerVendor)
     assert vendor.credential_headers() == {"Authorization": f"Bearer {KEY}"}
-    assert LlamaCppVendor.from_env() is None  # no documented variable names the server
+    assert LlamaServerVendor.from_env() is None  # no documented variable names the server
 
 
 LLAMA_ERROR_TYPES = {
@@ -276,11 +289,13 @@ async def test_explicit_settings_override_the_preset(fake_llamacpp: FakeLlamaSer
     fake_llamacpp.api_key = None
     vendor = OpenAICompatibleVendor(
         name="box",
-        preset="groq",
+        preset=replace(
+            PRESETS["groq"],
+            requires_api_key=False,
+            max_tokens_field="n_predict",
+            stream_usage=False,
+        ),
         base_url=fake_llamacpp.url + "/v1",
-        requires_api_key=False,
-        max_tokens_field="n_predict",
-        stream_usage=False,
     )
     async with dispatcher(vendor) as d:
         await collect(d.stream(Request(model="m", messages=HELLO.messages, max_tokens=5)))
@@ -306,7 +321,7 @@ async def test_local_presets_need_no_key(fake_llamacpp: FakeLlamaServer) -> None
         ({"preset": "nope"}, "unknown preset 'nope'; expected one of groq, mistral"),
         ({}, "pass base_url="),
         (
-            {"base_url": "https://x/v1", "requires_api_key": True},
+            {"preset": Preset(base_url="https://x/v1", requires_api_key=True)},
             r"the API key is not set: export it, or set api_key",
         ),
     ],
@@ -342,9 +357,32 @@ async def test_a_yaml_config_builds_preset_vendors(
         vendors = d.vendors
     assert response.vendor == "groq"
     assert isinstance(vendors["groq"], OpenAICompatibleVendor)
-    assert isinstance(vendors["box"], LlamaCppVendor)
+    assert isinstance(vendors["box"], LlamaServerVendor)
     assert vendor_class("openai_compatible") is OpenAICompatibleVendor
     bad = tmp_path / "bad.yaml"
     bad.write_text("vendors:\n  g: {type: openai_compatible, preset: groq, stream_usage: 3}\n")
     with pytest.raises(ConfigError, match=r"vendors.g.stream_usage: expected true or false"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "1e9", "Fri, 31 Dec 9999 23:59:59 GMT"])
+async def test_a_huge_retry_after_opens_the_breaker_for_an_hour_not_forever(
+    fake_openai: FakeOpenAI, retry_after: str
+) -> None:
+    clock = FakeClock()
+    config = Config(
+        retry_policy=RetryPolicy(max_retries=0),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=30.0),
+    )
+    fake_openai.enqueue(Fail("server", retry_after=retry_after), Reply(text="back again"))
+    vendor = OpenAIVendor(api_key=OPENAI_KEY, base_url=fake_openai.url + "/v1")
+    request = Request(model="gpt-4o", messages=HELLO.messages)
+    async with Dispatcher(config, vendors=[vendor], clock=clock) as d:
+        with pytest.raises(DispatcherError):
+            await d.send(request)
+        clock.advance(MAX_VENDOR_DELAY_S - 1)
+        with pytest.raises(DispatcherError):  # still open: nothing is sent
+            await d.send(request)
+        assert len(fake_openai.requests) == 1
+        clock.advance(1)
+        assert (await d.send(request)).content == "back again"

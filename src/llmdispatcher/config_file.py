@@ -5,6 +5,11 @@ at that place (unknown keys are errors, with the allowed ones listed), and every
 have the field's type. Vendor options are checked against the vendor class's constructor.
 Every error names the file, the key path (``vendors.openai.timeout``) and what was expected.
 
+A vendor constructor takes some settings grouped in one value (``limits: Limits``,
+``connection: Connection``, an OpenAI-family ``preset``); a file may write that value as a mapping
+(``limits: {rpm: 60}``) or its fields flat on the vendor (``rpm: 60``, ``timeout: 30``,
+``stream_usage: false``), which fold into it (over the named ``preset``, when one is given).
+
 Example (YAML)::
 
     default_vendor: openai
@@ -26,13 +31,14 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import Config, VendorSpec
 from .errors import ConfigError
 
+_UNIONS = (typing.Union, types.UnionType)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -119,24 +125,85 @@ def _vendor_specs(raw: Any, source: str) -> tuple[VendorSpec, ...]:
                 f"expected one of {', '.join(sorted(REGISTRY))}"
             )
         opts = {k: v for k, v in options.items() if k != "type"}
-        _check_constructor(vendor_class(vendor_type), opts, source, where)
-        specs.append(VendorSpec(name=str(name), type=vendor_type, options={"name": name, **opts}))
+        checked = _constructor_options(vendor_class(vendor_type), opts, source, where)
+        specs.append(
+            VendorSpec(name=str(name), type=vendor_type, options={"name": name, **checked})
+        )
     return tuple(specs)
 
 
-def _check_constructor(cls: type, options: Mapping[str, Any], source: str, where: str) -> None:
-    init = vars(cls).get("__init__") or next(
-        vars(base)["__init__"] for base in cls.__mro__ if "__init__" in vars(base)
-    )
-    hints = typing.get_type_hints(init)
-    params = set(inspect.signature(cls).parameters)
+def _constructor_options(
+    factory: Callable[..., Any], options: Mapping[str, Any], source: str, where: str
+) -> dict[str, Any]:
+    """``options`` checked against ``factory``'s parameters, flat group fields folded."""
+    params = inspect.signature(factory).parameters
+    hints = _hints(factory)
+    groups = {name: _group_type(hints.get(name)) for name in params}
+    flat = {
+        field.name: name
+        for name, group in groups.items()
+        if group is not None
+        for field in dataclasses.fields(group)
+        if field.name not in params
+    }
+    checked: dict[str, Any] = {}
     for key, value in options.items():
-        if key not in params or key == "name":
-            allowed = ", ".join(sorted(params - {"name"} | {"type"}))
+        if key == "name" or (key not in params and key not in flat):
+            allowed = ", ".join(sorted((set(params) | set(flat)) - {"name"} | {"type"}))
             raise ConfigError(
                 f"{source}: {where}.{key}: unknown setting; expected one of {allowed}"
             )
-        _coerce(hints.get(key, Any), value, source, f"{where}.{key}")
+        if key in params:
+            checked[key] = _coerce(hints.get(key, Any), value, source, f"{where}.{key}")
+    for name, group in groups.items():
+        folded = {k: v for k, v in options.items() if flat.get(k) == name}
+        if group is not None and folded:
+            written, default = options.get(name), params[name].default
+            checked[name] = _fold(group, written, default, folded, source, f"{where}.{name}")
+    return checked
+
+
+def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' types (not the return type: a factory may name it for type checkers
+    only, as ``LlamaCppVendor`` does)."""
+    target = factory
+    if isinstance(factory, type):
+        target = next(vars(c)["__init__"] for c in factory.__mro__ if "__init__" in vars(c))
+    given = {k: v for k, v in target.__annotations__.items() if k != "return"}
+    params = types.SimpleNamespace(__annotations__=given)
+    return typing.get_type_hints(params, globalns=target.__globals__)
+
+
+def _group_type(hint: Any) -> type | None:
+    """The dataclass a parameter takes (``Limits`` in ``Limits | None``), if any."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in _UNIONS else (hint,)
+    return next((o for o in options if isinstance(o, type) and dataclasses.is_dataclass(o)), None)
+
+
+def _fold(
+    group: type, written: Any, default: Any, flat: Mapping[str, Any], source: str, where: str
+) -> Any:
+    """A ``group`` value from ``flat`` fields over a base: the parameter as the file wrote it
+    (a mapping; a name, for a group with ``named()`` such as ``Preset``), else its default."""
+    if isinstance(written, Mapping):
+        twice = sorted(set(written) & set(flat))
+        if twice:
+            raise ConfigError(
+                f"{source}: {where}.{twice[0]}: given both here and flat beside it; keep one"
+            )
+        base = dict(written)
+    else:
+        value = default if written is None else written
+        if isinstance(value, str) and hasattr(group, "named"):
+            try:
+                value = group.named(value)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {where}: {exc}") from None
+        is_value = dataclasses.is_dataclass(value) and not isinstance(value, type)
+        base = (
+            {f.name: getattr(value, f.name) for f in dataclasses.fields(value)} if is_value else {}
+        )
+    return _build(group, {**base, **flat}, source, where.rpartition(".")[0])
 
 
 def _build(cls: type, data: Any, source: str, path: str) -> Any:

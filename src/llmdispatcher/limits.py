@@ -6,9 +6,22 @@ this module only describes, so vendors can carry their limits without importing 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 LIMIT_NAMES = ("rpm", "tpm", "rpd", "tpd", "max_concurrency")
+# The longest wait a vendor may impose (``Retry-After``, ``retry-after-ms``, Gemini's
+# ``retryDelay``, rate-limit resets): one hour. A vendor (or a proxy) saying ``inf`` or ``1e9``
+# must not hold a breaker open or a limit shut until restart.
+MAX_VENDOR_DELAY_S = 3600.0
+
+
+def bounded_delay(seconds: float) -> float | None:
+    """A wait a vendor asked for, made safe to obey: NaN ignored (None), below zero 0, above
+    ``MAX_VENDOR_DELAY_S`` (infinity included) that maximum."""
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_VENDOR_DELAY_S)
 
 
 @dataclass(frozen=True, slots=True)

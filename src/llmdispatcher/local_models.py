@@ -119,9 +119,10 @@ def runtime_available() -> bool:
 async def ollama_models(host: str | None = None) -> list[str]:
     """The models a running Ollama has pulled; empty when none answers (quickly)."""
     from .errors import DispatcherError
+    from .vendors.connection import Connection
     from .vendors.ollama import OllamaVendor
 
-    vendor = OllamaVendor(host=host, connect_timeout=0.5, timeout=2.0)
+    vendor = OllamaVendor(host=host, connection=Connection(timeout=2.0, connect_timeout=0.5))
     try:
         return await vendor.list_models()
     except DispatcherError:

@@ -77,8 +77,12 @@ def test_check_the_written_example(cli: CliInvoker, in_tmp: Path) -> None:
 def test_check_shows_vendors_rules_and_masks_secrets(
     cli: CliInvoker, tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    vendors = vendor_yaml("main", fake_openai) + vendor_yaml(
-        "proxy", fake_openai, key=SECRET, headers={"X-Api-Key": SECRET, "X-Team": "blue"}
+    vendors = (
+        vendor_yaml("main", fake_openai, rpm=60, timeout=30)
+        + vendor_yaml(
+            "proxy", fake_openai, key=SECRET, headers={"X-Api-Key": SECRET, "X-Team": "blue"}
+        )
+        + "  groq: {type: openai_compatible, preset: groq, api_key: gk-0, stream_usage: false}\n"
     )
     config = write_config(
         tmp_path / "c.yaml",
@@ -93,6 +97,11 @@ def test_check_shows_vendors_rules_and_masks_secrets(
     assert lines[0] == f"source    {config}"
     proxy = next(line for line in lines if line.startswith("  proxy: "))
     assert proxy.endswith("key ***mnop, headers {X-Api-Key: ***mnop, X-Team: blue}")
+    # Grouped settings read back as the file wrote them: flat, a preset by its name.
+    main = next(line for line in lines if line.startswith("  main: "))
+    assert main.endswith("timeout 30.0, rpm 60")
+    groq = next(line for line in lines if line.startswith("  groq: "))
+    assert groq.endswith("preset groq, stream_usage False")
     assert "default   main" in lines
     assert "fallbacks proxy" in lines
     assert "  [0] -> vendor proxy, priority 2: temperature in [-inf, 0.5]" in lines

@@ -370,6 +370,6 @@ def edit_frame(frame: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
 def adapter_for(fake: FakeAzureOpenAI, **kwargs: Any) -> Vendor:
     """Our Azure adapter pointed at ``fake`` (classic surface), with the fake's key."""
     options: dict[str, Any] = {"azure_endpoint": fake.url, "api_version": "2024-10-21"}
-    if not {"api_key", "azure_ad_token", "azure_ad_token_provider"} & kwargs.keys():
+    if not {"api_key", "azure_ad_token"} & kwargs.keys():
         options["api_key"] = fake.api_key or "azure-fake-key-0000"
     return AzureOpenAIVendor(**{**options, **kwargs})

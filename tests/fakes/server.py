@@ -45,6 +45,7 @@ class Recorded:
     headers: dict[str, str]
     json: Any
     raw: bytes = b""
+    target: str = ""  # the request line's target exactly as sent (path and query, not decoded)
 
 
 @dataclass
@@ -408,6 +409,7 @@ class FakeServer:
             headers={k.lower(): v for k, v in request.headers.items()},
             json=body,
             raw=raw,
+            target=request.raw_path,
         )
         with self._cond:
             self._requests.append(record)

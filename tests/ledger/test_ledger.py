@@ -96,15 +96,15 @@ def finished(
     *,
     vendor: str | None = "openai",
     model: str | None = "gpt-4o-mini",
-    user: str | None = "alice",
     error: str | None = None,
     latency: float = 0.5,
     ttft: float | None = None,
     usage: Usage | None = None,
     attempts: tuple[Attempt, ...] | None = None,
-    content: str = "Say hello",
-    **fields: Any,  # cost_usd, group, deployment, fallbacks, price_version
+    **fields: Any,  # user, content; cost_usd, group, deployment, fallbacks, price_version
 ) -> RequestFinished:
+    user = fields.pop("user", "alice")
+    content = fields.pop("content", "Say hello")
     if attempts is None:
         status = "ok" if error is None else error
         attempts = (Attempt(vendor or "openai", model or "m", status, error, latency),)

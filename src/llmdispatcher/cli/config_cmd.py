@@ -271,11 +271,32 @@ def vendor_summary(dispatcher: Dispatcher, vendor: Vendor, specs: Mapping[str, V
     secrets = vendor.secrets()
     parts.append(f"key {mask(secrets[0])}" if secrets else "no key")
     spec = specs.get(vendor.name)
-    shown = {} if spec is None else spec.options
+    shown = {} if spec is None else flat_options(spec.options)
     for key, value in shown.items():
         if key not in ("name", "base_url", "api_key"):
             parts.append(f"{key} {masked(key, value)}")
     return ", ".join(parts)
+
+
+def flat_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as a file writes them: a grouped value (``limits``, ``connection``) as its fields
+    that differ from the defaults; a preset by its name, with what differs from that preset."""
+    import dataclasses
+
+    from ..vendors.presets import PRESETS, Preset
+
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            flat[key] = value
+            continue
+        base = type(value)()
+        if isinstance(value, Preset) and value.name in PRESETS:
+            flat[key], base = value.name, PRESETS[value.name]
+        for f in dataclasses.fields(value):
+            if getattr(value, f.name) != getattr(base, f.name):
+                flat[f.name] = getattr(value, f.name)
+    return flat
 
 
 def masked(key: str, value: Any) -> str:

@@ -37,16 +37,12 @@ PROBE = "Reply with the single word OK."
 
 def vendor_type(dispatcher: Dispatcher, vendor: Vendor) -> str:
     """The registry type of a vendor (``openai``, ``ollama``...), else its class name."""
-    from ..vendors import REGISTRY
+    from ..vendors import type_of
 
     for spec in dispatcher.config.vendors:
         if spec.name == vendor.name:
             return spec.type
-    by_class = {cls: name for name, (_, cls) in REGISTRY.items()}
-    for klass in type(vendor).__mro__:
-        if klass.__name__ in by_class:
-            return by_class[klass.__name__]
-    return type(vendor).__name__
+    return type_of(vendor) or type(vendor).__name__
 
 
 def breaker_state(dispatcher: Dispatcher, name: str) -> str | None:

@@ -82,6 +82,9 @@ class Runner:
             await self.s.clock.sleep(wait)
         if isinstance(result, LocalRateLimited) or not result.retryable:
             raise with_attempts(result, trip)
+        if not trip.attempts:  # refused before sending (open breakers): say why
+            reason = f"no deployment could be tried ({result})"
+            raise VendorUnavailable((), result, reason=reason) from result
         raise VendorUnavailable(trip.attempts, result) from result
 
     def _limit_wait(self, error: VendorError, waited: float, deadline: Deadline) -> float | None:

@@ -11,7 +11,8 @@ Only vendor faults count (5xx, timeouts, connection failures): a caller's bad re
 nothing about the vendor's health, and a 429 is the vendor asking us to slow down, not a
 fault — it ``pause``s the deployment for its Retry-After instead, without opening anything.
 When every candidate of a request has its breaker open, ``admit(early_probe=True)`` lets that
-request through as the half-open probe rather than failing it.
+request through as the half-open probe rather than failing it: at most one such early probe
+per ``probe_every_s``, and never while a Retry-After the vendor sent with its failure runs.
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ class CircuitBreaker:
     window_s: float = 60.0
     min_requests: int = 20
     enabled: bool = True
+    # With every candidate's breaker open, one request per this many seconds goes through as
+    # the half-open probe instead of every request failing until a cooldown ends.
+    probe_every_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
             raise ValueError("circuit_breaker.failure_threshold: must be >= 1")
         if self.cooldown_s < 0:
             raise ValueError("circuit_breaker.cooldown_s: must be >= 0")
+        if self.probe_every_s < 0:
+            raise ValueError("circuit_breaker.probe_every_s: must be >= 0")
         if self.error_rate_threshold is not None and not 0 < self.error_rate_threshold <= 1:
             raise ValueError("circuit_breaker.error_rate_threshold: must be in (0, 1]")
 
@@ -53,6 +59,8 @@ class _Breaker:
     reason: str = ""
     probing: bool = False
     paused_until: float = 0.0  # a vendor's 429 Retry-After: new requests wait until then
+    hinted_until: float = 0.0  # the Retry-After sent with the failure that opened it
+    probed_at: float = float("-inf")  # when the last early probe went through
     # Outcomes over the error-rate window (only kept when an error-rate threshold is set).
     seen: WindowCounter | None = None
     failed: WindowCounter | None = None
@@ -105,14 +113,24 @@ class BreakerBoard:
         ``early_probe`` an open breaker whose probe is not in flight is probed before its
         cooldown ends."""
         breaker = self._breakers.get(key)
-        if early_probe and breaker is not None and breaker.state == "open" and not breaker.probing:
+        if early_probe and breaker is not None and self._may_probe_early(breaker):
             breaker.state, breaker.probing = "half_open", True
+            breaker.probed_at = self._clock.now()
             return True
         if self.blocked(key) is not None:
             return False
         if breaker is not None and self._state(breaker) == "half_open":
             breaker.state, breaker.probing = "half_open", True
         return True
+
+    def _may_probe_early(self, breaker: _Breaker) -> bool:
+        now = self._clock.now()
+        return (
+            breaker.state == "open"
+            and not breaker.probing
+            and now >= breaker.hinted_until
+            and now - breaker.probed_at >= self.settings.probe_every_s
+        )
 
     def pause(self, key: str, seconds: float) -> None:
         """The vendor asked (429 Retry-After) that ``key`` take nothing for ``seconds``."""
@@ -145,9 +163,10 @@ class BreakerBoard:
             or breaker.consecutive >= self.settings.failure_threshold
             or self._rate_tripped(breaker)
         ):
-            cooldown = max(self.settings.cooldown_s, retry_after or 0.0)
+            now = self._clock.now()
             breaker.state, breaker.probing = "open", False
-            breaker.open_until = self._clock.now() + cooldown
+            breaker.open_until = now + max(self.settings.cooldown_s, retry_after or 0.0)
+            breaker.hinted_until = now + (retry_after or 0.0)
             breaker.reason = reason if not was_probe else f"probe failed: {reason}"
 
     def release_probe(self, key: str) -> None:

@@ -66,7 +66,7 @@ from typing import Literal
 
 from ..clock import Clock, SystemClock
 from ..errors import LocalRateLimited
-from ..limits import Limits
+from ..limits import MAX_VENDOR_DELAY_S, Limits
 from ..state.base import CounterAdd, StateBackend
 
 LimitName = Literal[
@@ -378,7 +378,9 @@ def _openai_view(headers: Mapping[str, str], kind: str) -> tuple[int, float] | N
     remaining = _int(headers.get(f"x-ratelimit-remaining-{kind}"))
     reset = headers.get(f"x-ratelimit-reset-{kind}")
     reset_in = None if reset is None else parse_duration(reset)
-    return None if remaining is None or reset_in is None else (remaining, reset_in)
+    if remaining is None or reset_in is None:
+        return None
+    return remaining, min(reset_in, MAX_VENDOR_DELAY_S)  # a reset in 1e9 s must not shut us out
 
 
 def _anthropic_view(headers: Mapping[str, str], kind: str, wall: float) -> tuple[int, float] | None:
@@ -394,5 +396,5 @@ def _anthropic_view(headers: Mapping[str, str], kind: str, wall: float) -> tuple
         except ValueError:
             reset_at = None
         if remaining is not None and reset_at is not None and reset_at.tzinfo is not None:
-            seen.append((remaining, reset_at.timestamp() - wall))
+            seen.append((remaining, min(reset_at.timestamp() - wall, MAX_VENDOR_DELAY_S)))
     return min(seen, default=None)

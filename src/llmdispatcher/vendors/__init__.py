@@ -1,12 +1,14 @@
 """Vendor adapters, one module each, imported on first use.
 
-``REGISTRY`` maps a vendor *type* (as written in config files) to its class; adding a vendor is
+``REGISTRY`` maps a vendor *type* (as written in config files) to what builds it: a class, or
+for ``llamacpp`` a factory that returns the server or the in-process class. Adding a vendor is
 one module plus one line here.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .base import Capabilities, Health, Secret, Vendor
@@ -14,14 +16,15 @@ from .base import Capabilities, Health, Secret, Vendor
 if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
     from .azure import AzureOpenAIVendor
+    from .connection import Connection
     from .gemini import GeminiVendor
     from .llamacpp import LlamaCppVendor
     from .ollama import OllamaVendor
     from .openai import OpenAIVendor
     from .openai_compatible import OpenAICompatibleVendor
 
-# type name -> (module, class). Imported lazily so a config naming one vendor loads one module.
-# The order is also the order ``Dispatcher.from_env()`` registers vendors in.
+# type name -> (module, class or factory). Imported lazily so a config naming one vendor loads
+# one module.
 REGISTRY: dict[str, tuple[str, str]] = {
     "openai": ("openai", "OpenAIVendor"),
     "anthropic": ("anthropic", "AnthropicVendor"),
@@ -31,13 +34,23 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "llamacpp": ("llamacpp", "LlamaCppVendor"),
     "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
 }
-_CLASSES = {cls: module for module, cls in REGISTRY.values()}
+# The types the environment alone can configure, in the order ``Dispatcher.from_env()``
+# registers them (a llama.cpp or compatible server needs a name and a URL from the user).
+FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama")
+# Public names imported on first use (``--help`` must load no vendor module).
+_LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
+# Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
+_TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
+    "LlamaServerVendor": "llamacpp",
+    "LlamaCppLocalVendor": "llamacpp",
+}
 
 __all__ = [
     "REGISTRY",
     "AnthropicVendor",
     "AzureOpenAIVendor",
     "Capabilities",
+    "Connection",
     "GeminiVendor",
     "Health",
     "LlamaCppVendor",
@@ -46,30 +59,38 @@ __all__ = [
     "OpenAIVendor",
     "Secret",
     "Vendor",
+    "type_of",
     "vendor_class",
     "vendors_from_env",
 ]
 
 
-def vendor_class(type_name: str) -> type[Vendor]:
-    """The class registered for a vendor type; ``KeyError`` when unknown."""
+def vendor_class(type_name: str) -> Callable[..., Vendor]:
+    """The class (or factory) registered for a vendor type; ``KeyError`` when unknown."""
     module, cls = REGISTRY[type_name]
-    found: type[Vendor] = getattr(importlib.import_module(f".{module}", __name__), cls)
+    found: Callable[..., Vendor] = getattr(importlib.import_module(f".{module}", __name__), cls)
     return found
 
 
+def type_of(vendor: Vendor) -> str | None:
+    """The registry type ``vendor`` was built as (its nearest registered class), else None."""
+    return next((_TYPES[k.__name__] for k in type(vendor).__mro__ if k.__name__ in _TYPES), None)
+
+
 def vendors_from_env() -> list[Vendor]:
-    """Every vendor whose key (or host) is set in the environment, in ``REGISTRY`` order."""
+    """Every vendor whose key (or host) is set in the environment, in ``FROM_ENV`` order."""
     found = []
-    for type_name in REGISTRY:
-        vendor = vendor_class(type_name).from_env()
+    for type_name in FROM_ENV:
+        module, cls = REGISTRY[type_name]
+        vendor_type: type[Vendor] = getattr(importlib.import_module(f".{module}", __name__), cls)
+        vendor = vendor_type.from_env()
         if vendor is not None:
             found.append(vendor)
     return found
 
 
 def __getattr__(name: str) -> Any:
-    module = _CLASSES.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -43,6 +43,7 @@ from ..types import (
 )
 from .anthropic_request import JSON_TOOL, translate, wants_json_tool
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder, SSEEvent
@@ -100,29 +101,24 @@ class AnthropicVendor(HttpVendor):
         api_key: str | Secret | None = None,
         base_url: str | None = None,
         name: str | None = None,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        headers: Mapping[str, str] | None = None,
         api_version: str = "2023-06-01",
-        max_connections: int = 0,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        rpd: int | None = None,
-        tpd: int | None = None,
-        max_concurrency: int | None = None,
         default_max_tokens: int = 4096,
+        connection: Connection | None = None,
+        limits: Limits | None = None,
     ) -> None:
         key = secret_from(api_key, "ANTHROPIC_API_KEY")
         vendor_name = name or self.default_name
         _check_settings(vendor_name, key, api_version, default_max_tokens)
+        options = connection or Connection()
+        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or self.default_base_url,
             api_key=key,
             timeout=timeout,
             connect_timeout=connect_timeout,
-            headers=headers,
-            max_connections=max_connections,
+            headers=options.headers,
+            max_connections=options.max_connections,
         )
         self.api_version = api_version
         self.default_max_tokens = default_max_tokens
@@ -135,7 +131,7 @@ class AnthropicVendor(HttpVendor):
             "accept": "application/json",
             **self.extra_headers,
         }
-        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
+        self.limits = limits or Limits()
 
     @classmethod
     def from_env(cls) -> AnthropicVendor | None:

@@ -12,8 +12,9 @@ Two URL shapes, chosen by ``api_version``:
 There is no default version: the official SDK refuses to start without one and Azure answers
 404 without it, so a missing one is a ``ConfigError`` naming ``OPENAI_API_VERSION``.
 
-The deployment for a request is ``deployments[request.model]``, else ``azure_deployment``, else
-the model name itself. ``Response.model`` is what Azure answers: the underlying model version
+The deployment for a request is ``deployments`` when that is one name (the SDK's
+``azure_deployment``), else ``deployments[request.model]``, else the model name itself.
+``Response.model`` is what Azure answers: the underlying model version
 (``gpt-4o-2024-11-20``), not the deployment; routing, attempts and stats keep the requested model.
 The stream's empty first chunk (``choices: []`` with ``prompt_filter_results``) and trailing
 filter-only chunks carry nothing for the caller and are skipped by the OpenAI decoder. A prompt
@@ -26,6 +27,7 @@ import inspect
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -33,7 +35,10 @@ from ..errors import AuthenticationError, ConfigError, VendorError
 from ..limits import Limits
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, missing_setting
+from .connection import Connection
 from .openai import OpenAIVendor
+from .path_segment import path_segment
+from .presets import OPENAI
 
 KEY_ENV = "AZURE_OPENAI_API_KEY"
 AD_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
@@ -42,6 +47,11 @@ VERSION_ENV = "OPENAI_API_VERSION"
 V1 = "v1"
 
 TokenProvider = Callable[[], str | Awaitable[str]]
+# No required key (an Entra ID token may stand in for it: ``_credentials`` checks) and no
+# OPENAI_BASE_URL: the endpoint comes from AZURE_OPENAI_ENDPOINT.
+AZURE = replace(
+    OPENAI, name="azure", api_key_env=KEY_ENV, base_url_env=None, requires_api_key=False
+)
 
 
 class AzureOpenAIVendor(OpenAIVendor):
@@ -49,16 +59,11 @@ class AzureOpenAIVendor(OpenAIVendor):
     SDK's ``AzureOpenAI``: ``AZURE_OPENAI_API_KEY``, ``AZURE_OPENAI_AD_TOKEN`` (wins over the key
     when neither is passed), ``AZURE_OPENAI_ENDPOINT`` and ``OPENAI_API_VERSION``.
 
-    ``azure_ad_token_provider`` (sync or async, e.g. ``azure.identity``'s bearer token provider)
-    is called before every request, as the SDK does; it is expected to cache and renew tokens.
+    ``azure_ad_token`` is an Entra ID token, or a provider of one (sync or async, e.g.
+    ``azure.identity``'s bearer token provider, the SDK's ``azure_ad_token_provider``) called
+    before every request, as the SDK does; it is expected to cache and renew tokens.
+    ``deployments`` is one deployment for every model, or a mapping model -> deployment.
     """
-
-    pricing_name = "azure"
-
-    default_name = "azure"
-    api_key_env = (KEY_ENV,)
-    base_url_env = ()
-    requires_api_key = False  # an Entra ID token may stand in for it; checked in __init__
 
     def __init__(
         self,
@@ -66,23 +71,14 @@ class AzureOpenAIVendor(OpenAIVendor):
         api_key: str | Secret | None = None,
         azure_endpoint: str | None = None,
         api_version: str | None = None,
-        azure_deployment: str | None = None,
-        deployments: Mapping[str, str] | None = None,
-        azure_ad_token: str | Secret | None = None,
-        azure_ad_token_provider: TokenProvider | None = None,
+        deployments: str | Mapping[str, str] | None = None,
+        azure_ad_token: str | Secret | TokenProvider | None = None,
         name: str | None = None,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        headers: Mapping[str, str] | None = None,
-        max_connections: int = 0,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        rpd: int | None = None,
-        tpd: int | None = None,
-        max_concurrency: int | None = None,
+        connection: Connection | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        vendor = name or self.default_name
-        key, token = _credentials(api_key, azure_ad_token, azure_ad_token_provider, vendor)
+        vendor = name or AZURE.name
+        key, token, provider = _credentials(api_key, azure_ad_token, vendor)
         endpoint = azure_endpoint or os.environ.get(ENDPOINT_ENV)
         if not endpoint:
             raise missing_setting(
@@ -98,22 +94,19 @@ class AzureOpenAIVendor(OpenAIVendor):
                 "API; Azure answers 404 without one",
             )
         self.api_version = version
-        self.azure_deployment = azure_deployment
-        self.deployments = dict(deployments or {})
+        self.deployments = deployments if isinstance(deployments, str) else dict(deployments or {})
         self._ad_token = token
-        self._token_provider = azure_ad_token_provider
+        self._token_provider = provider
         self._provided_token = Secret("")
         surface = "/openai/v1" if version == V1 else "/openai"
         super().__init__(
             api_key=key,
             base_url=endpoint.rstrip("/") + surface,
             name=vendor,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            headers=headers,
-            max_connections=max_connections,
+            preset=AZURE,
+            connection=connection,
+            limits=limits,
         )
-        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> AzureOpenAIVendor | None:
@@ -129,13 +122,23 @@ class AzureOpenAIVendor(OpenAIVendor):
         return {"api-key": self.api_key.reveal()} if self.api_key else {}
 
     def deployment_for(self, model: str) -> str:
-        return self.deployments.get(model) or self.azure_deployment or model
+        if isinstance(self.deployments, str):
+            return self.deployments
+        return self.deployments.get(model) or model
+
+    def check(self, request: Request) -> None:
+        self.chat_url(request)  # refuses a deployment that cannot go into the URL path
+        super().check(request)
 
     # --- request -----------------------------------------------------------------------------
     def chat_url(self, request: Request) -> str:
+        """The v1 surface takes the deployment in the body; the classic one in the URL path,
+        where a name that is not one safe segment is refused (``UnsupportedRequest``)."""
         if self.api_version == V1:
             return f"{self.base_url}/chat/completions"
-        deployment = quote(self.deployment_for(request.model), safe="")
+        deployment = path_segment(
+            self.deployment_for(request.model), field="model", vendor=self.name
+        )
         return (
             f"{self.base_url}/deployments/{deployment}/chat/completions"
             f"?api-version={quote(self.api_version, safe='')}"
@@ -169,11 +172,12 @@ class AzureOpenAIVendor(OpenAIVendor):
                 token = await token
         except Exception as exc:  # any credential library failure: report it as auth
             raise AuthenticationError(
-                f"azure_ad_token_provider failed: {type(exc).__name__}: {exc}", vendor=self.name
+                f"the azure_ad_token provider failed: {type(exc).__name__}: {exc}",
+                vendor=self.name,
             ) from exc
         if not isinstance(token, str) or not token:
             raise AuthenticationError(
-                "azure_ad_token_provider returned no token (expected a non-empty string)",
+                "the azure_ad_token provider returned no token (expected a non-empty string)",
                 vendor=self.name,
             )
         self._provided_token = Secret(token)
@@ -190,6 +194,8 @@ class AzureOpenAIVendor(OpenAIVendor):
     async def list_models(self) -> list[str]:
         """The names requests may use: the ``deployments`` keys when given, else the model ids
         the resource lists (which are not deployment names)."""
+        if isinstance(self.deployments, str):
+            return [self.deployments]
         if self.deployments:
             return sorted(self.deployments)
         await self._refresh_token()
@@ -208,29 +214,27 @@ class AzureOpenAIVendor(OpenAIVendor):
 
 
 def _credentials(
-    api_key: str | Secret | None,
-    ad_token: str | Secret | None,
-    provider: TokenProvider | None,
-    vendor: str,
-) -> tuple[Secret, Secret]:
-    """(key, static Entra token) as the SDK resolves them: one explicit credential at most;
-    with none, ``AZURE_OPENAI_AD_TOKEN`` wins over ``AZURE_OPENAI_API_KEY``."""
-    given = [c for c in (api_key, ad_token, provider) if c is not None]
-    if len(given) > 1:
+    api_key: str | Secret | None, ad_token: str | Secret | TokenProvider | None, vendor: str
+) -> tuple[Secret, Secret, TokenProvider | None]:
+    """(key, static Entra token, token provider) as the SDK resolves them: one explicit
+    credential at most; with none, ``AZURE_OPENAI_AD_TOKEN`` wins over ``AZURE_OPENAI_API_KEY``."""
+    if api_key is not None and ad_token is not None:
         raise ConfigError(
-            f"vendor {vendor!r}: api_key, azure_ad_token and azure_ad_token_provider are "
-            "mutually exclusive; pass one"
+            f"vendor {vendor!r}: api_key and azure_ad_token are mutually exclusive; pass one"
         )
-    if not given:
+    if callable(ad_token):
+        return Secret(""), Secret(""), ad_token
+    if api_key is None and ad_token is None:
         ad_token = os.environ.get(AD_TOKEN_ENV) or None
         api_key = None if ad_token else os.environ.get(KEY_ENV)
     key, token = _secret(api_key), _secret(ad_token)
-    if not (key or token or provider):
+    if not (key or token):
         raise ConfigError(
-            f"no Azure credential: export {KEY_ENV} (or {AD_TOKEN_ENV}), or pass api_key=, "
-            f"azure_ad_token= or azure_ad_token_provider= to AzureOpenAIVendor (vendor {vendor!r})"
+            f"no Azure credential: export {KEY_ENV} (or {AD_TOKEN_ENV}), or pass api_key= or "
+            f"azure_ad_token= (a token or a provider of one) to AzureOpenAIVendor "
+            f"(vendor {vendor!r})"
         )
-    return key, token
+    return key, token, None
 
 
 def _secret(value: str | Secret | None) -> Secret:

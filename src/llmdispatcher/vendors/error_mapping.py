@@ -23,6 +23,7 @@ from ..errors import (
     VendorServerError,
     VendorTimeout,
 )
+from ..limits import bounded_delay
 from ..redaction import redact
 
 # Codes/types that mean "the prompt does not fit", across the OpenAI family and llama.cpp.
@@ -92,29 +93,34 @@ def body_text(status: int, body: bytes) -> str:
 
 
 def retry_after_from_headers(headers: Mapping[str, str], now_wall: float) -> float | None:
-    """Seconds to wait from ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date)."""
+    """Seconds to wait from ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date),
+    bounded by ``MAX_VENDOR_DELAY_S`` (``inf``, ``1e9`` or a date in year 9999 wait an hour;
+    ``nan`` or a value that does not parse is no hint)."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
         try:
-            return max(0.0, float(raw_ms) / 1000.0)
+            hint = bounded_delay(float(raw_ms) / 1000.0)
         except ValueError:
-            pass
+            hint = None
+        if hint is not None:
+            return hint
     raw = headers.get("retry-after")
     if not raw:
         return None
     try:
-        return max(0.0, float(raw))
+        return bounded_delay(float(raw))
     except ValueError:
         pass
     try:
         when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - now_wall)
+    return bounded_delay(when.timestamp() - now_wall)
 
 
 def parse_duration(text: str) -> float | None:
-    """Durations as vendors write them: ``"37s"``, ``"1.5s"``, ``"120ms"``, ``"6m0s"``."""
+    """Durations as vendors write them: ``"37s"``, ``"1.5s"``, ``"120ms"``, ``"6m0s"`` (a wait
+    the vendor asks for goes through ``limits.bounded_delay`` before anyone obeys it)."""
     units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     total, number, i = 0.0, "", 0
     text = text.strip()

@@ -38,7 +38,7 @@ from ..errors import (
     VendorServerError,
     VendorTimeout,
 )
-from ..limits import Limits
+from ..limits import Limits, bounded_delay
 from ..types import (
     FinishReason,
     Request,
@@ -49,6 +49,7 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
+from .connection import Connection
 from .error_mapping import (
     ErrorInfo,
     body_text,
@@ -66,6 +67,7 @@ from .gemini_request import (
     to_contents,
 )
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .path_segment import path_segment
 from .sse import SSEDecoder
 
 FILTERED = frozenset(
@@ -106,16 +108,9 @@ class GeminiVendor(HttpVendor):
         api_key: str | Secret | None = None,
         base_url: str | None = None,
         name: str | None = None,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        headers: Mapping[str, str] | None = None,
         api_version: str = "v1beta",
-        max_connections: int = 0,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        rpd: int | None = None,
-        tpd: int | None = None,
-        max_concurrency: int | None = None,
+        connection: Connection | None = None,
+        limits: Limits | None = None,
     ) -> None:
         key = secret_from(api_key, *self.api_key_env)
         vendor_name = name or self.default_name
@@ -131,14 +126,16 @@ class GeminiVendor(HttpVendor):
             raise ConfigError(
                 f"GeminiVendor api_version must be like 'v1beta' or 'v1' (vendor {vendor_name!r})"
             )
+        options = connection or Connection()
+        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=base_url or os.environ.get(self.base_url_env) or self.default_base_url,
             api_key=Secret(key.reveal().strip()),
             timeout=timeout,
             connect_timeout=connect_timeout,
-            headers=headers,
-            max_connections=max_connections,
+            headers=options.headers,
+            max_connections=options.max_connections,
         )
         self.api_version = api_version.strip("/")
         self._headers = {
@@ -146,7 +143,7 @@ class GeminiVendor(HttpVendor):
             "x-goog-api-key": self.api_key.reveal(),
             **self.extra_headers,
         }
-        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
+        self.limits = limits or Limits()
 
     @classmethod
     def from_env(cls) -> GeminiVendor | None:
@@ -157,10 +154,22 @@ class GeminiVendor(HttpVendor):
         return f"{self.base_url}/{self.api_version}"
 
     # --- request -----------------------------------------------------------------------------
+    def model_path(self, model: str) -> str:
+        """``models/{id}`` or ``tunedModels/{id}`` for a request's model; ``UnsupportedRequest``
+        when the id is not one safe path segment (it would reach another resource)."""
+        collection, slash, model_id = model.partition("/")
+        if not slash or collection not in ("models", "tunedModels"):
+            collection, model_id = "models", model
+        safe_id = path_segment(model_id, field="model", vendor=self.name, whole=model)
+        return f"{collection}/{safe_id}"
+
     def model_url(self, model: str, method: str) -> str:
         # A plain string: the colon before the method must not be re-encoded as a segment.
-        path = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
-        return f"{self.root}/{path}:{method}"
+        return f"{self.root}/{self.model_path(model)}:{method}"
+
+    def check(self, request: Request) -> None:
+        self.model_path(request.model)
+        super().check(request)
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
@@ -375,13 +384,14 @@ def usage_from_gemini(meta: Mapping[str, Any] | None) -> Usage:
 # --- errors -------------------------------------------------------------------------------------
 def error_info(data: Any, status: int, raw: bytes) -> ErrorInfo:
     """``{"error": {code, message, status, details}}`` in neutral form: ``error_type`` is the
-    RPC status, ``code`` the first ``details[].reason``, ``retry_after`` from RetryInfo."""
+    RPC status, ``code`` the first ``details[].reason``, ``retry_after`` from RetryInfo (at most
+    ``MAX_VENDOR_DELAY_S``)."""
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
         return ErrorInfo(body_text(status, raw))
     details = [d for d in error.get("details") or () if isinstance(d, dict)]
     reason = next((str(d["reason"]) for d in details if d.get("reason")), None)
-    delay = next(
+    asked = next(
         (
             parse_duration(d["retryDelay"])
             for d in details
@@ -390,6 +400,7 @@ def error_info(data: Any, status: int, raw: bytes) -> ErrorInfo:
         ),
         None,
     )
+    delay = None if asked is None else bounded_delay(asked)
     status_name = error.get("status")
     return ErrorInfo(
         message=str(error.get("message") or "no message"),

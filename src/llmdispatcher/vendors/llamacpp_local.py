@@ -31,10 +31,12 @@ from ..errors import (
     VendorError,
     VendorServerError,
 )
+from ..limits import Limits
 from ..streaming import StreamAccumulator
 from ..types import Request, Response, StreamChunk
 from .base import Capabilities, Health, Vendor
 from .error_mapping import ErrorInfo, error_for
+from .llamacpp import LocalOptions
 from .openai import chunk_from_openai, openai_request_body
 
 _DONE = object()
@@ -49,25 +51,16 @@ class _Failed:
 class LlamaCppEngine:
     """One loaded GGUF, shared by every request to it. Loaded on first use, off the loop."""
 
-    def __init__(
-        self,
-        model_path: Path,
-        *,
-        n_ctx: int,
-        n_threads: int,
-        n_parallel: int,
-        n_batch: int,
-        seed: int,
-        alias: str,
-    ) -> None:
+    def __init__(self, model_path: Path, options: LocalOptions, *, alias: str) -> None:
         self.model_path = model_path
-        self.n_parallel = n_parallel
-        self._settings = (n_ctx, n_threads, n_batch, seed, alias)
+        self.n_parallel = options.n_parallel
+        self._options = options
+        self._alias = alias
         self._server: Any = None
         self._listener_key = os.urandom(16).hex()
         self._load_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(
-            max_workers=n_parallel, thread_name_prefix="llmdispatcher-llamacpp"
+            max_workers=options.n_parallel, thread_name_prefix="llmdispatcher-llamacpp"
         )
 
     async def _loaded(self) -> Any:
@@ -85,18 +78,18 @@ class LlamaCppEngine:
             raise ConfigError(
                 f"the local llama.cpp runtime is not installed: {LOCAL_INSTALL_HINT}"
             ) from None
-        n_ctx, n_threads, n_batch, seed, alias = self._settings
+        options, threads = self._options, self._options.n_threads
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
         params.n_parallel = self.n_parallel
-        params.n_ctx = n_ctx * self.n_parallel  # the runtime splits n_ctx across its slots
-        params.n_batch = n_batch  # also how often a prompt being read can be cancelled
-        params.n_ubatch = n_batch
-        params.cpuparams.n_threads = n_threads
-        params.cpuparams_batch.n_threads = n_threads
-        params.sampling.seed = seed
+        params.n_ctx = options.n_ctx * self.n_parallel  # the runtime splits it across its slots
+        params.n_batch = options.n_batch  # also how often a prompt being read can be cancelled
+        params.n_ubatch = options.n_batch
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.sampling.seed = options.seed
         params.verbosity = 0  # llama.cpp logs to stderr from C++ otherwise
-        params.model_alias = {alias}
+        params.model_alias = {self._alias}
         # The runtime always opens an HTTP listener on 127.0.0.1; lock it with a key nobody has.
         params.api_keys = [self._listener_key]
         try:
@@ -167,7 +160,8 @@ class LlamaCppEngine:
 
 
 class LlamaCppLocalVendor(Vendor):
-    """In-process llama.cpp. Use it through ``LlamaCppVendor(model_path=...)``."""
+    """In-process llama.cpp, as ``LlamaCppVendor(model_path=...)`` returns it. ``options`` says
+    how the runtime runs the model (``LocalOptions``)."""
 
     pricing_name = "llamacpp"
 
@@ -177,38 +171,28 @@ class LlamaCppLocalVendor(Vendor):
         model_path: str | Path,
         name: str = "llamacpp",
         aliases: Iterable[str] = (),
-        n_ctx: int = 2048,
-        n_threads: int = 1,
-        n_parallel: int = 1,
-        n_batch: int = 256,
-        seed: int = 42,
-        max_queue: int = 8,
-        spill_ttft_s: float | None = None,
-        tools: bool = False,
+        options: LocalOptions | None = None,
+        limits: Limits | None = None,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ConfigError(f"model_path {str(path)!r} is not a file: point it at a .gguf model")
-        if n_parallel < 1 or max_queue < 0:
-            raise ConfigError("n_parallel must be >= 1 and max_queue >= 0")
+        settings = options or LocalOptions()
         self.name = name
         self.model_name = path.stem
         self.served = tuple(dict.fromkeys((*aliases, self.model_name)))
         self.capabilities = Capabilities(
-            streaming=True, tools=tools, vision=False, json_mode=True, max_context=n_ctx
+            streaming=True,
+            tools=settings.tools,
+            vision=False,
+            json_mode=True,
+            max_context=settings.n_ctx,
         )
-        self.max_queue = max_queue
-        self.spill_ttft_s = spill_ttft_s
-        self._engine = LlamaCppEngine(
-            path,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_parallel=n_parallel,
-            n_batch=n_batch,
-            seed=seed,
-            alias=self.served[0],
-        )
-        self._slots = asyncio.Semaphore(n_parallel)
+        self.limits = limits or Limits()
+        self.max_queue = settings.max_queue
+        self.spill_ttft_s = settings.spill_ttft_s
+        self._engine = LlamaCppEngine(path, settings, alias=self.served[0])
+        self._slots = asyncio.Semaphore(settings.n_parallel)
         self._waiting = 0
         self._ttft_ewma: float | None = None
 

@@ -63,6 +63,7 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, secret_from
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import NDJSONDecoder
@@ -96,8 +97,8 @@ class OllamaVendor(HttpVendor):
     host, ``host:port`` or a URL, default port 11434, default ``http://127.0.0.1:11434``.
     ``api_key`` (``OLLAMA_API_KEY``) is sent as ``Authorization: Bearer`` when set; a local
     server needs none. ``keep_alive`` (``"5m"``, seconds, ``-1``) and ``num_ctx`` are sent with
-    every request unless ``Request.extra`` overrides them. ``timeout`` is the per-attempt read
-    timeout: generous, since the first request loads the model into memory.
+    every request unless ``Request.extra`` overrides them. ``connection.timeout`` (the
+    per-attempt read timeout) defaults to 300 s: the first request loads the model into memory.
     """
 
     pricing_name = "ollama"
@@ -111,34 +112,30 @@ class OllamaVendor(HttpVendor):
         *,
         host: str | None = None,
         name: str | None = None,
-        timeout: float = 300.0,
-        connect_timeout: float = 5.0,
-        headers: Mapping[str, str] | None = None,
         api_key: str | Secret | None = None,
         keep_alive: float | str | None = None,
         num_ctx: int | None = None,
-        max_connections: int = 0,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        rpd: int | None = None,
-        tpd: int | None = None,
-        max_concurrency: int | None = None,
         vision_models: Sequence[str] | None = None,
+        connection: Connection | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        options = connection or Connection()
+        # A generous read timeout: the first request loads the model into memory.
+        timeout, connect_timeout = options.timeouts(300.0, 5.0)
         super().__init__(
             name=name or self.default_name,
             base_url=parse_host(host or os.environ.get("OLLAMA_HOST")),
             api_key=secret_from(api_key, "OLLAMA_API_KEY"),
             timeout=timeout,
             connect_timeout=connect_timeout,
-            headers=headers,
-            max_connections=max_connections,
+            headers=options.headers,
+            max_connections=options.max_connections,
         )
         self.keep_alive = keep_alive
         self.num_ctx = num_ctx
         self.vision_models = frozenset(vision_models or ())
         self._headers = self._build_headers()
-        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
+        self.limits = limits or Limits()
 
     @classmethod
     def from_env(cls) -> OllamaVendor | None:

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions (vendors.md §1), also the base of every OpenAI-family vendor."""
+"""OpenAI Chat Completions (vendors.md §1), also every OpenAI-family vendor (``presets.py``)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ from ..types import (
     Usage,
 )
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .presets import OPENAI, Preset
 from .sse import SSEDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -39,24 +41,13 @@ OWNED_FIELDS = frozenset({"model", "messages", "stream"})
 
 
 class OpenAIVendor(HttpVendor):
-    """OpenAI's Chat Completions API.
+    """OpenAI's Chat Completions API, and through ``preset`` any host that speaks it.
 
-    ``base_url`` ends in ``/v1`` as in the official SDK; ``timeout`` is the per-attempt read
-    timeout (seconds of silence allowed) and ``connect_timeout`` the TCP/TLS connect timeout.
+    ``base_url`` ends in ``/v1`` as in the official SDK (else the preset's ``base_url_env``
+    variable, else the preset's URL); the key is ``api_key``, else the preset's ``api_key_env``.
+    ``connection`` holds timeouts, headers and the pool size; ``limits`` what the host allows.
     """
 
-    pricing_name = "openai"
-
-    default_name = "openai"
-    default_base_url = "https://api.openai.com/v1"
-    api_key_env: tuple[str, ...] = ("OPENAI_API_KEY",)
-    base_url_env: tuple[str, ...] = ("OPENAI_BASE_URL",)
-    requires_api_key = True
-    # Quirks for OpenAI-compatible servers; OpenAI itself takes the newer field and
-    # ``stream_options`` (strict servers such as Mistral reject the latter with a 422).
-    max_tokens_field = "max_completion_tokens"
-    stream_usage = True
-    model_prefixes: tuple[str, ...] = ("gpt-", "o1", "o3", "o4", "chatgpt-", "codex-")
     capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
 
     def __init__(
@@ -65,39 +56,38 @@ class OpenAIVendor(HttpVendor):
         api_key: str | Secret | None = None,
         base_url: str | None = None,
         name: str | None = None,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        headers: Mapping[str, str] | None = None,
+        preset: Preset = OPENAI,
         organization: str | None = None,
         project: str | None = None,
-        max_connections: int = 0,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        rpd: int | None = None,
-        tpd: int | None = None,
-        max_concurrency: int | None = None,
+        connection: Connection | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        key = secret_from(api_key, *self.api_key_env)
-        vendor_name = name or self.default_name
-        if self.requires_api_key and not key:
-            env = " or ".join(self.api_key_env) or "the API key"
-            raise missing_setting(env, "api_key", vendor_name)
-        url = base_url or _first_env(self.base_url_env) or self.default_base_url
+        vendor_name = name or preset.name
+        key_env = (preset.api_key_env,) if preset.api_key_env else ()
+        key = secret_from(api_key, *key_env)
+        if preset.requires_api_key and not key:
+            raise missing_setting(preset.api_key_env or "the API key", "api_key", vendor_name)
+        url = base_url or _env(preset.base_url_env) or preset.base_url
+        options = connection or Connection()
+        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=url,
             api_key=key,
             timeout=timeout,
             connect_timeout=connect_timeout,
-            headers=headers,
-            max_connections=max_connections,
+            headers=options.headers,
+            max_connections=options.max_connections,
         )
+        self.preset = preset
+        self.pricing_name = preset.name
+        self.model_prefixes = preset.model_prefixes
+        self.limits = limits or Limits()
         self._headers = self._auth_headers(organization, project)
-        self.limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, max_concurrency=max_concurrency)
 
     @classmethod
     def from_env(cls) -> OpenAIVendor | None:
-        return cls() if _first_env(cls.api_key_env) else None
+        return cls() if _env(OPENAI.api_key_env) else None
 
     def _auth_headers(self, organization: str | None, project: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -127,9 +117,9 @@ class OpenAIVendor(HttpVendor):
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
         return openai_request_body(
             request,
-            max_tokens_field=self.max_tokens_field,
+            max_tokens_field=self.preset.max_tokens_field,
             stream=stream,
-            stream_usage=self.stream_usage,
+            stream_usage=self.preset.stream_usage,
         )
 
     # --- response ----------------------------------------------------------------------------
@@ -361,5 +351,5 @@ def error_info_from_body(data: Mapping[str, Any], request_id: str | None) -> Err
     )
 
 
-def _first_env(names: tuple[str, ...]) -> str | None:
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+def _env(name: str | None) -> str | None:
+    return (os.environ.get(name) or None) if name else None
