@@ -1,4 +1,5 @@
-"""Anthropic Messages API (vendors.md §3): ``POST {base}/v1/messages``, ``GET /v1/models``.
+"""Anthropic Messages API: ``POST {base}/v1/messages``, ``GET /v1/models``
+(docs.anthropic.com/en/api/messages).
 
 Request translation lives in ``anthropic_request``. Here:
 

@@ -1,5 +1,5 @@
-"""Request translation for the Anthropic Messages API (vendors.md §3, §8.4): OpenAI-shaped
-messages, tools and options to ``system``, alternating ``messages`` of content blocks, ``tools``,
+"""Request translation for the Anthropic Messages API (docs.anthropic.com/en/api/messages):
+OpenAI-shaped messages, tools and options to ``system``, alternating ``messages`` of content blocks, ``tools``,
 ``tool_choice``, ``metadata`` and ``output_config``.
 
 Why these choices:

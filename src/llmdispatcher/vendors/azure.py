@@ -1,5 +1,5 @@
-"""Azure OpenAI (vendors.md §2): OpenAI's Chat Completions behind deployments, an ``api-version``
-query and ``api-key`` (or Entra ID) auth. Only what differs lives here; the translation of
+"""Azure OpenAI (learn.microsoft.com/azure/ai-services/openai/reference): OpenAI's Chat
+Completions behind deployments, an ``api-version`` query and ``api-key`` (or Entra ID) auth. Only what differs lives here; the translation of
 requests, responses, streams and errors is ``OpenAIVendor``'s.
 
 Two URL shapes, chosen by ``api_version``:

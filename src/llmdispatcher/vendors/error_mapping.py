@@ -1,7 +1,9 @@
 """HTTP status (then the vendor's error type/code) to the shared error tree, and retry hints.
 
 Every vendor module parses its own error body into an ``ErrorInfo`` and calls ``error_for``;
-the status table below is the one place that decides what is retried (vendors.md §7).
+the status table below (from each vendor's documented status codes) is the one place that
+decides which vendor errors are retryable; ``resilience.retry.RetryDecider`` decides what to do
+with them.
 """
 
 from __future__ import annotations

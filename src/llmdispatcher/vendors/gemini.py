@@ -1,4 +1,4 @@
-"""Google Gemini ``generateContent`` with an API key (vendors.md §4).
+"""Google Gemini ``generateContent`` with an API key (ai.google.dev/api/generate-content).
 
 Request translation lives in ``gemini_request``; this module sends, and reads answers back.
 Why the response side is as it is:

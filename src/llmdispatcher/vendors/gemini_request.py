@@ -1,5 +1,5 @@
-"""Request translation for Gemini ``generateContent`` (vendors.md §4): OpenAI-shaped messages,
-tools and options to ``contents``, ``systemInstruction``, ``tools``, ``toolConfig`` and
+"""Request translation for Gemini ``generateContent`` (ai.google.dev/api/generate-content):
+OpenAI-shaped messages, tools and options to ``contents``, ``systemInstruction``, ``tools``, ``toolConfig`` and
 ``generationConfig``; and the tool-call id codec that carries thought signatures.
 
 Why these choices:

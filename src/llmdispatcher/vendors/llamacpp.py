@@ -5,7 +5,7 @@
 in-process (``llamacpp_local``, the ``local`` extra). Both answer to the vendor type ``llamacpp``
 and behave the same towards the dispatcher.
 
-Server mode (vendors.md §6), what differs from OpenAI, and where it is handled:
+Server mode (llama.cpp's tools/server/README.md), what differs from OpenAI, and where it is handled:
 
 * the server root and its ``/v1`` URL are both accepted (``http://127.0.0.1:8080`` or
   ``http://127.0.0.1:8080/v1``); chat goes to ``/v1/chat/completions``, ``list_models`` to

@@ -1,4 +1,4 @@
-"""Ollama's native chat API, ``POST /api/chat`` (vendors.md §5).
+"""Ollama's native chat API, ``POST /api/chat`` (Ollama's docs/api.md).
 
 What differs from the OpenAI shape, handled here once:
 

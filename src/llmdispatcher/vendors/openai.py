@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions (vendors.md §1), also every OpenAI-family vendor (``presets.py``)."""
+"""OpenAI Chat Completions (platform.openai.com/docs/api-reference/chat), also every
+OpenAI-family vendor (``presets.py``)."""
 
 from __future__ import annotations
 
