@@ -1,6 +1,6 @@
 """Request translation for the Anthropic Messages API (docs.anthropic.com/en/api/messages):
-OpenAI-shaped messages, tools and options to ``system``, alternating ``messages`` of content blocks, ``tools``,
-``tool_choice``, ``metadata`` and ``output_config``.
+OpenAI-shaped messages, tools and options to ``system``, alternating ``messages`` of content
+blocks, ``tools``, ``tool_choice``, ``metadata`` and ``output_config``.
 
 Why these choices:
 

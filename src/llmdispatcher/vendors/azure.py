@@ -1,6 +1,7 @@
 """Azure OpenAI (learn.microsoft.com/azure/ai-services/openai/reference): OpenAI's Chat
-Completions behind deployments, an ``api-version`` query and ``api-key`` (or Entra ID) auth. Only what differs lives here; the translation of
-requests, responses, streams and errors is ``OpenAIVendor``'s.
+Completions behind deployments, an ``api-version`` query and ``api-key`` (or Entra ID) auth.
+Only what differs lives here; the translation of requests, responses, streams and errors is
+``OpenAIVendor``'s.
 
 Two URL shapes, chosen by ``api_version``:
 

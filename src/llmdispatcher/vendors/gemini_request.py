@@ -1,6 +1,7 @@
 """Request translation for Gemini ``generateContent`` (ai.google.dev/api/generate-content):
-OpenAI-shaped messages, tools and options to ``contents``, ``systemInstruction``, ``tools``, ``toolConfig`` and
-``generationConfig``; and the tool-call id codec that carries thought signatures.
+OpenAI-shaped messages, tools and options to ``contents``, ``systemInstruction``, ``tools``,
+``toolConfig`` and ``generationConfig``; and the tool-call id codec that carries thought
+signatures.
 
 Why these choices:
 
