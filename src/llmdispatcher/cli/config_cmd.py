@@ -73,6 +73,7 @@ model_groups: []
 #    context_window_fallbacks: []          # groups for prompts too long for these
 #    content_filter_fallbacks: []          # groups tried when a content filter refused
 #    hedge_after_s: 2.0                    # or p90: start the next one if the first is slow
+#    on_stream_break: resume               # this group's own choice (see on_stream_break)
 #  - name: chat-local
 #    deployments: [{vendor: ollama, model: llama3.2}]
 
@@ -81,6 +82,7 @@ model_groups: []
 circuit_breaker:
   failure_threshold: 5      # consecutive faults that open it
   cooldown_s: 30            # seconds open (longer when the vendor's Retry-After says so)
+  probe_every_s: 1          # with every candidate open, one request per this goes through
 
 # Retries stay a share of real traffic per vendor, so an outage is not a retry storm.
 retry_budget:
@@ -97,6 +99,9 @@ state_url: memory://
 # Limits are set per vendor (rpm, tpm, rpd, tpd, max_concurrency under vendors.<name>) or per
 # deployment; over one, the request goes to its next candidate, or waits this long at most.
 rate_limit_wait_s: 0
+# A stream that breaks after its first token: error (StreamInterrupted), or resume it on the
+# next candidate from the text so far (the last chunk's resumed_from says so).
+on_stream_break: error
 # Spend limits in USD, checked against the worst case before sending.
 budgets: []
 #  - {scope: global, limit_usd: 50, period: day}
