@@ -32,7 +32,7 @@ from aiohttp import web
 
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
-from . import anthropic_api, openai_api, seed_api
+from . import anthropic_api, native_api, openai_api
 from .auth import Admission, KeyStore
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -81,7 +81,7 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
     app.router.add_get("/v1/models", openai_api.list_models)
     app.router.add_post("/v1/messages", anthropic_api.messages)
-    seed_api.add_routes(app)
+    native_api.add_routes(app)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
 

@@ -1,4 +1,5 @@
-"""The gateway's own API under ``/api/v1`` (the seed's endpoints), in the dispatcher's terms.
+"""The gateway's native API under ``/api/v1``: the dispatcher in its own terms (a forced vendor,
+its ``Response`` with attempts and cost, live vendor checks, statistics, routing explanations).
 
 * ``GET  /api/v1/health``: liveness, no key needed.
 * ``POST /api/v1/chat/completions``: an OpenAI-style body plus ``vendor`` (force one of the
@@ -41,12 +42,12 @@ from .worker_stats import WORKER_STATS
 
 HEALTH_CACHE_S = 10.0
 CHECK_TIMEOUT_S = 10.0
-SEED_FIELDS = {"vendor": STRING, "timeout": NUMBER}
+NATIVE_FIELDS = {"vendor": STRING, "timeout": NUMBER}
 
 
-def parse_seed_chat(gateway: Gateway, body: dict[str, Any]) -> Request:
-    """An OpenAI-style body with the seed's ``vendor`` and ``timeout``."""
-    check_fields(body, SEED_FIELDS)
+def parse_native_chat(gateway: Gateway, body: dict[str, Any]) -> Request:
+    """An OpenAI-style body with the native ``vendor`` and ``timeout``."""
+    check_fields(body, NATIVE_FIELDS)
     vendor = body.get("vendor")
     if vendor is not None and vendor not in gateway.dispatcher.vendors:
         known = ", ".join(gateway.dispatcher.vendors)
@@ -116,13 +117,13 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 async def chat(request: web.Request) -> web.StreamResponse:
     gateway, trace = request.app[GATEWAY], request[TRACE]
-    parsed = parse_seed_chat(gateway, await read_json(request, gateway))
+    parsed = parse_native_chat(gateway, await read_json(request, gateway))
     return json_response(response_json(await send(gateway, trace, parsed)))
 
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     gateway, trace = request.app[GATEWAY], request[TRACE]
-    parsed = parse_seed_chat(gateway, await read_json(request, gateway))
+    parsed = parse_native_chat(gateway, await read_json(request, gateway))
     return await relay(request, await open_stream(gateway, trace, parsed), ChunkEncoder())
 
 
@@ -223,7 +224,7 @@ async def vendors(request: web.Request) -> web.StreamResponse:
 async def explain(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     body = await read_json(request, gateway)
-    parsed = parse_seed_chat(gateway, body)
+    parsed = parse_native_chat(gateway, body)
     decision = await gateway.dispatcher.explain(parsed, stream=body.get("stream") is True)
     candidates = [
         {"deployment": c.deployment.id, "vendor": c.deployment.vendor, "score": c.score,

@@ -1,4 +1,4 @@
-"""The seed's ``/api/v1`` endpoints, ``/metrics`` and ``/openapi.json`` on a running gateway."""
+"""The native ``/api/v1`` endpoints, ``/metrics`` and ``/openapi.json`` on a running gateway."""
 
 from __future__ import annotations
 
