@@ -36,7 +36,7 @@ from . import anthropic_api, native_api, openai_api
 from .auth import Admission, KeyStore
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
-from .metrics import CONTENT_TYPE, GatewayMetrics
+from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
 from .openapi import openapi_document
 from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 
@@ -60,7 +60,7 @@ def create_app(
         dispatcher=dispatcher,
         settings=settings,
         keys=KeyStore(settings.api_keys),
-        metrics=GatewayMetrics(),
+        metrics=GatewayMetrics(lambda: known_names(dispatcher)),
         catalog=ModelCatalog(settings.models_cache_s),
         admission=admission,
     )
@@ -75,6 +75,17 @@ def create_app(
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
     return app
+
+
+def known_names(dispatcher: Dispatcher) -> KnownNames:
+    """The configured names metric labels may always carry."""
+    deployments = [d for group in dispatcher.config.model_groups for d in group.deployments]
+    groups = (group.name for group in dispatcher.config.model_groups)
+    return KnownNames(
+        vendors=frozenset(dispatcher.vendors),
+        deployments=frozenset(d.id for d in deployments),
+        models=frozenset(groups) | frozenset(d.model for d in deployments),
+    )
 
 
 def _add_routes(app: web.Application) -> None:

@@ -1,8 +1,18 @@
 """Shape checks for request bodies, before the dispatcher's own value checks. Every failure is a
-400 naming the field (``messages[2].content[0]``), so a malformed body never becomes a 500."""
+400 naming the field (``messages[2].content[0]``), so a malformed body never becomes a 500.
+
+Model names come from the client and end up in URLs, metric labels, logs and routing maps, so
+they are checked here once for every endpoint (``check_model_name``): at most
+``MAX_MODEL_NAME`` characters of ``A-Z a-z 0-9 . _ : @ + -`` in ``/``-separated segments, none of
+them empty, ``.`` or ``..``. That admits what vendors name models (``gpt-4o-2024-08-06``,
+``openai/gpt-4o``, ``llama3.1:8b``, ``models/gemini-1.5-flash``,
+``accounts/fireworks/models/x``, ``claude-3-5-sonnet@20240620``, ``ft:gpt-4o-mini:org::id``,
+``@cf/meta/llama-3-8b-instruct``) and refuses path tricks, whitespace and control characters.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -10,6 +20,8 @@ from ..types import Request
 from .errors import ApiError, bad_request, from_value_error
 
 T = TypeVar("T")
+MAX_MODEL_NAME = 256
+_MODEL_SEGMENT = re.compile(r"[A-Za-z0-9._:@+\-]+")
 # field -> (accepted types, what to call them in an error)
 FieldTypes = Mapping[str, tuple[tuple[type, ...], str]]
 
@@ -42,6 +54,19 @@ def check_items(values: list[Any], accepted: type, what: str, where: str) -> Non
 def require(body: Mapping[str, Any], name: str, what: str, where: str = "") -> None:
     if body.get(name) in (None, "", []):
         raise bad_request(f"{where}{name}", f"required: {what}")
+
+
+def check_model_name(value: str, where: str = "model") -> None:
+    """``ApiError(400)`` naming ``where`` unless ``value`` looks like a model name."""
+    if len(value) > MAX_MODEL_NAME:
+        raise bad_request(where, f"a model name is at most {MAX_MODEL_NAME} characters")
+    for segment in value.split("/"):
+        if segment in ("", ".", "..") or not _MODEL_SEGMENT.fullmatch(segment):
+            raise bad_request(
+                where,
+                "not a model name: use letters, digits and . _ : @ + - in /-separated parts "
+                "(no empty, . or .. parts, no spaces or control characters)",
+            )
 
 
 def build_request(make: Callable[[], T]) -> T:

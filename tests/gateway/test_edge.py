@@ -1,0 +1,172 @@
+"""What the gateway refuses at its edge, in-process: model names, what a client can make the
+metrics and the routing-health map hold, nesting, content types, hosts, wrong keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from llmdispatcher import Request, Response, StreamChunk, Usage
+from llmdispatcher.errors import ModelNotFound
+from llmdispatcher.gateway.metrics import GatewayMetrics, KnownNames
+from llmdispatcher.gateway.validation import MAX_MODEL_NAME
+from llmdispatcher.observability.events import AttemptFinished, FallbackTaken
+from llmdispatcher.routing.health import HealthTracker
+from llmdispatcher.types import Attempt
+from llmdispatcher.vendors.base import Vendor
+from tests.gateway.test_app import client_for
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class OneModelVendor(Vendor):
+    """Serves only ``known``; any other model is a 404, as real vendors answer."""
+
+    capabilities = Vendor.capabilities
+
+    def __init__(self, known: str = "known-model") -> None:
+        self.name = "echo"
+        self.known = known
+
+    async def send(self, request: Request) -> Response:
+        if request.model != self.known:
+            raise ModelNotFound(f"no model {request.model[:40]!r}", vendor=self.name, status=404)
+        return Response("ok", self.name, request.model, "stop", Usage(3, 2, 5))
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        yield StreamChunk(delta="ok", vendor=self.name, model=request.model)
+        yield StreamChunk(finish_reason="stop", usage=Usage(3, 1, 4), vendor=self.name)
+
+
+async def _metrics_size(client: TestClient[Any, Any]) -> int:
+    return len(await (await client.get("/metrics")).read())
+
+
+# --- model names ------------------------------------------------------------------------------
+LEGITIMATE = [
+    "gpt-4o-2024-08-06",
+    "openai/gpt-4o",
+    "llama3.1:8b",
+    "models/gemini-1.5-flash",
+    "accounts/fireworks/models/x",
+    "claude-3-5-sonnet@20240620",
+    "ft:gpt-4o-mini:org::id",
+    "@cf/meta/llama-3-8b-instruct",
+    "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+]
+REFUSED = [
+    "gemini-1.5-flash/../../tunedModels/x",
+    "../etc/passwd",
+    "a//b",
+    "/leading",
+    "trailing/",
+    "two words",
+    "tab\there",
+    "new\nline",
+    "nul\x00",
+    "del\x7f",
+    "query?x=1",
+    "frag#x",
+    "pct%2e%2e",
+    "glob*",
+    "ünïcode",
+    "x" * (MAX_MODEL_NAME + 1),
+]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/v1/messages", "/api/v1/chat/completions"]
+)
+async def test_model_names_are_checked_on_every_chat_endpoint(path: str) -> None:
+    client = await client_for(OneModelVendor())
+    try:
+        for name in REFUSED:
+            reply = await client.post(path, json={"model": name, "messages": MESSAGES,
+                                                  "max_tokens": 5})  # fmt: skip
+            assert reply.status == 400, name
+            text = await reply.text()
+            assert "model" in text
+            if path != "/v1/messages":
+                assert (await reply.json())["error"]["param"] == "model"
+        for name in LEGITIMATE:  # not refused at the edge: the vendor decides (404 here)
+            reply = await client.post(path, json={"model": name, "messages": MESSAGES,
+                                                  "max_tokens": 5})  # fmt: skip
+            assert reply.status == 404, name
+    finally:
+        await client.close()
+
+
+async def test_a_100_kb_model_name_is_a_400_and_metrics_stay_small() -> None:
+    client = await client_for(OneModelVendor())
+    try:
+        before = await _metrics_size(client)
+        reply = await client.post(
+            "/v1/chat/completions", json={"model": "m" * 100_000, "messages": MESSAGES}
+        )
+        assert reply.status == 400
+        assert (await reply.json())["error"]["param"] == "model"
+        assert len(await reply.read()) < 1000  # the name is not echoed back
+        assert await _metrics_size(client) < before + 2000
+    finally:
+        await client.close()
+
+
+async def test_ten_thousand_unknown_models_do_not_grow_metrics_or_health() -> None:
+    client = await client_for(OneModelVendor())
+    try:
+        body = {"model": "known-model", "messages": MESSAGES}
+        assert (await client.post("/v1/chat/completions", json=body)).status == 200
+
+        async def unknown(i: int) -> int:
+            reply = await client.post(
+                "/v1/chat/completions", json={"model": f"unknown-{i}", "messages": MESSAGES}
+            )
+            return reply.status
+
+        assert set(await asyncio.gather(*(unknown(i) for i in range(100)))) == {404}
+        settled = await _metrics_size(client)
+        for start in range(100, 10_000, 200):
+            statuses = await asyncio.gather(*(unknown(i) for i in range(start, start + 200)))
+            assert set(statuses) == {404}
+        text = (await (await client.get("/metrics")).read()).decode()
+        assert len(text) < settled + 200  # counter values grow by a few digits, nothing else
+        assert "unknown-" not in text
+        assert 'gen_ai_request_model="known-model"' in text
+        assert 'gen_ai_request_model="other"' in text
+    finally:
+        await client.close()
+
+
+def test_health_map_is_bounded_and_keeps_busy_deployments() -> None:
+    health = HealthTracker(max_deployments=100)
+    health.started("busy/model")
+    for i in range(10_000):
+        health.started(f"openai/unknown-{i}")
+        health.finished(f"openai/unknown-{i}", ok=False)
+    assert len(health) == 100
+    assert health.view("busy/model").in_flight == 1  # in flight: never dropped
+    assert health.view("openai/unknown-9999").samples == 1  # the recent ones are kept
+    assert health.view("openai/unknown-0").samples == 0  # the idle old ones are gone
+    health.closed("openai/unknown-0")  # closing a dropped entry does not bring it back
+    assert len(health) == 100
+
+
+def test_vendor_labels_drop_client_model_parts_of_deployment_ids() -> None:
+    known = KnownNames(vendors=frozenset({"openai", "backup"}),
+                       deployments=frozenset({"fast-pool"}))  # fmt: skip
+    metrics = GatewayMetrics(lambda: known)
+    for i in range(1000):
+        metrics.on_event(FallbackTaken("r", f"openai/client-{i}", f"backup/client-{i}", "E"))
+        attempt = Attempt(vendor="openai", model=f"client-{i}", status="ModelNotFound", error="x",
+                          duration_s=0.001)  # fmt: skip
+        metrics.on_event(AttemptFinished("r", attempt))
+    metrics.on_event(FallbackTaken("r", "fast-pool", "nowhere/x", "E"))
+    text = metrics.render().decode()
+    assert "client-" not in text
+    assert 'from_vendor="openai",reason="E",to_vendor="backup"' in text
+    assert 'from_vendor="fast-pool",reason="E",to_vendor="other"' in text
