@@ -8,17 +8,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from llmdispatcher import Request, Response, StreamChunk, Usage
+from llmdispatcher import Dispatcher, Request, Response, StreamChunk, Usage
+from llmdispatcher.clock import FakeClock
+from llmdispatcher.config import GatewayConfig
 from llmdispatcher.errors import ModelNotFound
+from llmdispatcher.gateway.app import create_app
 from llmdispatcher.gateway.metrics import GatewayMetrics, KnownNames
 from llmdispatcher.gateway.validation import MAX_MODEL_NAME
 from llmdispatcher.observability.events import AttemptFinished, FallbackTaken
 from llmdispatcher.routing.health import HealthTracker
 from llmdispatcher.types import Attempt
 from llmdispatcher.vendors.base import Vendor
-from tests.gateway.test_app import client_for
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -40,6 +42,16 @@ class OneModelVendor(Vendor):
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         yield StreamChunk(delta="ok", vendor=self.name, model=request.model)
         yield StreamChunk(finish_reason="stop", usage=Usage(3, 1, 4), vendor=self.name)
+
+
+async def edge_client(
+    vendor: Vendor, settings: GatewayConfig | None = None, **kw: Any
+) -> TestClient[Any, Any]:
+    """An in-process gateway in front of ``vendor``; retries wait on a ``FakeClock``."""
+    dispatcher = Dispatcher(vendors=[vendor], clock=FakeClock())
+    client = TestClient(TestServer(create_app(dispatcher, settings, **kw)))
+    await client.start_server()
+    return client
 
 
 async def _metrics_size(client: TestClient[Any, Any]) -> int:
@@ -83,7 +95,7 @@ REFUSED = [
     "path", ["/v1/chat/completions", "/v1/messages", "/api/v1/chat/completions"]
 )
 async def test_model_names_are_checked_on_every_chat_endpoint(path: str) -> None:
-    client = await client_for(OneModelVendor())
+    client = await edge_client(OneModelVendor())
     try:
         for name in REFUSED:
             reply = await client.post(path, json={"model": name, "messages": MESSAGES,
@@ -102,7 +114,7 @@ async def test_model_names_are_checked_on_every_chat_endpoint(path: str) -> None
 
 
 async def test_a_100_kb_model_name_is_a_400_and_metrics_stay_small() -> None:
-    client = await client_for(OneModelVendor())
+    client = await edge_client(OneModelVendor())
     try:
         before = await _metrics_size(client)
         reply = await client.post(
@@ -117,7 +129,7 @@ async def test_a_100_kb_model_name_is_a_400_and_metrics_stay_small() -> None:
 
 
 async def test_ten_thousand_unknown_models_do_not_grow_metrics_or_health() -> None:
-    client = await client_for(OneModelVendor())
+    client = await edge_client(OneModelVendor())
     try:
         body = {"model": "known-model", "messages": MESSAGES}
         assert (await client.post("/v1/chat/completions", json=body)).status == 200
@@ -170,3 +182,94 @@ def test_vendor_labels_drop_client_model_parts_of_deployment_ids() -> None:
     assert "client-" not in text
     assert 'from_vendor="openai",reason="E",to_vendor="backup"' in text
     assert 'from_vendor="fast-pool",reason="E",to_vendor="other"' in text
+
+
+# --- nesting, Python's messages, huge Retry-After ---------------------------------------------
+def _nested(levels: int) -> Any:
+    value: Any = {"type": "object"}
+    for _ in range(levels - 1):
+        value = {"nested": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/v1/messages", "/api/v1/chat/completions"]
+)
+async def test_deeply_nested_json_is_a_400_naming_the_field(path: str) -> None:
+    client = await edge_client(OneModelVendor())
+    try:
+        body = {"model": "known-model", "messages": MESSAGES, "max_tokens": 5,
+                "response_format": _nested(300)}  # fmt: skip
+        reply = await client.post(path, json=body)
+        assert reply.status == 400
+        assert "response_format" in await reply.text()
+        arrays: Any = [[[[1]]]]
+        for _ in range(100):
+            arrays = [arrays]
+        reply = await client.post(path, json={**body, "response_format": None, "stop": arrays})
+        assert reply.status == 400
+        assert "stop" in await reply.text()
+        ok = {**body, "response_format": _nested(40)}  # deep schemas still pass
+        assert (await client.post(path, json=ok)).status == 200
+    finally:
+        await client.close()
+
+
+class RaisingVendor(OneModelVendor):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    async def send(self, request: Request) -> Response:
+        raise self.error
+
+
+async def test_pythons_value_error_messages_do_not_reach_the_client() -> None:
+    try:
+        int("secret-ish internals")
+    except ValueError as exc:
+        python_error = exc
+    client = await edge_client(RaisingVendor(python_error))
+    try:
+        reply = await client.post(
+            "/v1/chat/completions", json={"model": "known-model", "messages": MESSAGES}
+        )
+        text = await reply.text()
+        assert reply.status == 400
+        assert "internals" not in text
+        assert "int()" not in text
+        assert (await reply.json())["error"]["message"] == (
+            "the request has a value that cannot be used"
+        )
+    finally:
+        await client.close()
+
+
+async def test_our_value_error_messages_still_name_the_field() -> None:
+    client = await edge_client(OneModelVendor())
+    try:
+        body = {"model": "known-model", "messages": MESSAGES, "temperature": 7}
+        reply = await client.post("/v1/chat/completions", json=body)
+        assert reply.status == 400
+        assert (await reply.json())["error"]["param"] == "temperature"
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("hint", "header"), [(float("inf"), "3600"), (1e9, "3600"), (float("nan"), None), (2.2, "3")]
+)
+async def test_any_retry_after_gives_a_json_429(hint: float, header: str | None) -> None:
+    from llmdispatcher.errors import RateLimitError
+
+    error = RateLimitError("slow down", vendor="echo", status=429, retry_after=hint)
+    client = await edge_client(RaisingVendor(error))
+    try:
+        reply = await client.post(
+            "/v1/chat/completions", json={"model": "known-model", "messages": MESSAGES}
+        )
+        assert reply.status == 429
+        assert (await reply.json())["error"]["type"] == "rate_limit_error"
+        assert reply.headers.get("retry-after") == header
+    finally:
+        await client.close()

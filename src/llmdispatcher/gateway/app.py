@@ -128,6 +128,20 @@ def _middleware(
 
 
 def _error(request: web.Request, gateway: Gateway, trace: Trace, exc: Exception) -> web.Response:
+    """The error table's response for ``exc``; should building it fail too, still a JSON 500."""
+    try:
+        return _error_response(request, gateway, trace, exc)
+    except Exception:
+        logger.exception("request %s: the error response itself failed", trace.request_id)
+        found = ApiError(500, f"internal error (request id {trace.request_id})")
+        return web.Response(
+            status=500, body=orjson.dumps(found.openai_body()), content_type="application/json"
+        )
+
+
+def _error_response(
+    request: web.Request, gateway: Gateway, trace: Trace, exc: Exception
+) -> web.Response:
     found = api_error(exc)
     if found is None:
         logger.exception(

@@ -28,6 +28,7 @@ from ..types import Request, Response, StreamChunk
 from .auth import check_model
 from .errors import ApiError, api_error, bad_request
 from .state import CURRENT, Gateway, Trace
+from .validation import check_depth
 
 logger = logging.getLogger("llmdispatcher.gateway")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -85,6 +86,7 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
         raise bad_request("body", f"not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise bad_request("body", "expected a JSON object")
+    check_depth(raw, body)
     return body
 
 
