@@ -70,8 +70,11 @@ class GatewayConfig:
     head (also the keep-alive idle timeout); ``body_timeout_s`` the request body.
     ``shutdown_grace_s`` is how long in-flight requests and streams may run after SIGTERM.
     Without ``api_keys`` the gateway refuses a non-loopback ``host`` unless
-    ``allow_unauthenticated``. ``passthrough_fields`` are the OpenAI body fields forwarded to
-    the vendor unchanged (``Request.extra``); every other unknown field is dropped.
+    ``allow_unauthenticated``. ``allowed_hosts``: the host names clients may reach the gateway
+    by (``Host``/``Origin`` checks against DNS rebinding; empty: the loopback names on a
+    loopback address, any elsewhere; ``*``: any). ``passthrough_fields`` are the OpenAI body
+    fields forwarded to the vendor unchanged (``Request.extra``); every other unknown field is
+    dropped.
     """
 
     host: str = "127.0.0.1"
@@ -85,6 +88,7 @@ class GatewayConfig:
     shutdown_grace_s: float = 30.0
     metrics_public: bool = False
     models_cache_s: float = 300.0
+    allowed_hosts: tuple[str, ...] = ()
     passthrough_fields: tuple[str, ...] = (
         "seed",
         "presence_penalty",
@@ -96,6 +100,7 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", tuple(self.api_keys))
         object.__setattr__(self, "passthrough_fields", tuple(self.passthrough_fields))
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
         if not 0 <= self.port <= 65535:
             raise ValueError("gateway.port: must be 0-65535")
         if self.workers < 1:

@@ -4,6 +4,7 @@ metrics and the routing-health map hold, nesting, content types, hosts, wrong ke
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -271,5 +272,76 @@ async def test_any_retry_after_gives_a_json_429(hint: float, header: str | None)
         assert reply.status == 429
         assert (await reply.json())["error"]["type"] == "rate_limit_error"
         assert reply.headers.get("retry-after") == header
+    finally:
+        await client.close()
+
+
+# --- CSRF and DNS rebinding -------------------------------------------------------------------
+CHAT = {"model": "known-model", "messages": MESSAGES}
+
+
+async def test_a_browser_like_cross_site_post_is_refused() -> None:
+    client = await edge_client(OneModelVendor())  # loopback, no keys: the exposed case
+    try:
+        body = json.dumps(CHAT)
+        cross_site = {"Content-Type": "text/plain", "Origin": "https://evil.example"}
+        reply = await client.post("/v1/chat/completions", data=body, headers=cross_site)
+        assert reply.status == 403
+        assert "gateway.allowed_hosts" in (await reply.json())["error"]["message"]
+        no_origin = {"Content-Type": "text/plain"}
+        reply = await client.post("/v1/chat/completions", data=body, headers=no_origin)
+        assert reply.status == 415
+        assert (await reply.json())["error"]["code"] == "unsupported_media_type"
+        rebound = {"Host": "evil.example:8080"}  # DNS rebinding: the attacker's name
+        reply = await client.post("/v1/chat/completions", json=CHAT, headers=rebound)
+        assert reply.status == 421
+        assert "gateway.allowed_hosts" in (await reply.json())["error"]["message"]
+        reply = await client.get("/api/v1/stats", headers=rebound)
+        assert reply.status == 421  # reading is refused too
+        stats = await (await client.get("/api/v1/stats")).json()
+        assert stats["total_requests"] == 0  # nothing reached a vendor
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "http://localhost:3000"},
+        {"Origin": "http://127.0.0.1:5173", "Host": "localhost:8080"},
+        {"Host": "[::1]:8080"},
+        {"Content-Type": "application/json; charset=utf-8"},
+    ],
+)
+async def test_local_clients_pass(headers: dict[str, str]) -> None:
+    client = await edge_client(OneModelVendor())
+    try:
+        reply = await client.post(
+            "/v1/chat/completions",
+            data=json.dumps(CHAT),
+            headers={"Content-Type": "application/json", **headers},
+        )
+        assert reply.status == 200
+    finally:
+        await client.close()
+
+
+async def test_allowed_hosts_setting() -> None:
+    settings = GatewayConfig(allowed_hosts=("gw.internal",))
+    client = await edge_client(OneModelVendor(), settings)
+    try:
+        named = await client.post(
+            "/v1/chat/completions", json=CHAT, headers={"Host": "gw.internal"}
+        )
+        assert named.status == 200
+        assert (await client.post("/v1/chat/completions", json=CHAT)).status == 421
+    finally:
+        await client.close()
+    public = GatewayConfig(host="0.0.0.0", allow_unauthenticated=True)
+    client = await edge_client(OneModelVendor(), public)
+    try:  # off loopback, any name by default (operators list theirs to check)
+        reply = await client.post("/v1/chat/completions", json=CHAT, headers={"Host": "gw.example"})
+        assert reply.status == 200
     finally:
         await client.close()

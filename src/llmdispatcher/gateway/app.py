@@ -38,6 +38,7 @@ from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
 from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
 from .openapi import openapi_document
+from .origin import allowed_hosts, check_origin
 from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -101,6 +102,7 @@ def _middleware(
     gateway: Gateway, open_paths: frozenset[str]
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     keys, in_flight = gateway.keys, gateway.metrics.in_flight
+    hosts = allowed_hosts(gateway.settings)
     # Request ids: a random per-app prefix and a counter (no syscall per request).
     prefix, counter = os.urandom(6).hex(), itertools.count(1)
 
@@ -114,6 +116,8 @@ def _middleware(
         token = CURRENT.set(trace)
         in_flight.inc()
         try:
+            if hosts is not None:
+                check_origin(request, hosts)
             path = request.path
             if path not in open_paths:
                 trace.key = keys.authenticate(request, x_api_key=path in ANTHROPIC_PATHS)

@@ -65,6 +65,8 @@ ERROR_TYPES: dict[int, tuple[str, str]] = {
     405: ("invalid_request_error", "invalid_request_error"),
     408: ("timeout", "timeout_error"),
     413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "invalid_request_error"),
+    421: ("invalid_request_error", "invalid_request_error"),
     422: ("invalid_request_error", "invalid_request_error"),
     429: ("rate_limit_error", "rate_limit_error"),
     502: ("upstream_error", "api_error"),

@@ -69,7 +69,14 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
     """The body as a JSON object; 400 naming what is wrong, 413 past the size limit, 408 when
-    it does not arrive within ``body_timeout_s``."""
+    it does not arrive within ``body_timeout_s``, 415 unless it is ``application/json`` (a
+    web page cannot send that cross-site without a preflight: see ``origin``)."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            f"send the body as Content-Type: application/json (got {request.content_type[:60]!r})",
+            code="unsupported_media_type",
+        )
     if request.content.is_eof():  # the usual case: the body came with the head
         raw = await request.read()
     else:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
 import multiprocessing
 import os
@@ -50,6 +49,7 @@ from ..config import Config, GatewayConfig
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError
 from .app import create_app
+from .origin import is_loopback
 from .worker_stats import WORKER_STATS, WorkerStats
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -67,15 +67,6 @@ def check_exposure(settings: GatewayConfig) -> None:
         "spend your vendor credits. Add gateway.api_keys (or LLMDISPATCHER_API_KEYS), listen on "
         "127.0.0.1, or pass --allow-unauthenticated"
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_dispatcher(config_path: str | None, shared_state: str | None = None) -> Dispatcher:
