@@ -74,7 +74,9 @@ class GatewayConfig:
     by (``Host``/``Origin`` checks against DNS rebinding; empty: the loopback names on a
     loopback address, any elsewhere; ``*``: any). ``passthrough_fields`` are the OpenAI body
     fields forwarded to the vendor unchanged (``Request.extra``); every other unknown field is
-    dropped.
+    dropped. ``auth_failures_per_minute``: requests with a missing or wrong key one client
+    address may make (then 429 until it refills); ``vendor_checks_per_minute``: live checks
+    (``/api/v1/test/vendor``) per gateway key.
     """
 
     host: str = "127.0.0.1"
@@ -89,6 +91,8 @@ class GatewayConfig:
     metrics_public: bool = False
     models_cache_s: float = 300.0
     allowed_hosts: tuple[str, ...] = ()
+    auth_failures_per_minute: int = 10
+    vendor_checks_per_minute: int = 10
     passthrough_fields: tuple[str, ...] = (
         "seed",
         "presence_penalty",
@@ -107,6 +111,9 @@ class GatewayConfig:
             raise ValueError("gateway.workers: must be at least 1")
         if self.max_body_bytes < 1024:
             raise ValueError("gateway.max_body_bytes: must be at least 1024")
+        for name in ("auth_failures_per_minute", "vendor_checks_per_minute"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"gateway.{name}: must be at least 1")
         for name in ("header_timeout_s", "body_timeout_s", "shutdown_grace_s", "models_cache_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"gateway.{name}: must be a positive number of seconds")

@@ -4,7 +4,9 @@ metrics and the routing-health map hold, nesting, content types, hosts, wrong ke
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from llmdispatcher import Dispatcher, Request, Response, StreamChunk, Usage
 from llmdispatcher.clock import FakeClock
-from llmdispatcher.config import GatewayConfig
+from llmdispatcher.config import ApiKeyConfig, GatewayConfig
 from llmdispatcher.errors import ModelNotFound
 from llmdispatcher.gateway.app import create_app
 from llmdispatcher.gateway.metrics import GatewayMetrics, KnownNames
@@ -345,3 +347,88 @@ async def test_allowed_hosts_setting() -> None:
         assert reply.status == 200
     finally:
         await client.close()
+
+
+# --- throttles: vendor checks per key, wrong keys per address ---------------------------------
+TOKEN_A, TOKEN_B = "sk-gateway-key-a-0123456789", "sk-gateway-key-b-0123456789"
+KEYED = GatewayConfig(
+    api_keys=(
+        ApiKeyConfig("a", key=TOKEN_A),
+        ApiKeyConfig("b", key=TOKEN_B, allowed_models=("known-*",)),
+    ),
+    vendor_checks_per_minute=2,
+    auth_failures_per_minute=3,
+)
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_vendor_checks_are_throttled_per_key() -> None:
+    clock = FakeClock()
+    client = await edge_client(OneModelVendor(), KEYED, clock=clock)
+    check = {"vendor": "echo", "model": "known-model"}
+    try:
+        for _ in range(2):
+            reply = await client.post("/api/v1/test/vendor", json=check, headers=_auth(TOKEN_A))
+            assert (await reply.json())["ok"] is True
+        refused = await client.post("/api/v1/test/vendor", json=check, headers=_auth(TOKEN_A))
+        assert refused.status == 429
+        assert refused.headers["retry-after"] == "30"
+        assert "vendor_checks_per_minute" in (await refused.json())["error"]["message"]
+        other_key = await client.post("/api/v1/test/vendor", json=check, headers=_auth(TOKEN_B))
+        assert other_key.status == 200  # each key has its own allowance
+        clock.advance(30)
+        again = await client.post("/api/v1/test/vendor", json=check, headers=_auth(TOKEN_A))
+        assert again.status == 200
+        stats = await (await client.get("/api/v1/stats", headers=_auth(TOKEN_A))).json()
+        assert stats["total_requests"] == 4  # every check went through the dispatcher
+        metrics = await (await client.get("/metrics", headers=_auth(TOKEN_A))).text()
+        assert 'gen_ai_request_model="known-model"' in metrics
+    finally:
+        await client.close()
+
+
+async def test_wrong_keys_are_logged_and_slowed_down(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    client = await edge_client(OneModelVendor(), KEYED, clock=clock)
+    wrong = "sk-wrong-key-9876543210-secret"
+    try:
+        with caplog.at_level(logging.WARNING, logger="llmdispatcher.gateway"):
+            for _ in range(3):
+                reply = await client.post("/v1/chat/completions", json=CHAT, headers=_auth(wrong))
+                assert reply.status == 401
+            throttled = await client.post("/v1/chat/completions", json=CHAT, headers=_auth(wrong))
+            assert throttled.status == 429
+            assert throttled.headers["retry-after"] == "20"
+            assert (await throttled.json())["error"]["code"] == "too_many_auth_failures"
+            # from that address, even a good key waits: keys are not checked while throttled
+            good = await client.post("/v1/chat/completions", json=CHAT, headers=_auth(TOKEN_A))
+            assert good.status == 429
+            clock.advance(20)
+            good = await client.post("/v1/chat/completions", json=CHAT, headers=_auth(TOKEN_A))
+            assert good.status == 200
+        refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 3
+        assert "invalid_api_key" in refusals[0]
+        assert "127.0.0.1" in refusals[0]
+        fingerprint = hashlib.sha256(wrong.encode()).hexdigest()[:8]
+        assert f"fingerprint {fingerprint}" in refusals[0]
+        assert all("wrong-key" not in r and "secret" not in r for r in refusals)
+    finally:
+        await client.close()
+
+
+async def test_the_wrong_key_throttle_map_is_bounded() -> None:
+    from llmdispatcher.gateway.throttle import Throttle
+
+    clock = FakeClock()
+    throttle = Throttle(3, 60.0, clock, max_names=100)
+    for i in range(10_000):
+        throttle.take(f"10.0.{i // 256}.{i % 256}")
+    assert len(throttle) == 100
+    for _ in range(2):  # the newest address is still there, with one token spent
+        assert throttle.take("10.0.39.15") == 0.0
+    assert throttle.take("10.0.39.15") == pytest.approx(20.0)
+    assert throttle.take("10.0.0.0") == 0.0  # the oldest was dropped: it starts afresh

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 import time
@@ -30,10 +31,11 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from . import anthropic_api, native_api, openai_api
-from .auth import Admission, KeyStore
+from .auth import Admission, ApiKey, KeyStore, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
 from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
@@ -54,8 +56,10 @@ def create_app(
     settings: GatewayConfig | None = None,
     *,
     admission: Admission | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook."""
+    """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook;
+    ``clock`` times the gateway's own throttles."""
     settings = settings or GatewayConfig()
     gateway = Gateway(
         dispatcher=dispatcher,
@@ -64,6 +68,7 @@ def create_app(
         metrics=GatewayMetrics(lambda: known_names(dispatcher)),
         catalog=ModelCatalog(settings.models_cache_s),
         admission=admission,
+        clock=clock or SystemClock(),
     )
     dispatcher.subscribe(gateway.metrics.on_event)
     dispatcher.subscribe(count_attempt)
@@ -119,8 +124,8 @@ def _middleware(
             if hosts is not None:
                 check_origin(request, hosts)
             path = request.path
-            if path not in open_paths:
-                trace.key = keys.authenticate(request, x_api_key=path in ANTHROPIC_PATHS)
+            if path not in open_paths and keys.enabled:
+                trace.key = _authenticate(gateway, request, trace)
             return await handler(request)
         except Exception as exc:
             return _error(request, gateway, trace, exc)
@@ -129,6 +134,32 @@ def _middleware(
             CURRENT.reset(token)
 
     return middleware
+
+
+def _authenticate(gateway: Gateway, request: web.Request, trace: Trace) -> ApiKey | None:
+    """The caller's key. Every 401 is logged (with a fingerprint, never the key); an address
+    past ``auth_failures_per_minute`` gets 429s, its keys unchecked, until it slows down."""
+    address = request.remote or "-"
+    wait = gateway.auth_failures.wait_s(address)
+    if wait:
+        raise ApiError(
+            429,
+            "too many requests with a missing or wrong API key from this address: "
+            f"retry in {math.ceil(wait)}s",
+            code="too_many_auth_failures",
+            retry_after=wait,
+        )
+    anthropic = request.path in ANTHROPIC_PATHS
+    try:
+        return gateway.keys.authenticate(request, x_api_key=anthropic)
+    except ApiError as exc:
+        gateway.auth_failures.take(address)
+        token = presented_token(request, x_api_key=anthropic)
+        logger.warning(
+            "request %s from %s refused: %s (key fingerprint %s)",
+            trace.request_id, address, exc.code, fingerprint(token),
+        )  # fmt: skip
+        raise
 
 
 def _error(request: web.Request, gateway: Gateway, trace: Trace, exc: Exception) -> web.Response:

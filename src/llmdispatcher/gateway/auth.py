@@ -88,9 +88,7 @@ class KeyStore:
         """The caller's key; ``ApiError(401)`` when keys are configured and none matches."""
         if not self._keys:
             return None
-        token = _bearer(request.headers.get("Authorization", ""))
-        if not token and x_api_key:
-            token = request.headers.get("x-api-key", "").strip()
+        token = presented_token(request, x_api_key=x_api_key)
         if not token:
             raise ApiError(
                 401,
@@ -101,6 +99,20 @@ class KeyStore:
         if key is None:
             raise ApiError(401, "the API key is not valid for this gateway", code="invalid_api_key")
         return key
+
+
+def presented_token(request: web.Request, *, x_api_key: bool = False) -> str:
+    """The key the client sent (``Authorization: Bearer``, or ``x-api-key`` when allowed)."""
+    token = _bearer(request.headers.get("Authorization", ""))
+    if not token and x_api_key:
+        token = request.headers.get("x-api-key", "").strip()
+    return token
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-secret tag of a presented key for the log: the first 8 hex digits of its
+    SHA-256 (the same token always gives the same tag; nothing of the key can be recovered)."""
+    return digest_of(token).hex()[:8] if token else "none"
 
 
 def check_model(key: ApiKey | None, model: str) -> None:
