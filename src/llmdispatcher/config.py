@@ -36,15 +36,21 @@ def _is_secret_key(key: str) -> bool:
 class ApiKeyConfig:
     """A gateway API key: ``key`` in plain text (usually ``"${ENV_VAR}"``) or its
     ``key_sha256`` (hex), never both. ``allowed_models`` are glob patterns (``gpt-4o*``).
+    ``metadata`` and ``user``, when set, replace what the key's clients send in those fields,
+    so routing rules and budgets that read them cannot be steered by the client.
     The gateway keeps only the hash; ``repr`` never shows the key."""
 
     name: str
     key: str | None = None
     key_sha256: str | None = None
     allowed_models: tuple[str, ...] = ("*",)
+    metadata: Mapping[str, str | int | float | bool] | None = field(default=None, hash=False)
+    user: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_models", tuple(self.allowed_models))
+        if self.metadata is not None:
+            object.__setattr__(self, "metadata", dict(self.metadata))
         if not self.name:
             raise ValueError("api_keys[].name: a name is required (it labels metrics and logs)")
         if (self.key is None) == (self.key_sha256 is None):

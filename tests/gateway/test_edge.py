@@ -8,20 +8,25 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from llmdispatcher import Dispatcher, Request, Response, StreamChunk, Usage
+from llmdispatcher import Config, Dispatcher, Request, Response, StreamChunk, Usage
+from llmdispatcher.cli.serve_cmd import gateway_settings
 from llmdispatcher.clock import FakeClock
 from llmdispatcher.config import ApiKeyConfig, GatewayConfig
 from llmdispatcher.errors import ModelNotFound
 from llmdispatcher.gateway.app import create_app
 from llmdispatcher.gateway.metrics import GatewayMetrics, KnownNames
+from llmdispatcher.gateway.server import build_dispatcher
+from llmdispatcher.gateway.state import GATEWAY
 from llmdispatcher.gateway.validation import MAX_MODEL_NAME
 from llmdispatcher.observability.events import AttemptFinished, FallbackTaken
 from llmdispatcher.routing.health import HealthTracker
+from llmdispatcher.routing.rules import RoutingCondition, RoutingRule
 from llmdispatcher.types import Attempt
 from llmdispatcher.vendors.base import Vendor
 
@@ -432,3 +437,59 @@ async def test_the_wrong_key_throttle_map_is_bounded() -> None:
         assert throttle.take("10.0.39.15") == 0.0
     assert throttle.take("10.0.39.15") == pytest.approx(20.0)
     assert throttle.take("10.0.0.0") == 0.0  # the oldest was dropped: it starts afresh
+
+
+# --- keys: digests only, pinned metadata and user ---------------------------------------------
+def test_the_gateway_keeps_no_plain_key(tmp_path: Path) -> None:
+    plain = "sk-plain-gateway-key-0123456789"
+    app = create_app(Dispatcher(vendors=[OneModelVendor()]), GatewayConfig(
+        api_keys=(ApiKeyConfig("a", key=plain),)))  # fmt: skip
+    kept = app[GATEWAY].settings.api_keys
+    assert [(k.key, k.key_sha256) for k in kept] == [
+        (None, hashlib.sha256(plain.encode()).hexdigest())
+    ]
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "vendors: {v: {type: openai, base_url: 'http://127.0.0.1:9/v1', api_key: x}}\n"
+        f"gateway: {{api_keys: [{{name: a, key: {plain}}}]}}\n"
+    )
+    dispatcher = build_dispatcher(str(config))
+    assert dispatcher.config.gateway.api_keys[0].key is None
+    assert plain not in repr(dispatcher.config)
+    settings = gateway_settings(GatewayConfig(), None, None, None, False, plain)
+    assert settings.api_keys[0].key is None
+    assert settings.api_keys[0].key_sha256 == hashlib.sha256(plain.encode()).hexdigest()
+
+
+class NamedVendor(OneModelVendor):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+async def test_a_key_can_pin_its_metadata_and_user() -> None:
+    """A rule sends ``tier: pro`` (or user ``vip``) to the better vendor: a client of a key
+    pinned to ``tier: basic`` cannot claim either."""
+    rules = (
+        RoutingRule(RoutingCondition(metadata={"tier": "pro"}), vendor="pro", priority=1),
+        RoutingRule(RoutingCondition(users=("vip",)), vendor="pro", priority=2),
+    )
+    config = Config(default_vendor="basic", routing_rules=rules)
+    dispatcher = Dispatcher(config, vendors=[NamedVendor("basic"), NamedVendor("pro")])
+    settings = GatewayConfig(
+        api_keys=(
+            ApiKeyConfig("free", key=TOKEN_A, metadata={"tier": "basic"}, user="free-user"),
+            ApiKeyConfig("open", key=TOKEN_B),
+        )
+    )
+    client = TestClient(TestServer(create_app(dispatcher, settings)))
+    await client.start_server()
+    try:
+        for claim in ({"metadata": {"tier": "pro"}}, {"user": "vip"}):
+            body = {**CHAT, **claim}
+            pinned = await client.post("/v1/chat/completions", json=body, headers=_auth(TOKEN_A))
+            assert pinned.headers["x-llmdispatcher-vendor"] == "basic"
+            unpinned = await client.post("/v1/chat/completions", json=body, headers=_auth(TOKEN_B))
+            assert unpinned.headers["x-llmdispatcher-vendor"] == "pro"
+    finally:
+        await client.close()

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 
 DEFAULT_FILE = "llmdispatcher.yaml"
 SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+# Header values shown as they are; every other header's value is masked (Cookie, X-Auth, a
+# proxy's own credential header: a header's name does not reliably say it holds a secret).
+SAFE_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "content-type", "user-agent",
+    "anthropic-version", "anthropic-beta", "openai-beta", "openai-organization",
+    "openai-project", "api-version", "http-referer", "x-title",
+})  # fmt: skip
 
 EXAMPLE_CONFIG = """\
 # llmdispatcher configuration, written by `llmdispatcher config init`.
@@ -279,9 +286,14 @@ def vendor_summary(dispatcher: Dispatcher, vendor: Vendor, specs: Mapping[str, V
 
 
 def masked(key: str, value: Any) -> str:
-    """A setting's value for display: secrets masked, header values that carry keys too."""
+    """A setting's value for display: secrets masked, and every header value but those of
+    ``SAFE_HEADERS``."""
     if _is_secret(key):
         return mask(str(value))
+    if isinstance(value, Mapping) and key.lower() in ("headers", "extra_headers"):
+        shown = (f"{k}: {v if str(k).lower() in SAFE_HEADERS else mask(str(v))}"
+                 for k, v in value.items())  # fmt: skip
+        return "{" + ", ".join(shown) + "}"
     if isinstance(value, Mapping):
         inner = ", ".join(f"{k}: {masked(str(k), v)}" for k, v in value.items())
         return "{" + inner + "}"

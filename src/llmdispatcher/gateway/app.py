@@ -35,7 +35,7 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from . import anthropic_api, native_api, openai_api
-from .auth import Admission, ApiKey, KeyStore, fingerprint, presented_token
+from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
 from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
@@ -60,7 +60,7 @@ def create_app(
 ) -> web.Application:
     """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook;
     ``clock`` times the gateway's own throttles."""
-    settings = settings or GatewayConfig()
+    settings = digests_only(settings or GatewayConfig())
     gateway = Gateway(
         dispatcher=dispatcher,
         settings=settings,

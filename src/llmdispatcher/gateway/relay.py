@@ -99,10 +99,13 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
 
 def key_tag(trace: Trace, metadata: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The request's metadata with the caller's key name (for ``key:`` budgets and the
-    ledger), set while the request is built so that ``admit`` need not rebuild it."""
-    if trace.key is None:
+    ledger), set while the request is built so that ``admit`` need not rebuild it. A key
+    with pinned ``metadata`` gets that instead of the client's."""
+    key = trace.key
+    if key is None:
         return metadata
-    return {**(metadata or {}), "api_key": trace.key.name}
+    base = metadata if key.metadata is None else key.metadata
+    return {**(base or {}), "api_key": key.name}
 
 
 async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
@@ -114,6 +117,8 @@ async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
         # The parsers tag requests as they build them (``key_tag``); this covers the rest, and
         # overrides an ``api_key`` a client put in its own metadata.
         request = replace(request, metadata=key_tag(trace, request.metadata))
+    if key is not None and key.user is not None and request.user != key.user:
+        request = replace(request, user=key.user)  # pinned: the client's does not count
     if gateway.admission is None:
         return request
     try:
