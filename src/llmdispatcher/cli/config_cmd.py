@@ -129,6 +129,9 @@ gateway:
   #  - name: team-a           # labels metrics and logs
   #    key: ${TEAM_A_KEY}     # or key_sha256: <hex>; only the hash is kept
   #    allowed_models: ["gpt-4o*", "chat-*"]
+  #    metadata: {tier: basic}  # pinned: replaces the client's metadata (rules, budgets)
+  allowed_hosts: []         # Host/Origin names browsers may use; [] = loopback names on loopback
+  auth_failures_per_minute: 10   # wrong keys per client address, then 429
   max_body_bytes: 4194304
   shutdown_grace_s: 30      # in-flight streams may finish this long after SIGTERM
 

@@ -40,7 +40,7 @@ from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
 from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
 from .openapi import openapi_document
-from .origin import allowed_hosts, check_origin
+from .origin import OriginGuard, allowed_hosts
 from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -108,6 +108,7 @@ def _middleware(
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     keys, in_flight = gateway.keys, gateway.metrics.in_flight
     hosts = allowed_hosts(gateway.settings)
+    guard = None if hosts is None else OriginGuard(hosts)
     # Request ids: a random per-app prefix and a counter (no syscall per request).
     prefix, counter = os.urandom(6).hex(), itertools.count(1)
 
@@ -121,8 +122,8 @@ def _middleware(
         token = CURRENT.set(trace)
         in_flight.inc()
         try:
-            if hosts is not None:
-                check_origin(request, hosts)
+            if guard is not None:
+                guard.check(request)
             path = request.path
             if path not in open_paths and keys.enabled:
                 trace.key = _authenticate(gateway, request, trace)

@@ -30,6 +30,7 @@ from .errors import ApiError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 ANY = "*"
+MAX_REMEMBERED = 32
 
 
 def is_loopback(host: str) -> bool:
@@ -70,21 +71,35 @@ def _origin_host(origin: str) -> str:
         return ""
 
 
-def check_origin(request: web.Request, allowed: frozenset[str]) -> None:
-    """421 for a ``Host`` that is not allowed, 403 for such an ``Origin``."""
-    host = request.headers.get("Host", "")
-    if host_of(host) not in allowed:
-        raise ApiError(
-            421,
-            f"this gateway does not answer to host {host[:100]!r}: add it to "
-            "gateway.allowed_hosts if clients reach the gateway by that name",
-            code="host_not_allowed",
-        )
-    origin = request.headers.get("Origin")
-    if origin is not None and _origin_host(origin) not in allowed:
-        raise ApiError(
-            403,
-            f"requests from origin {origin[:100]!r} are refused: add its host to "
-            "gateway.allowed_hosts to let web pages there call the gateway",
-            code="origin_not_allowed",
-        )
+class OriginGuard:
+    """``check`` raises 421 for a ``Host`` that is not allowed, 403 for such an ``Origin``.
+    ``Host`` headers already accepted are remembered (a few: clients use one or two), so the
+    usual request costs one set lookup."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+        self._accepted: set[str] = set()
+
+    def check(self, request: web.Request) -> None:
+        host = request.headers.get("Host", "")
+        if host not in self._accepted:
+            self._check_host(host)
+        origin = request.headers.get("Origin")
+        if origin is not None and _origin_host(origin) not in self.allowed:
+            raise ApiError(
+                403,
+                f"requests from origin {origin[:100]!r} are refused: add its host to "
+                "gateway.allowed_hosts to let web pages there call the gateway",
+                code="origin_not_allowed",
+            )
+
+    def _check_host(self, host: str) -> None:
+        if host_of(host) not in self.allowed:
+            raise ApiError(
+                421,
+                f"this gateway does not answer to host {host[:100]!r}: add it to "
+                "gateway.allowed_hosts if clients reach the gateway by that name",
+                code="host_not_allowed",
+            )
+        if len(self._accepted) < MAX_REMEMBERED:
+            self._accepted.add(host)
