@@ -493,3 +493,12 @@ async def test_a_key_can_pin_its_metadata_and_user() -> None:
             assert unpinned.headers["x-llmdispatcher-vendor"] == "pro"
     finally:
         await client.close()
+
+
+def test_a_vendor_registered_after_the_app_gets_its_own_label() -> None:
+    vendors = {"openai"}
+    metrics = GatewayMetrics(lambda: KnownNames(vendors=frozenset(vendors)))
+    assert metrics.vendor_label("late") == "other"
+    vendors.add("late")
+    assert metrics.vendor_label("late") == "late"
+    assert metrics.vendor_label("late/client-model") == "late"
