@@ -80,7 +80,16 @@ def test_check_shows_vendors_rules_and_masks_secrets(
     vendors = (
         vendor_yaml("main", fake_openai, rpm=60, timeout=30)
         + vendor_yaml(
-            "proxy", fake_openai, key=SECRET, headers={"X-Api-Key": SECRET, "X-Team": "blue"}
+            "proxy",
+            fake_openai,
+            key=SECRET,
+            headers={
+                "X-Api-Key": SECRET,
+                "X-Team": "blue",
+                "Cookie": "session=cookie-secret-0123",
+                "X-Auth": "xauth-secret-4567",
+                "User-Agent": "my-app/1.0",
+            },
         )
         + "  groq: {type: openai_compatible, preset: groq, api_key: gk-0, stream_usage: false}\n"
     )
@@ -96,7 +105,12 @@ def test_check_shows_vendors_rules_and_masks_secrets(
     lines = result.stdout.splitlines()
     assert lines[0] == f"source    {config}"
     proxy = next(line for line in lines if line.startswith("  proxy: "))
-    assert proxy.endswith("key ***mnop, headers {X-Api-Key: ***mnop, X-Team: blue}")
+    assert proxy.endswith(
+        "key ***mnop, headers {X-Api-Key: ***mnop, X-Team: ***, Cookie: ***0123, "
+        "X-Auth: ***4567, User-Agent: my-app/1.0}"
+    )
+    assert "cookie-secret" not in result.output
+    assert "xauth-secret" not in result.output
     # Grouped settings read back as the file wrote them: flat, a preset by its name.
     main = next(line for line in lines if line.startswith("  main: "))
     assert main.endswith("timeout 30.0, rpm 60")
