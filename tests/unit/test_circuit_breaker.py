@@ -114,3 +114,16 @@ def test_health_tracks_in_flight_ewma_percentiles_and_errors() -> None:
     view = health.view("d")
     assert (view.in_flight, view.samples, view.ttft_p90_s) == (0, 4, 0.5)
     assert view.error_rate == 0.25
+
+
+def test_idle_breakers_are_forgotten_past_the_cap() -> None:
+    """Deployment ids can carry client-chosen model names: the board must not grow without
+    bound, but it never forgets a breaker that holds state."""
+    from llmdispatcher.resilience.circuit_breaker import MAX_BREAKERS
+
+    board = BreakerBoard(CircuitBreaker(failure_threshold=1, cooldown_s=30), FakeClock())
+    board.record_failure("real/model", "VendorServerError")
+    for i in range(MAX_BREAKERS * 3):
+        board.record_success(f"openai/client-model-{i}")
+    assert len(board.keys()) <= MAX_BREAKERS
+    assert board.state("real/model") == "open"

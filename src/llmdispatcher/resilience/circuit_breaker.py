@@ -24,6 +24,7 @@ from ..clock import Clock
 from .window import WindowCounter
 
 BreakerState = Literal["closed", "open", "half_open"]
+MAX_BREAKERS = 4096  # past this many, idle breakers are forgotten (see BreakerBoard._forget_idle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,23 @@ class BreakerBoard:
     def _get(self, key: str) -> _Breaker:
         found = self._breakers.get(key)
         if found is None:
+            if len(self._breakers) >= MAX_BREAKERS:
+                self._forget_idle()
             found = self._breakers[key] = _Breaker()
         return found
+
+    def _forget_idle(self) -> None:
+        """Keys can come from clients (a model name per deployment id): drop the breakers that
+        hold nothing a new one would not (closed, no faults counted, no pause, no window)."""
+        now = self._clock.now()
+        idle = [
+            key
+            for key, b in self._breakers.items()
+            if b.state == "closed" and not b.consecutive and b.seen is None
+            and b.paused_until <= now
+        ]  # fmt: skip
+        for key in idle:
+            del self._breakers[key]
 
     def keys(self) -> list[str]:
         return list(self._breakers)
