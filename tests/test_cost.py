@@ -11,7 +11,7 @@ import pytest
 from llmdispatcher import Config, Dispatcher, Request, Usage
 from llmdispatcher.errors import ConfigError
 from llmdispatcher.pricing import cost_for
-from llmdispatcher.routing.model import Deployment, ModelGroup
+from llmdispatcher.settings.routing import Deployment, ModelGroup
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI

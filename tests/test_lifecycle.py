@@ -22,17 +22,16 @@ from llmdispatcher.errors import (
     VendorUnavailable,
 )
 from llmdispatcher.observability.events import Event, RequestFinished
-from llmdispatcher.resilience.circuit_breaker import CircuitBreaker
 from llmdispatcher.resilience.retry import (
     GiveUp,
     NextCandidate,
     RetryAfter,
     RetryDecider,
-    RetryPolicy,
     breaker_fault,
     vendor_fault,
 )
-from llmdispatcher.routing.model import Deployment, ModelGroup
+from llmdispatcher.settings.resilience import CircuitBreaker, RetryPolicy
+from llmdispatcher.settings.routing import Deployment, ModelGroup
 from llmdispatcher.types import ToolCallDelta
 from tests.unit.echo_vendor import EchoVendor
 

@@ -11,7 +11,7 @@ from llmdispatcher import Config, Dispatcher, FakeClock, Limits, Request, RetryP
 from llmdispatcher.budgets import Budget
 from llmdispatcher.errors import BudgetExceeded, RateLimitError
 from llmdispatcher.limits import MAX_VENDOR_DELAY_S
-from llmdispatcher.routing.model import Deployment, ModelGroup
+from llmdispatcher.settings.routing import Deployment, ModelGroup
 from llmdispatcher.vendors import AnthropicVendor, OpenAIVendor, Vendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.fixtures_anthropic import FAKE_ANTHROPIC_KEY

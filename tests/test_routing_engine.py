@@ -18,10 +18,9 @@ from llmdispatcher.errors import (
     VendorServerError,
     VendorUnavailable,
 )
-from llmdispatcher.resilience.circuit_breaker import CircuitBreaker
-from llmdispatcher.resilience.retry_budget import RetryBudget
-from llmdispatcher.routing.model import Deployment, ModelGroup
-from llmdispatcher.routing.rules import RoutingCondition
+from llmdispatcher.settings.resilience import CircuitBreaker, RetryBudget
+from llmdispatcher.settings.routing import Deployment, ModelGroup
+from llmdispatcher.settings.rules import RoutingCondition
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import BreakStream, Fail, Reply, Stall

@@ -10,7 +10,7 @@ import pytest
 
 from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy, StreamChunk
 from llmdispatcher.errors import StreamInterrupted, VendorConnectionError
-from llmdispatcher.routing.model import Deployment, ModelGroup
+from llmdispatcher.settings.routing import Deployment, ModelGroup
 from llmdispatcher.types import ToolCallDelta
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY

@@ -12,11 +12,10 @@ from .config import Config, VendorSpec
 from .dispatcher import Dispatcher
 from .limits import Limits
 from .observability.stats import Stats, VendorStats
-from .resilience.circuit_breaker import CircuitBreaker
-from .resilience.retry import RetryPolicy
-from .resilience.retry_budget import RetryBudget
-from .routing.model import Deployment, ModelGroup, Objective, RoutingDecision
-from .routing.rules import RoutingCondition, RoutingRule
+from .routing.model import RoutingDecision
+from .settings.resilience import CircuitBreaker, RetryBudget, RetryPolicy
+from .settings.routing import Deployment, ModelGroup, Objective
+from .settings.rules import RoutingCondition, RoutingRule
 from .types import (
     Attempt,
     ImagePart,

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .budgets import Budget
-from .resilience.circuit_breaker import CircuitBreaker
-from .resilience.retry import RetryPolicy
-from .resilience.retry_budget import RetryBudget
-from .routing.model import STREAM_BREAKS, ModelGroup, StreamBreak
-from .routing.rules import RoutingRule
+from .settings.resilience import CircuitBreaker, RetryBudget, RetryPolicy
+from .settings.routing import STREAM_BREAKS, ModelGroup, StreamBreak
+from .settings.rules import RoutingRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from .clock import Clock
 from .config import Config
 from .limits import Limits
-from .routing.model import Deployment, RoutingDecision
+from .routing.model import RoutingDecision
+from .settings.routing import Deployment
 from .types import Request
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from llmdispatcher.gateway.app import create_app
 from llmdispatcher.gateway.server import build_dispatcher
 from llmdispatcher.gateway.state import GATEWAY
 from llmdispatcher.gateway.throttle import Throttle
-from llmdispatcher.routing.rules import RoutingCondition, RoutingRule
+from llmdispatcher.settings.rules import RoutingCondition, RoutingRule
 from tests.gateway.inprocess import CHAT, OneModelVendor, edge_client
 
 # --- CSRF and DNS rebinding -------------------------------------------------------------------

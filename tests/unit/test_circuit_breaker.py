@@ -1,9 +1,10 @@
 """The breaker state machine on an injected clock, and the retry budget's arithmetic."""
 
 from llmdispatcher import FakeClock
-from llmdispatcher.resilience.circuit_breaker import BreakerBoard, CircuitBreaker
-from llmdispatcher.resilience.retry_budget import RetryBudget, RetryBudgets
+from llmdispatcher.resilience.circuit_breaker import BreakerBoard
+from llmdispatcher.resilience.retry_budget import RetryBudgets
 from llmdispatcher.routing.health import HealthTracker
+from llmdispatcher.settings.resilience import CircuitBreaker, RetryBudget
 
 
 def board(clock: FakeClock, **settings: object) -> BreakerBoard:

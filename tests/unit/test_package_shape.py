@@ -36,8 +36,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_layers_point_one_way() -> None:
-    """types/errors/clock/redaction import nothing of ours; vendors never import the
-    dispatcher; nothing but ``python -m`` imports the gateway or the CLI."""
+    """types/errors/clock/redaction import nothing of ours; config and settings (plain data)
+    import no routing or resilience module; vendors never import the dispatcher; nothing but
+    ``python -m`` imports the gateway or the CLI."""
     leaves = {"types", "errors", "clock", "redaction"}
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
@@ -50,6 +51,13 @@ def test_layers_point_one_way() -> None:
             assert not any(
                 i.startswith(("llmdispatcher.dispatcher", "llmdispatcher.routing")) for i in imports
             ), rel
+        if top in ("config", "settings"):  # plain data: the layers read it, not the reverse
+            assert not any(
+                i.startswith(("llmdispatcher.routing", "llmdispatcher.resilience")) for i in imports
+            ), f"{rel} imports {imports}"
+        if top == "settings":
+            allowed = {"llmdispatcher.types", "llmdispatcher.errors"}
+            assert all(i in allowed or i.startswith("llmdispatcher.settings") for i in imports), rel
         if top not in ("cli", "gateway", "__main__"):
             assert not any(
                 i.startswith(("llmdispatcher.cli", "llmdispatcher.gateway")) for i in imports

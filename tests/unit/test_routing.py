@@ -6,7 +6,7 @@ import pytest
 from llmdispatcher import Config, Dispatcher, Request, RoutingCondition, RoutingRule
 from llmdispatcher.errors import ConfigError, NoVendorsRegistered
 from llmdispatcher.routing.model import RoutingDecision
-from llmdispatcher.routing.rules import RequestFacts
+from llmdispatcher.settings.rules import RequestFacts
 from tests.unit.echo_vendor import EchoVendor
 
 VENDORS = ["a", "b", "c"]

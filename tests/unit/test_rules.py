@@ -9,7 +9,7 @@ import pytest
 
 from llmdispatcher import Config, Request, RoutingCondition, RoutingRule
 from llmdispatcher.errors import ConfigError
-from llmdispatcher.routing.rules import RequestFacts, first_match, message_chars, request_types
+from llmdispatcher.settings.rules import RequestFacts, first_match, message_chars, request_types
 
 FRIDAY_2300 = datetime(2024, 1, 5, 23, 0, tzinfo=UTC).timestamp()  # 2024-01-05 is a Friday
 

@@ -7,15 +7,9 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from llmdispatcher import Request
-from llmdispatcher.routing.model import (
-    STRATEGIES,
-    Deployment,
-    HealthView,
-    ModelGroup,
-    Objective,
-    RankContext,
-)
+from llmdispatcher.routing.model import HealthView, RankContext
 from llmdispatcher.routing.strategies import estimate_cost_usd, get_strategy
+from llmdispatcher.settings.routing import STRATEGIES, Deployment, ModelGroup, Objective
 
 A, B, C = (Deployment("v", m) for m in ("a", "b", "c"))
 REQUEST = Request(model="m", messages=[{"role": "user", "content": "hi"}])

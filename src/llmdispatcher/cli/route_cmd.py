@@ -14,7 +14,7 @@ from .output import echo, style
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
     from ..routing.model import RoutingDecision
-    from ..routing.rules import RoutingCondition, RoutingRule
+    from ..settings.rules import RoutingCondition, RoutingRule
 
 
 @click.group("route")

@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ..observability.events import RequestFinished
-from ..routing.model import Deployment, RoutingDecision
+from ..routing.model import RoutingDecision
+from ..settings.routing import Deployment
 from ..types import Request, Response, Usage
 from .scope import Services
 

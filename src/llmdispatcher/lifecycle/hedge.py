@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 from ..errors import VendorError
 from ..routing.health import HealthTracker
-from ..routing.model import Deployment, ModelGroup
+from ..settings.routing import Deployment, ModelGroup
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from ..errors import DispatcherError, StreamInterrupted, VendorError
 from ..resilience.deadline import Deadline
 from ..resilience.retry import vendor_fault
-from ..routing.model import Deployment
+from ..settings.routing import Deployment
 from ..streaming import FinalChunk
 from ..types import Message, StreamChunk, Usage
 from .kinds import StartedStream, StreamKind

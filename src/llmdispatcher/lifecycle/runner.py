@@ -26,8 +26,9 @@ from ..errors import (
 from ..observability.events import FallbackTaken, RetryScheduled
 from ..resilience.deadline import Deadline
 from ..resilience.retry import CONTENT_FILTER, GiveUp, RetryAfter, RetryDecider
-from ..routing.model import Candidate, Deployment, RoutingDecision
+from ..routing.model import Candidate, RoutingDecision
 from ..routing.router import Router
+from ..settings.routing import Deployment
 from .hedge import RaceLost, Racer, hedge_delay, race
 from .kinds import AttemptKind
 from .scope import AttemptScope, Services, Trip

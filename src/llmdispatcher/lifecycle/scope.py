@@ -18,7 +18,8 @@ from ..resilience.deadline import Deadline
 from ..resilience.retry import breaker_fault, vendor_fault
 from ..resilience.retry_budget import RetryBudgets
 from ..routing.health import HealthTracker
-from ..routing.model import Deployment, RoutingDecision
+from ..routing.model import RoutingDecision
+from ..settings.routing import Deployment
 from ..types import Attempt, Request, Usage
 from ..vendors.base import Vendor
 

@@ -21,35 +21,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..clock import Clock
+from ..settings.resilience import CircuitBreaker
 from .window import WindowCounter
 
 BreakerState = Literal["closed", "open", "half_open"]
 MAX_BREAKERS = 4096  # past this many, idle breakers are forgotten (see BreakerBoard._forget_idle)
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitBreaker:
-    """Breaker settings (one breaker per deployment is kept by the dispatcher)."""
-
-    failure_threshold: int = 5
-    cooldown_s: float = 30.0
-    error_rate_threshold: float | None = None
-    window_s: float = 60.0
-    min_requests: int = 20
-    enabled: bool = True
-    # With every candidate's breaker open, one request per this many seconds goes through as
-    # the half-open probe instead of every request failing until a cooldown ends.
-    probe_every_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.failure_threshold < 1:
-            raise ValueError("circuit_breaker.failure_threshold: must be >= 1")
-        if self.cooldown_s < 0:
-            raise ValueError("circuit_breaker.cooldown_s: must be >= 0")
-        if self.probe_every_s < 0:
-            raise ValueError("circuit_breaker.probe_every_s: must be >= 0")
-        if self.error_rate_threshold is not None and not 0 < self.error_rate_threshold <= 1:
-            raise ValueError("circuit_breaker.error_rate_threshold: must be in (0, 1]")
 
 
 @dataclass(slots=True)

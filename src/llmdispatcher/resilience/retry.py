@@ -1,12 +1,11 @@
-"""Retry policy (how long to wait between tries) and the retry decider (what to do after a
-failed try): both small values, testable without the attempt loop."""
+"""The retry decider: what to do after a failed try, as a value, testable without the attempt
+loop. How long to wait is the ``RetryPolicy`` (settings/resilience.py)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from ..errors import (
     CircuitOpen,
@@ -18,63 +17,7 @@ from ..errors import (
     UnsupportedRequest,
     VendorError,
 )
-
-Backoff = Literal["exponential", "linear", "fixed"]
-BACKOFFS: tuple[str, ...] = ("exponential", "linear", "fixed")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How many times one vendor is retried, and the wait before each retry.
-
-    For retry number ``n`` (0 for the first retry) the ceiling is::
-
-        exponential: min(max_delay, base_delay * 2**n)
-        linear:      min(max_delay, base_delay * (n + 1))
-        fixed:       min(max_delay, base_delay)
-
-    With ``jitter`` the wait is drawn uniformly from ``[0, ceiling]`` ("full jitter", which
-    spreads synchronized clients best); without it the wait is the ceiling. A server hint
-    (``retry-after-ms``, ``Retry-After``, Gemini's ``retryDelay``) replaces the computed wait,
-    capped by ``max_delay``. ``max_retries`` counts retries, so a vendor gets at most
-    ``max_retries + 1`` attempts before the dispatcher falls back to the next one.
-    """
-
-    max_retries: int = 3
-    backoff: Backoff = "exponential"
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    jitter: bool = True
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.max_retries, bool)
-            or not isinstance(self.max_retries, int)
-            or self.max_retries < 0
-        ):
-            raise ValueError("retry_policy.max_retries: must be an integer >= 0")
-        if self.backoff not in BACKOFFS:
-            raise ValueError(
-                f"retry_policy.backoff: {self.backoff!r} is not one of {', '.join(BACKOFFS)}"
-            )
-        if not 0 <= self.base_delay <= self.max_delay:
-            raise ValueError("retry_policy.base_delay: must be >= 0 and <= max_delay")
-
-    def ceiling(self, retry_number: int) -> float:
-        if self.backoff == "exponential":
-            raw = self.base_delay * 2.0 ** min(retry_number, 62)
-        elif self.backoff == "linear":
-            raw = self.base_delay * (retry_number + 1)
-        else:
-            raw = self.base_delay
-        return min(self.max_delay, raw)
-
-    def delay(self, retry_number: int, retry_after: float | None, rng: random.Random) -> float:
-        """The wait before retry ``retry_number``, honouring a server hint when there is one."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_delay)
-        ceiling = self.ceiling(retry_number)
-        return rng.uniform(0.0, ceiling) if self.jitter else ceiling
+from ..settings.resilience import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,21 +8,9 @@ says. A retry refused by the budget moves the request on to its next candidate i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..clock import Clock
+from ..settings.resilience import RetryBudget
 from .window import WindowCounter
-
-
-@dataclass(frozen=True, slots=True)
-class RetryBudget:
-    ratio: float = 0.2
-    min_per_second: float = 3.0
-    window_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.ratio < 0 or self.min_per_second < 0 or self.window_s <= 0:
-            raise ValueError("retry_budget: ratio and min_per_second must be >= 0, window_s > 0")
 
 
 class RetryBudgets:

@@ -24,11 +24,12 @@ from typing import TypeVar
 from ..config import Config
 from ..errors import ConfigError, ContextLengthExceeded, NoVendorsRegistered, VendorError
 from ..resilience.circuit_breaker import BreakerBoard
+from ..settings.routing import Deployment, ModelGroup
+from ..settings.rules import RequestFacts, RoutingRule, first_match
 from ..types import Request
 from ..vendors.base import Vendor
 from .health import HealthTracker
-from .model import Candidate, Deployment, ModelGroup, RankContext, RoutingDecision, Strategy
-from .rules import RequestFacts, RoutingRule, first_match
+from .model import Candidate, RankContext, RoutingDecision, Strategy
 from .strategies import estimate_cost_usd, get_strategy
 
 V = TypeVar("V")

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import importlib
 
-from ..model import STRATEGIES, Strategy
+from ...settings.routing import STRATEGIES
+from ..model import Strategy
 from .cost import estimate_cost_usd
 
 __all__ = ["STRATEGIES", "estimate_cost_usd", "get_strategy"]

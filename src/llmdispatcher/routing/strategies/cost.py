@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..model import Candidate, Deployment, RankContext
+from ...settings.routing import Deployment
+from ..model import Candidate, RankContext
 
 _PER_TOKEN = 1e-6  # prices are USD per million tokens
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..model import Candidate, Deployment, HealthView, RankContext
+from ...settings.routing import Deployment
+from ..model import Candidate, HealthView, RankContext
 
 
 class LeastBusyStrategy:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..model import Candidate, Deployment, HealthView, Objective, RankContext
+from ...settings.routing import Deployment, Objective
+from ..model import Candidate, HealthView, RankContext
 from .cost import cost_of
 from .latency import recent_latency_s
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..model import Candidate, Deployment, RankContext
+from ...settings.routing import Deployment
+from ..model import Candidate, RankContext
 
 
 class PriorityStrategy:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from ..model import Candidate, Deployment, RankContext
+from ...settings.routing import Deployment
+from ..model import Candidate, RankContext
 
 
 class WeightedStrategy:

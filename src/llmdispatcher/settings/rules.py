@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..types import Request
-from .model import STRATEGIES, StrategyName
+from .routing import STRATEGIES, StrategyName
 
 RequestType = Literal["chat", "streaming", "tools", "vision", "json"]
 REQUEST_TYPES: tuple[str, ...] = ("chat", "streaming", "tools", "vision", "json")
