@@ -74,7 +74,7 @@ def test_a_line_with_no_end_costs_linear_work() -> None:
 def test_a_line_past_the_bound_is_refused_as_it_grows(make: type[SSEDecoder]) -> None:
     decoder = make(max_line=10_000)
     decoder.feed(b"data: " + b"x" * 9_000)
-    with pytest.raises(FrameTooLarge, match="ResponseBounds.max_line_bytes"):
+    with pytest.raises(FrameTooLarge, match=r"ResponseBounds\.max_line_bytes"):
         decoder.feed(b"x" * 2_000)
 
 

@@ -90,7 +90,7 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    __slots__ = ("_data", "_event", "_lines", "_limit", "_size")
+    __slots__ = ("_data", "_event", "_limit", "_lines", "_size")
 
     def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         self._lines = _Lines(max_line, cr=True)
