@@ -50,7 +50,6 @@ def test_ndjson_lines_across_chunks() -> None:
     assert decoder.flush() == [b'{"c":3}']
 
 
-
 def test_a_line_with_no_end_costs_linear_work() -> None:
     """8 MiB of one line in 1 KiB pieces: rescanning the held bytes for every piece (as
     before) copies ~32 GB and takes seconds; setting them aside and joining once at the line

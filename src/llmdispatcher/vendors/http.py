@@ -20,10 +20,12 @@ of ``HttpVendor``; its settings are one ``HttpOptions`` value (vendors/http_opti
   A connection that received bytes beyond its answer is closed, never reused.
 * **Hang-ups**: a request that is cancelled, or a stream closed before its end, aborts its
   connection at once, so the vendor sees the client go (and stops generating).
-* **Stale connections**: a request is sent again on a new connection only when a reused
-  connection failed the write itself, so that no byte of it reached the socket; each replay
-  is counted (``replays``, ``listen_to_replays``). Once bytes left, a failure is a
-  ``VendorConnectionError`` (or ``VendorTimeout``) for the retry layer, which counts attempts.
+* **Stale connections**: before reuse, an idle connection is checked for a hang-up or bytes
+  the event loop has not seen yet (a server that closes after each answer without saying so);
+  such a connection is dropped and another taken. A request is never sent twice here: once
+  its bytes left, any failure is a ``VendorConnectionError`` (or ``VendorTimeout``) for the
+  retry layer, which decides and counts every attempt (a replay on a connection reset after
+  the write would resend a POST the vendor may have acted on, uncounted).
 * **Proxies**: ``proxy=`` or ``https_proxy``/``http_proxy``/``no_proxy`` (vendors/proxy.py):
   CONNECT tunnels for https, absolute-form requests for http, Basic proxy authentication.
 * **TLS** with the system's trust store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), or
@@ -36,12 +38,10 @@ import asyncio
 import functools
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
-
-import httptools
 
 from ..errors import ConfigError, VendorConnectionError, VendorError, VendorTimeout
 from .http_connection import Connection, Headers
@@ -75,7 +75,7 @@ class _Route:
     origin: _Origin
     target: str
     proxy: Proxy | None
-    proxy_lines: str
+    proxy_lines: str = field(repr=False)  # a credential
 
 
 @functools.lru_cache(maxsize=512)
@@ -148,7 +148,7 @@ class _Pool:
             conn = idle.pop()
             transport = conn.transport
             alive = not conn.closed and transport is not None and not transport.is_closing()
-            if alive and now - conn.idle_since < IDLE_S:
+            if alive and now - conn.idle_since < IDLE_S and not conn.readable():
                 return conn
             conn.abort()
             self.open.discard(conn)
@@ -279,16 +279,10 @@ class HttpClient:
                 f"ca_bundle for vendor {vendor!r}: no file at {options.ca_bundle!r}; "
                 "point it at a PEM file of CA certificates"
             )
-        self.replays = 0  # requests sent again after a reused connection failed to send them
-        self._replay_listeners: tuple[Callable[[str], None], ...] = ()
         self._env = environment()
         self._routes: dict[str, _Route] = {}
         self._tls: ssl.SSLContext | None = None
         self._pool: _Pool | None = None
-
-    def listen_to_replays(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener`` with the origin (``host:port``) of every replayed request."""
-        self._replay_listeners = (*self._replay_listeners, listener)
 
     def current(self, pool: _Pool) -> bool:
         return self._pool is pool
@@ -373,30 +367,19 @@ class HttpClient:
         streaming: bool,
     ) -> Connection:
         """Send on a pooled connection and wait for the answer: its head (streaming) or all of
-        it. A request a reused connection failed to send goes again, counted."""
+        it."""
         route = self._route(url)
         head = _request_head(method, route, headers, body)
-        data = head + body if body else head
-        pool = self._get_pool()
-        while True:
-            conn = await pool.acquire(route)
-            conn.send(data, streaming=streaming)
-            try:
-                await (conn.read_head() if streaming else conn.read_complete())
-            except BaseException as exc:
-                conn.done(reuse=False)
-                if conn.stale():
-                    self._replayed(route.origin)
-                    continue
-                if isinstance(exc, OSError | httptools.HttpParserError):
-                    raise self.translate(exc) from exc
-                raise
-            return conn
-
-    def _replayed(self, origin: _Origin) -> None:
-        self.replays += 1
-        for listener in self._replay_listeners:
-            listener(str(origin))
+        conn = await self._get_pool().acquire(route)
+        conn.send(head + body if body else head, streaming=streaming)
+        try:
+            await (conn.read_head() if streaming else conn.read_complete())
+        except BaseException as exc:
+            conn.done(reuse=False)
+            if isinstance(exc, OSError):
+                raise self.translate(exc) from exc
+            raise
+        return conn
 
     def translate(self, exc: BaseException) -> VendorError:
         """A transport failure as the error tree's (the retry layer judges those)."""

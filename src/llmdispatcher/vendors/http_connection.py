@@ -11,6 +11,7 @@ dropped. A connection that received anything beyond its answer is never reused.
 from __future__ import annotations
 
 import asyncio
+import select
 import zlib
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
@@ -82,12 +83,10 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
-        self.reused = False  # an earlier answer was read on this connection
         self.idle_since = 0.0
         self.active = False
         self.holds_slot = False
         self.streaming = False
-        self.unsent = False  # the request's first write failed: no byte of it left us
         self.status = 0
         self.header_list: list[tuple[bytes, bytes]] = []
         self.headers: Headers = Headers()
@@ -101,10 +100,22 @@ class Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.last_read = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.poller: select.poll | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")  # under TLS too: the TCP socket
+        if sock is not None:
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        """Whether bytes or a hang-up wait in the kernel, unseen by the event loop: on an idle
+        connection that means the server closed it (as a server that closes after every
+        answer, unannounced, does) or sent what no request asked for. Checked before reuse,
+        as urllib3 and httpcore do, since a request written there could not be replayed."""
+        return self.poller is not None and bool(self.poller.poll(0))
 
     def data_received(self, data: bytes) -> None:
         if not self.active:  # bytes nobody asked for (e.g. a 408 before closing): unusable
@@ -316,8 +327,6 @@ class Connection(asyncio.Protocol):
         self._arm_timer()
         assert self.transport is not None
         self.transport.write(data)
-        # asyncio fails a write whose first send() fails at once: nothing reached the socket.
-        self.unsent = self.transport.is_closing()
 
     async def wait(self) -> None:
         """Until something new happened (headers, body bytes, the end, a failure)."""
@@ -363,17 +372,11 @@ class Connection(asyncio.Protocol):
         self._cancel_timer()
         self._free()
         if reuse and self.keep_alive and not self.beyond and not self.closed:
-            self.reused = True
             self.idle_since = self.loop.time()
             if self.owner.keep(self):
                 return
         self.abort()
         self.owner.forget(self)
-
-    def stale(self) -> bool:
-        """A reused connection found dead when writing, before any byte of the request left
-        us: the request may go again on another connection, as it was never sent."""
-        return self.reused and self.unsent
 
 
 class _Deflate:

@@ -66,5 +66,5 @@ class HttpOptions:
     stall_timeout: float = 60.0
     max_connections: int = 0
     bounds: ResponseBounds = field(default_factory=ResponseBounds)
-    proxy: ProxySetting = FROM_ENV
+    proxy: ProxySetting = field(default=FROM_ENV, repr=False)  # may hold a password
     ca_bundle: str | None = None

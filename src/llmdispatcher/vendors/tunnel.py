@@ -26,12 +26,11 @@ class _TunnelHead(asyncio.Protocol):
             if len(self.head) > self.limit:
                 self.status.set_exception(ConnectionError("the proxy's answer is too long"))
             return
-        if end + 4 != len(self.head):
-            self.status.set_exception(ConnectionError("the proxy sent bytes after its answer"))
-            return
         line = self.head.split(b"\r\n", 1)[0].split()
         if len(line) < 2 or not line[0].startswith(b"HTTP/") or not line[1].isdigit():
             self.status.set_exception(ConnectionError("the proxy's answer is not HTTP"))
+        elif line[1].startswith(b"2") and end + 4 != len(self.head):  # a refusal has a body
+            self.status.set_exception(ConnectionError("the proxy sent bytes after its answer"))
         else:
             self.status.set_result(int(line[1]))
 
@@ -59,7 +58,7 @@ async def open_tunnel(
     if not 200 <= status < 300:
         transport.abort()
         hint = ""
-        if status == 407:
+        if status in (401, 407):  # tinyproxy answers 401 to a wrong password
             hint = (
                 ": check the user and password in the proxy URL"
                 if proxy.authorization
