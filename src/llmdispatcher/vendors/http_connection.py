@@ -184,7 +184,9 @@ class Connection(asyncio.Protocol):
             seen = found.get(name)
             found[name] = value if seen is None else f"{seen}, {value}"
         self.status = status
-        if size + self.head_bytes > self.bounds.max_header_bytes:
+        # Both undercount the head (the first misses the status line and separators, the
+        # second the last packet): either past the bound is enough.
+        if max(size, self.head_bytes) > self.bounds.max_header_bytes:
             self._refuse(self._too_large("header", "max_header_bytes"))
         self.headers = Headers(found)
         self.headers_done = True
