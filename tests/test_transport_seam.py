@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy
-from llmdispatcher.errors import MalformedResponse, RateLimitError
+from llmdispatcher.errors import MalformedResponse, RateLimitError, ResponseTooLarge
 from llmdispatcher.types import Response, StreamChunk, Usage
 from llmdispatcher.vendors import OpenAIVendor
 from llmdispatcher.vendors.base import secret_from
@@ -67,8 +67,8 @@ class MemoryTransport:
 class LineDecoder:
     """``{"text": ...}`` per NDJSON line, ``{"done": true}`` last."""
 
-    def __init__(self) -> None:
-        self.lines = NDJSONDecoder()
+    def __init__(self, max_line: int) -> None:
+        self.lines = NDJSONDecoder(max_line)
 
     def feed(self, data: bytes) -> Iterator[StreamChunk]:
         for line in self.lines.feed(data):
@@ -82,7 +82,8 @@ class LineDecoder:
 class EchoVendor(HttpVendor):
     """The smallest HTTP vendor: ``{"text": ...}`` answers."""
 
-    def __init__(self, transport: MemoryTransport) -> None:
+    def __init__(self, transport: MemoryTransport, max_line: int = 1000) -> None:
+        self.max_line = max_line
         super().__init__(
             name="echo",
             base_url=NOWHERE,
@@ -101,7 +102,7 @@ class EchoVendor(HttpVendor):
         return Response(data["text"], self.name, request.model, "stop", Usage())
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
-        return LineDecoder()
+        return LineDecoder(self.max_line)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
         return ErrorInfo(body.decode(), "rate_limit_error" if status == 429 else None)
@@ -199,3 +200,12 @@ async def test_malformed_vendor_json_is_retried_by_the_dispatcher() -> None:
         await vendor.aclose()
     assert answer.content == "second try"
     assert [a.status for a in answer.attempts] == ["MalformedResponse", "ok"]
+
+
+async def test_a_stream_line_past_the_bound_is_response_too_large() -> None:
+    body = Streamed(200, [b'{"text": "ok"}\n', b'{"text": "' + b"x" * 600, b"x" * 600])
+    with pytest.raises(ResponseTooLarge, match="max_line_bytes") as caught:
+        async for _ in EchoVendor(MemoryTransport(body), max_line=1000).stream(HELLO):
+            pass
+    assert (caught.value.status, caught.value.retryable) == (200, True)
+    assert body.closed == 1

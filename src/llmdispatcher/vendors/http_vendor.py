@@ -21,12 +21,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..errors import MalformedResponse, VendorError
+from ..errors import MalformedResponse, ResponseTooLarge, VendorError
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
 from .http import HttpClient
 from .http_options import HttpOptions
+from .sse import FrameTooLarge
 from .transport import BufferedResponse, HttpRequest, Transport
 
 # What a translation hook raises when the vendor's JSON is not the shape it expects (a missing
@@ -160,6 +161,8 @@ class HttpVendor(Vendor):
                         yield chunk
                 for chunk in decoder.finish():
                     yield chunk
+            except FrameTooLarge as exc:
+                raise ResponseTooLarge(str(exc), vendor=self.name, status=response.status) from exc
             except SHAPE_ERRORS as exc:  # a frame the decoder could not read: the vendor's
                 raise malformed(exc, self.name, response.status) from exc
         finally:
