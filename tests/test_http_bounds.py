@@ -188,3 +188,19 @@ async def test_a_stream_nobody_reads_is_closed_after_the_stall_timeout() -> None
                     pass
         assert not caught.value.retryable  # the reader stalled, not the vendor
         await client.aclose()
+
+
+async def test_a_complete_answer_left_unread_frees_its_slot_but_stays_readable() -> None:
+    """A short stream ends long before its reader comes for it (the common case: an answer
+    is a few KB). After ``stall_timeout`` its connection slot is freed; what arrived is kept."""
+    box: list[Server] = []
+    options = HttpOptions(stall_timeout=0.2, max_connections=1)
+    async with serve(keep_answering(box, b"data: [DONE]\n\n")) as server:
+        box.append(server)
+        client = HttpClient("v", options)
+        async with client.stream("GET", server.url, headers={}) as unread:
+            second = await asyncio.wait_for(client.request("GET", server.url, headers={}), 5)
+            assert second.body == b"data: [DONE]\n\n"
+            assert b"".join([p async for p in unread.chunks()]) == b"data: [DONE]\n\n"
+        await client.aclose()
+    assert server.connections == 2  # the stalled one was closed, not pooled

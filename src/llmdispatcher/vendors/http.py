@@ -12,8 +12,8 @@ of ``HttpVendor``; its settings are one ``HttpOptions`` value (vendors/http_opti
   connections busy at once; requests over the cap wait for one.
 * **Timeouts**: ``connect_timeout`` for TCP + proxy tunnel + TLS; ``read_timeout`` is the
   longest silence allowed while an answer is due (as aiohttp's ``sock_read``), not counted
-  while a stream's consumer is behind and reading is paused; ``stall_timeout`` bounds that
-  pause, then the connection is closed and its slot freed.
+  while a stream's consumer is behind and reading is paused; ``stall_timeout`` bounds how
+  long a stream's answer waits unread, then the connection is closed and its slot freed.
 * **Bounds**: header, body, decompressed body (``ResponseBounds``): crossing one is a
   retryable ``ResponseTooLarge`` and the connection is dropped.
 * **Framing**: Content-Length, chunked, or body-until-close; gzip and deflate are decoded.

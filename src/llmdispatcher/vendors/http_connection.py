@@ -3,7 +3,7 @@
 
 It enforces, as bytes arrive, the client's ``ResponseBounds`` (header, body, decompressed body)
 and its timers: ``read_timeout`` while an answer is due and the vendor is silent,
-``stall_timeout`` while a stream is paused because its consumer stopped reading. An answer that
+``stall_timeout`` while a stream's answer waits unread because its reader stopped. An answer that
 breaks a bound, is not HTTP, or switches protocols fails the request; the connection is
 dropped. A connection that received anything beyond its answer is never reused.
 """
@@ -99,7 +99,9 @@ class Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.last_read = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # read_timeout
+        self.stall_timer: asyncio.TimerHandle | None = None  # stall_timeout, streams only
+        self.taken = 0.0  # when a stream's reader last took something or waited
         self.poller: select.poll | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -212,8 +214,7 @@ class Connection(asyncio.Protocol):
         if self.streaming:
             if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
                 self.paused = True
-                self._cancel_timer()  # a slow consumer is not a silent vendor, but is bounded
-                self.timer = self.loop.call_later(self.options.stall_timeout, self._stalled)
+                self._cancel_timer()  # a slow reader is not a silent vendor (stall_timeout is)
                 self.transport.pause_reading()
             self._wake()
 
@@ -255,11 +256,12 @@ class Connection(asyncio.Protocol):
                 self.chunks.append(rest)
                 self.buffered += len(rest)
         self.complete = True
-        if not self.paused:  # a paused stream keeps its stall timer: it still holds a slot
-            self._cancel_timer()
+        self._cancel_timer()
         self._wake()
 
     def _wake(self) -> None:
+        if self.streaming and self.stall_timer is None and self.holds_slot:
+            self._arm_stall(self.taken + self.options.stall_timeout)
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
@@ -295,10 +297,20 @@ class Connection(asyncio.Protocol):
         else:
             self._arm_timer()
 
-    def _stalled(self) -> None:
-        """The consumer left a paused stream unread for ``stall_timeout``: hang up and free
-        the slot. A complete answer stays readable; an incomplete one fails."""
-        self.timer = None
+    def _arm_stall(self, when: float) -> None:
+        self.stall_timer = self.loop.call_at(when, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """A stream's reader must come for what waits for it (body bytes, the end, an error)
+        within ``stall_timeout``; one that does not is hung up on and its slot freed. A
+        complete answer stays readable; an incomplete one fails when the reader returns."""
+        self.stall_timer = None
+        unread = self.chunks or self.complete or self.error is not None
+        if not self.active or self.waiter is not None or not unread:
+            return  # no stream, a reader waiting, or nothing for it: armed again on news
+        if self.loop.time() - self.taken < self.options.stall_timeout:
+            self._arm_stall(self.taken + self.options.stall_timeout)
+            return
         if not self.complete:
             self._fail(
                 VendorTimeout(
@@ -325,7 +337,7 @@ class Connection(asyncio.Protocol):
         self.headers_done = self.complete = self.keep_alive = self.received = False
         self.informational = self.beyond = False
         self.paused, self.framed, self.decoder, self.error = False, True, None, None
-        self.last_read = self.loop.time()
+        self.last_read = self.taken = self.loop.time()
         self._arm_timer()
         assert self.transport is not None
         self.transport.write(data)
@@ -335,6 +347,7 @@ class Connection(asyncio.Protocol):
         if self.error is None and not self.closed:
             self.waiter = self.loop.create_future()
             await self.waiter
+            self.taken = self.loop.time()
         if self.error is not None:
             raise self.error
         if self.closed and not self.complete:
@@ -355,6 +368,7 @@ class Connection(asyncio.Protocol):
         data = b"".join(self.chunks) if len(self.chunks) > 1 else self.chunks.popleft()
         self.chunks.clear()
         self.buffered = 0
+        self.taken = self.loop.time()
         if self.paused:
             self.paused = False
             self._cancel_timer()
@@ -372,6 +386,9 @@ class Connection(asyncio.Protocol):
             return
         self.active = False
         self._cancel_timer()
+        if self.stall_timer is not None:
+            self.stall_timer.cancel()
+            self.stall_timer = None
         self._free()
         if reuse and self.keep_alive and not self.beyond and not self.closed:
             self.idle_since = self.loop.time()

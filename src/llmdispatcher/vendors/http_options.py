@@ -49,9 +49,11 @@ class HttpOptions:
 
     * ``connect_timeout``: TCP connect, proxy tunnel and TLS handshake together.
     * ``read_timeout``: the longest silence allowed while an answer is due.
-    * ``stall_timeout``: how long a stream may sit paused, its buffer full because its consumer
-      stopped reading, before its connection is closed (the vendor stops generating, the
-      connection slot is freed).
+    * ``stall_timeout``: the longest a stream's answer may wait for its reader (body bytes
+      buffered, or its end reached, and nothing taken). Then its connection is closed: the
+      vendor stops generating and the ``max_connections`` slot is freed. A complete answer
+      stays readable; an incomplete one fails with a ``VendorTimeout`` (not retryable: the
+      reader stalled, not the vendor) when the reader comes back.
     * ``max_connections``: connections open at once (0: no cap); requests over it wait.
     * ``bounds``: the size bounds above.
     * ``proxy``: ``"http://[user:password@]host:port"``; ``FROM_ENV`` (default) reads
