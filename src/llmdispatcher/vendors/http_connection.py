@@ -93,7 +93,7 @@ class Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = self.head_bytes = self.wire = self.decoded = 0
         self.headers_done = self.informational = self.complete = False
-        self.keep_alive = self.received = self.paused = self.beyond = False
+        self.keep_alive = self.paused = self.beyond = False
         self.framed = True  # Content-Length or chunked; False: the body ends when the socket does
         self.decoder: _Decoder | None = None
         self.error: BaseException | None = None
@@ -126,7 +126,6 @@ class Connection(asyncio.Protocol):
         if self.complete:  # more after the answer: the next answer could not be trusted
             self.beyond = True
             return
-        self.received = True
         self.last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
@@ -334,7 +333,7 @@ class Connection(asyncio.Protocol):
         self.status, self.header_list = 0, []
         self.chunks = deque()
         self.buffered = self.head_bytes = self.wire = self.decoded = 0
-        self.headers_done = self.complete = self.keep_alive = self.received = False
+        self.headers_done = self.complete = self.keep_alive = False
         self.informational = self.beyond = False
         self.paused, self.framed, self.decoder, self.error = False, True, None, None
         self.last_read = self.taken = self.loop.time()
