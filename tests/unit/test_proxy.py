@@ -13,7 +13,7 @@ def test_the_scheme_picks_the_variable_and_userinfo_becomes_basic_auth() -> None
     secure = choose(FROM_ENV, ENV, "https", "api.openai.com", 443)
     assert secure == Proxy("proxy.corp", 3128, "Basic dTpwQHNz")  # u:p@ss
     assert "p@ss" not in repr(secure) + str(secure)
-    assert choose(FROM_ENV, ENV, "http", "localhost", 80) == Proxy("proxy.corp", 8080)
+    assert choose(FROM_ENV, ENV, "http", "models.corp", 80) == Proxy("proxy.corp", 8080)
     assert choose(FROM_ENV, {"http_proxy": "proxy:1"}, "https", "h", 443) is None
 
 
@@ -56,3 +56,9 @@ def test_no_proxy_rules(host: str, port: int, no_proxy: str, skip: bool) -> None
 def test_proxies_we_cannot_speak_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError, match="proxy"):
         choose(url, {}, "https", "h", 443)
+
+
+@pytest.mark.parametrize("host", ["localhost", "api.localhost", "127.0.0.1", "127.1.2.3", "::1"])
+def test_the_environments_proxy_skips_loopback_but_the_option_does_not(host: str) -> None:
+    assert choose(FROM_ENV, ENV, "https", host, 443) is None
+    assert choose("http://proxy.corp:1", ENV, "https", host, 443) == Proxy("proxy.corp", 1)

@@ -57,8 +57,8 @@ class HttpOptions:
     * ``max_connections``: connections open at once (0: no cap); requests over it wait.
     * ``bounds``: the size bounds above.
     * ``proxy``: ``"http://[user:password@]host:port"``; ``FROM_ENV`` (default) reads
-      ``https_proxy``/``http_proxy``/``no_proxy`` (either case, lower case first); ``None``
-      goes direct whatever the environment says.
+      ``https_proxy``/``http_proxy``/``no_proxy`` (either case, lower case first; never for
+      loopback hosts); ``None`` goes direct whatever the environment says.
     * ``ca_bundle``: a PEM file of CA certificates to trust *instead of* the system's store
       (default: the system's, where ``SSL_CERT_FILE``/``SSL_CERT_DIR`` apply).
     """

@@ -4,7 +4,10 @@ The proxy comes from the client's ``proxy=`` option or, by default, from the env
 curl, requests and httpx read it: ``https_proxy`` for https URLs, ``http_proxy`` for http ones
 (lower case first, then upper case), skipped for hosts ``no_proxy`` lists. A ``no_proxy`` entry is
 ``*``, a host name (``example.com`` also covers its subdomains; a leading ``.`` or ``*.`` is the
-same), an IP address or CIDR block, each optionally with ``:port``.
+same), an IP address or CIDR block, each optionally with ``:port``. As in Go's
+``ProxyFromEnvironment``, the environment's proxy never applies to loopback hosts (``localhost``,
+``127.0.0.0/8``, ``::1``): a local model server must not be sent to a corporate proxy; the
+``proxy=`` option does apply to them.
 
 Only ``http://`` proxies are spoken to: https URLs go through a CONNECT tunnel (TLS is end to
 end), http URLs are sent in absolute form. Credentials in the proxy URL's userinfo become a
@@ -84,7 +87,7 @@ def choose(
     if setting is not FROM_ENV:
         return parse_proxy(setting, "proxy")
     name = f"{scheme}_proxy"
-    if name not in env or bypassed(host, port, env.get("no_proxy", "")):
+    if name not in env or _loopback(host) or bypassed(host, port, env.get("no_proxy", "")):
         return None
     return parse_proxy(env[name], f"the {name.upper()} environment variable")
 
@@ -111,6 +114,18 @@ def _entry(entry: str) -> tuple[str, int | None]:
         name, port = entry.split(":")
     name = name.removeprefix("*.").lstrip(".")
     return name, int(port) if port.isdigit() else None
+
+
+def _loopback(host: str) -> bool:
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress  # a route is chosen once per URL: this stays off the hot path
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _in_block(host: str, name: str) -> bool:
