@@ -38,7 +38,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from llmdispatcher.vendors.http import HttpClient
+from llmdispatcher.vendors.http import HttpClient, HttpOptions
 
 HOST, PATH = "127.0.0.1", "/v1/chat/completions"
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
@@ -153,7 +153,7 @@ def _check_status(status: int) -> None:
 
 @asynccontextmanager
 async def ours_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
-    client = HttpClient("bench", max_connections=conc)
+    client = HttpClient("bench", HttpOptions(max_connections=conc))
 
     async def post() -> None:
         result = await client.request("POST", url, headers=HEADERS, body=REQUEST)

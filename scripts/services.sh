@@ -4,6 +4,8 @@
 #
 #   Redis on 127.0.0.1:6379 (override with REDIS_HOST / REDIS_PORT): the shared-state tests
 #   (tests/state) run against a real server and fail in CI when there is none.
+#   tinyproxy (the binary only): the HTTP client's proxy tests (tests/test_http_proxy_tls.py)
+#   start one per test on a free 127.0.0.1 port with a generated config; installed, not run.
 set -euo pipefail
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -55,6 +57,23 @@ wait_for_redis() {
         sleep 0.2
     done
 }
+
+# Debian 12 splits the binary (tinyproxy-bin) from the package that runs a system-wide daemon
+# (tinyproxy, listening on every interface): take the binary alone where it exists.
+install_tinyproxy() {
+    command -v tinyproxy >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "tinyproxy is missing and apt-get is unavailable: install tinyproxy and rerun"
+        return 1
+    fi
+    log "installing tinyproxy (apt-get)"
+    as_root apt-get update -qq
+    local package=tinyproxy-bin
+    apt-cache show tinyproxy-bin >/dev/null 2>&1 || package=tinyproxy
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+
+install_tinyproxy
 
 if redis_answers; then
     log "Redis already answers on $REDIS_HOST:$REDIS_PORT"

@@ -6,88 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
+import struct
 import subprocess
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from llmdispatcher.errors import ConfigError, VendorConnectionError, VendorTimeout
-from llmdispatcher.vendors.http import HttpClient
+from llmdispatcher.vendors.http import HttpClient, HttpOptions
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-JSON = {"Content-Type": "application/json"}
-
-
-@dataclass
-class Server:
-    url: str
-    asked: asyncio.Event = field(default_factory=asyncio.Event)  # a request arrived
-    connections: int = 0
-    open_now: int = 0
-    most_open: int = 0
-    requests: list[bytes] = field(default_factory=list)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@asynccontextmanager
-async def serve(
-    handler: Handler, ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[Server]:
-    state = Server("")
-
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        state.connections += 1
-        state.open_now += 1
-        state.most_open = max(state.most_open, state.open_now)
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            state.open_now -= 1
-            state.closed.set()
-            writer.close()
-
-    server = await asyncio.start_server(on_connection, "127.0.0.1", 0, ssl=ssl_context)
-    port = server.sockets[0].getsockname()[1]
-    state.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/v1/chat"
-    async with server:
-        yield state
-
-
-async def read_request(reader: asyncio.StreamReader, state: Server) -> bytes:
-    """One request (head and Content-Length body); recorded, returned."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    raw = head + await reader.readexactly(length)
-    state.requests.append(raw)
-    state.asked.set()
-    return raw
-
-
-def response(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
-    lines = [f"HTTP/1.1 {status}", *headers]
-    if not any(h.lower().startswith(("content-length", "transfer-encoding")) for h in headers):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def keep_answering(state_box: list[Server], body: bytes = b'{"ok":true}') -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader, state_box[0])
-            writer.write(response(body, "Content-Type: application/json"))
-            await writer.drain()
-
-    return handler
+from .raw_server import JSON, Server, keep_answering, read_request, response, serve
 
 
 async def test_requests_reuse_one_connection_and_frame_the_request_exactly() -> None:
@@ -185,23 +117,45 @@ async def test_compressed_bodies_are_decoded(
     assert b"Accept-Encoding: gzip, deflate" in server.requests[0]
 
 
-async def test_a_connection_the_server_closed_while_idle_is_replaced_silently() -> None:
+async def test_a_reused_connection_reset_after_the_request_was_sent_is_not_resent() -> None:
+    """The server may have acted on a request it received: a second copy is for the retry
+    layer to decide (and count), never sent behind its back."""
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader, server)
         writer.write(response(b"one"))  # keep-alive by default ...
         await writer.drain()
-        # ... but the server drops it idle (reads the next request, then resets it unanswered)
-        if server.connections == 1:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.transport.abort()
-            return
-        await read_request(reader, server)
+        await read_request(reader, server)  # ... then the next request arrives, unanswered
+        writer.transport.abort()
 
     async with serve(handler) as server:
         client = HttpClient("v")
-        assert (await client.request("GET", server.url, headers={})).body == b"one"
-        assert (await client.request("GET", server.url, headers={})).body == b"one"
-    assert server.connections == 2
+        assert (await client.request("POST", server.url, headers={}, body=b"{}")).body == b"one"
+        with pytest.raises(VendorConnectionError, match="connection failed") as caught:
+            await client.request("POST", server.url, headers={}, body=b"{}")
+    assert caught.value.retryable
+    assert (server.connections, len(server.requests)) == (1, 2)
+
+
+@pytest.mark.parametrize("reset", [False, True])
+async def test_a_connection_closed_after_its_answer_is_not_reused(reset: bool) -> None:
+    """A server (tinyproxy is one) that closes after every answer without saying so: the next
+    request, sent at once, before the event loop has read the hang-up, finds it closed and
+    takes a new connection, whether the server closed with FIN or reset it."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(b"ok"))  # no Connection: close
+        await writer.drain()
+        if reset:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async with serve(handler) as server:
+        client = HttpClient("v")
+        for _ in range(3):
+            assert (await client.request("POST", server.url, headers={}, body=b"{}")).body == b"ok"
+    assert (server.connections, len(server.requests)) == (3, 3)
 
 
 async def test_a_fresh_connection_that_resets_is_a_connection_error() -> None:
@@ -248,7 +202,7 @@ async def test_silence_longer_than_the_read_timeout_is_a_timeout() -> None:
         await reader.read()  # then nothing, until the client hangs up
 
     async with serve(handler) as server:
-        client = HttpClient("v", read_timeout=0.2)
+        client = HttpClient("v", HttpOptions(read_timeout=0.2))
 
         async def read_all() -> None:
             async with client.stream("GET", server.url, headers={}) as stream:
@@ -292,7 +246,7 @@ async def test_max_connections_caps_the_open_connections() -> None:
             await writer.drain()
 
     async with serve(handler) as server:
-        client = HttpClient("v", max_connections=2)
+        client = HttpClient("v", HttpOptions(max_connections=2))
         results = await asyncio.gather(
             *(client.request("GET", server.url, headers={}) for _ in range(8))
         )

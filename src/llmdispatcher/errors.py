@@ -22,6 +22,8 @@
         ├── VendorTimeout            connect/read timeout or the total deadline
         ├── VendorConnectionError    refused, reset, DNS, TLS               (retryable)
         ├── VendorServerError        5xx, 529 overloaded                    (retryable)
+        │   ├── MalformedResponse      an answer not in the vendor's format (bad JSON, shape)
+        │   └── ResponseTooLarge       an answer beyond a size bound (body, header, line)
         └── StreamInterrupted        a stream broke after text reached the caller; keeps
                                      ``partial_text`` and is never replayed elsewhere
 
@@ -199,6 +201,16 @@ class VendorServerError(VendorError):
     """The vendor failed on its side (5xx, overloaded, an error event inside a stream)."""
 
     default_retryable = True
+
+
+class MalformedResponse(VendorServerError):
+    """The vendor answered something unusable: a body that is not JSON, not the expected
+    shape, invalid UTF-8 in a stream, or not HTTP. ``status`` is the status it came with."""
+
+
+class ResponseTooLarge(VendorServerError):
+    """An answer crossed one of the HTTP client's size bounds (``ResponseBounds``: body,
+    decompressed body, header, stream line); the connection was dropped."""
 
 
 class StreamInterrupted(VendorError):

@@ -1,6 +1,10 @@
 """The incremental SSE and NDJSON decoders, fed in awkward pieces."""
 
-from llmdispatcher.vendors.sse import NDJSONDecoder, SSEDecoder, SSEEvent
+import time
+
+import pytest
+
+from llmdispatcher.vendors.sse import FrameTooLarge, NDJSONDecoder, SSEDecoder, SSEEvent
 
 
 def feed_bytewise(decoder: SSEDecoder, data: bytes) -> list[SSEEvent]:
@@ -44,3 +48,53 @@ def test_ndjson_lines_across_chunks() -> None:
     assert decoder.feed(b":2}\n\n") == [b'{"b":2}']
     assert decoder.feed(b'{"c":3}') == []
     assert decoder.flush() == [b'{"c":3}']
+
+
+def test_a_line_with_no_end_costs_linear_work() -> None:
+    """8 MiB of one line in 1 KiB pieces: rescanning the held bytes for every piece (as
+    before) copies ~32 GB and takes seconds; setting them aside and joining once at the line
+    end takes ~10 ms. The bound is ~50x the linear cost, far below the quadratic one."""
+    piece, pieces = b"x" * 1024, 8 * 1024
+    started = time.perf_counter()
+    sse = SSEDecoder(max_line=16 << 20)
+    assert sse.feed(b"data: ") == []
+    for _ in range(pieces):
+        assert sse.feed(piece) == []
+    (event,) = sse.feed(b"\r\n\r\n")
+    assert len(event.data) == len(piece) * pieces
+    ndjson = NDJSONDecoder(max_line=16 << 20)
+    for _ in range(pieces):
+        assert ndjson.feed(piece) == []
+    assert [len(line) for line in ndjson.feed(b"\n")] == [len(piece) * pieces]
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("make", [SSEDecoder, NDJSONDecoder])
+def test_a_line_past_the_bound_is_refused_as_it_grows(make: type[SSEDecoder]) -> None:
+    decoder = make(max_line=10_000)
+    decoder.feed(b"data: " + b"x" * 9_000)
+    with pytest.raises(FrameTooLarge, match=r"ResponseBounds\.max_line_bytes"):
+        decoder.feed(b"x" * 2_000)
+
+
+@pytest.mark.parametrize("make", [SSEDecoder, NDJSONDecoder])
+def test_a_whole_line_past_the_bound_in_one_chunk_is_refused(make: type[SSEDecoder]) -> None:
+    with pytest.raises(FrameTooLarge):
+        make(max_line=100).feed(b"data: " + b"x" * 200 + b"\n\n")
+
+
+def test_an_event_of_many_short_data_lines_is_bounded_too() -> None:
+    decoder = SSEDecoder(max_line=1_000)
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(b"data: 0123456789\n" * 200)
+
+
+def test_invalid_utf8_in_a_line_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="utf-8"):
+        SSEDecoder().feed(b"data: \xff\xfe\n\n")
+
+
+def test_cr_at_a_chunk_end_pairs_with_a_lf_at_the_next_start() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\ndata: b\r\n\r\n") == [SSEEvent("message", "a\nb")]

@@ -4,67 +4,56 @@ Vendor APIs need little of HTTP: a POST with a JSON body, a JSON or SSE/NDJSON a
 for listings and health. So this is a small client of our own on asyncio's transports, with
 ``httptools`` (llhttp, the Node.js parser) reading responses. It costs about a quarter of
 aiohttp's client CPU per request (``bench/http_clients.py``), which matters on the gateway's
-hot path, and it is short enough to read.
+hot path, and it is short enough to read. It is the default ``Transport`` (vendors/transport.py)
+of ``HttpVendor``; its settings are one ``HttpOptions`` value (vendors/http_options.py).
 
 * **Pooling**: idle connections per origin (LIFO), bound to the running event loop; reused up
   to ``IDLE_S`` seconds after their last answer. ``max_connections`` (0 = unlimited) caps the
-  connections open at once; requests over the cap wait for one.
-* **Timeouts**: ``connect_timeout`` for TCP + TLS; ``read_timeout`` is the longest silence
-  allowed while an answer is due (as aiohttp's ``sock_read``), not counted while a stream's
-  consumer is behind and reading is paused.
+  connections busy at once; requests over the cap wait for one.
+* **Timeouts**: ``connect_timeout`` for TCP + proxy tunnel + TLS; ``read_timeout`` is the
+  longest silence allowed while an answer is due (as aiohttp's ``sock_read``), not counted
+  while a stream's consumer is behind and reading is paused; ``stall_timeout`` bounds how
+  long a stream's answer waits unread, then the connection is closed and its slot freed.
+* **Bounds**: header, body, decompressed body (``ResponseBounds``): crossing one is a
+  retryable ``ResponseTooLarge`` and the connection is dropped.
 * **Framing**: Content-Length, chunked, or body-until-close; gzip and deflate are decoded.
+  A connection that received bytes beyond its answer is closed, never reused.
 * **Hang-ups**: a request that is cancelled, or a stream closed before its end, aborts its
   connection at once, so the vendor sees the client go (and stops generating).
-* **Stale connections**: a reused connection that the server closed while idle fails before
-  any byte of answer; that request is sent once more on a new connection (as Go's and
-  urllib3's clients do). Any other transport failure is a ``VendorConnectionError`` or a
-  ``VendorTimeout`` for the retry layer to judge.
-* **TLS** with the system's trust store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured).
-  No proxy support (``HTTPS_PROXY`` is not read), as before with aiohttp's defaults.
+* **Stale connections**: before reuse, an idle connection is checked for a hang-up or bytes
+  the event loop has not seen yet (a server that closes after each answer without saying so);
+  such a connection is dropped and another taken. A request is never sent twice here: once
+  its bytes left, any failure is a ``VendorConnectionError`` (or ``VendorTimeout``) for the
+  retry layer, which decides and counts every attempt (a replay on a connection reset after
+  the write would resend a POST the vendor may have acted on, uncounted).
+* **Proxies**: ``proxy=`` or ``https_proxy``/``http_proxy``/``no_proxy`` (vendors/proxy.py):
+  CONNECT tunnels for https, absolute-form requests for http, Basic proxy authentication.
+* **TLS** with the system's trust store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), or
+  only the CAs of ``ca_bundle``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
-import zlib
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httptools
+from ..errors import ConfigError, VendorConnectionError, VendorError, VendorTimeout
+from .http_connection import Connection, Headers
+from .http_options import HttpOptions
+from .proxy import Proxy, choose, environment
+from .transport import BufferedResponse, HttpRequest, HttpResponse
+from .tunnel import open_tunnel
 
-from ..errors import ConfigError, VendorConnectionError, VendorTimeout
+__all__ = ["BufferedResponse", "Headers", "HttpClient", "HttpOptions", "HttpStream"]
 
 IDLE_S = 15.0  # below common server keep-alive timeouts (nginx 75 s, aiohttp 75 s, Go 90 s)
-HIGH_WATER = 256 * 1024  # bytes a stream buffers before it stops reading from the socket
-LOW_WATER = 64 * 1024
 ACCEPT_ENCODING = b"Accept-Encoding: gzip, deflate\r\n"
-
-
-class Headers(dict[str, str]):
-    """Response headers: names in lower case, looked up case-insensitively; a repeated header
-    is one value joined with ``", "`` (RFC 9110 §5.3)."""
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key.lower(), default)
-
-    def __contains__(self, key: object) -> bool:
-        return super().__contains__(key.lower() if isinstance(key, str) else key)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResult:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +65,17 @@ class _Origin:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where one URL's requests go: the origin (the pool's key), the request target (absolute
+    through an http proxy), the proxy, and header lines the proxy needs."""
+
+    origin: _Origin
+    target: str
+    proxy: Proxy | None
+    proxy_lines: str = field(repr=False)  # a credential
 
 
 @functools.lru_cache(maxsize=512)
@@ -96,9 +96,9 @@ def _split(url: str) -> tuple[_Origin, str]:
 
 
 def _request_head(
-    method: str, target: str, origin: _Origin, headers: Mapping[str, str], body: bytes | None
+    method: str, route: _Route, headers: Mapping[str, str], body: bytes | None
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
+    lines = [f"{method} {route.target} HTTP/1.1\r\nHost: {route.origin.host_header}\r\n"]
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
             # Never echo the value: it may be a credential.
@@ -106,6 +106,8 @@ def _request_head(
         lines.append(f"{name}: {value}\r\n")
     if body is not None:
         lines.append(f"Content-Length: {len(body)}\r\n")
+    if route.proxy_lines:
+        lines.append(route.proxy_lines)
     try:
         head = "".join(lines).encode("latin-1")
     except UnicodeEncodeError:
@@ -115,321 +117,105 @@ def _request_head(
     return head + ACCEPT_ENCODING + b"\r\n"
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; serves one request at a time."""
-
-    def __init__(self, pool: _Pool, origin: _Origin) -> None:
-        self.pool = pool
-        self.origin = origin
-        self.loop = pool.loop
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
-        self.reused = False  # an earlier answer was read on this connection
-        self.idle_since = 0.0
-        self.active = False
-        self.streaming = False
-        self.status = 0
-        self.header_list: list[tuple[bytes, bytes]] = []
-        self.headers: Headers = Headers()
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.headers_done = False
-        self.informational = False
-        self.complete = False
-        self.keep_alive = False
-        self.received = False
-        self.paused = False
-        self.framed = True  # Content-Length or chunked; False: the body ends when the socket does
-        self.decoder: Any = None
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.last_read = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-
-    # --- asyncio.Protocol -------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if not self.active:  # bytes nobody asked for (e.g. a 408 before closing): unusable
-            self._fail(ConnectionError("unexpected bytes on an idle connection"))
-            return
-        self.received = True
-        self.last_read = self.loop.time()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionError(f"malformed HTTP response: {exc}"))
-        except zlib.error as exc:
-            self._fail(ConnectionError(f"undecodable compressed body: {exc}"))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._cancel_timer()
-        if not self.active:
-            self.pool.forget(self)
-        if self.active and not self.complete and self.error is None:
-            if self.headers_done and not self.framed:
-                self._end_body()  # the body ran until the server closed: that is its end
-            else:
-                self.error = exc or ConnectionResetError("the server closed the connection")
-        self._wake()
-
-    def pause_writing(self) -> None:  # request bodies are small: the transport buffers them
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
-    # --- httptools callbacks ----------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_list.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        raw_headers, self.header_list = self.header_list, []
-        if 100 <= status < 200:  # informational (103 Early Hints): the answer follows
-            self.informational = True
-            return
-        # Plain dict operations on lower-case names: the case-folding lookups are for callers.
-        found: dict[str, str] = {}
-        for raw_name, raw_value in raw_headers:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            seen = found.get(name)
-            found[name] = value if seen is None else f"{seen}, {value}"
-        self.headers = Headers(found)
-        self.status = status
-        self.headers_done = True
-        self.framed = "content-length" in found or "transfer-encoding" in found
-        encoding = found.get("content-encoding", "").strip().lower()
-        if encoding in ("gzip", "x-gzip"):
-            self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self.decoder = _Deflate()
-        if self.streaming:
-            self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        if self.decoder is not None:
-            body = self.decoder.decompress(body)
-            if not body:
-                return
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.streaming:
-            if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
-                self.paused = True
-                self._cancel_timer()  # a slow consumer is not a silent vendor
-                self.transport.pause_reading()
-            self._wake()
-
-    def on_message_complete(self) -> None:
-        if self.informational:
-            self.informational = False
-            return
-        self.keep_alive = self.parser.should_keep_alive()
-        self._end_body()
-
-    # --- helpers -----------------------------------------------------------------------------
-    def _end_body(self) -> None:
-        if self.decoder is not None:
-            rest = self.decoder.flush()
-            if rest:
-                self.chunks.append(rest)
-                self.buffered += len(rest)
-        self.complete = True
-        self._cancel_timer()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
-        self.abort()
-        self._wake()
-
-    def abort(self) -> None:
-        self.closed = True
-        self._cancel_timer()
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _arm_timer(self) -> None:
-        self.timer = self.loop.call_at(self.last_read + self.pool.read_timeout, self._silence)
-
-    def _silence(self) -> None:
-        self.timer = None
-        if self.complete or self.paused or self.error is not None:
-            return
-        if self.loop.time() - self.last_read >= self.pool.read_timeout:
-            self._fail(TimeoutError(f"read: no data for {self.pool.read_timeout:g}s"))
-        else:
-            self._arm_timer()
-
-    # --- one exchange ------------------------------------------------------------------------
-    def send(self, head: bytes, body: bytes | None, *, streaming: bool) -> None:
-        self.active, self.streaming = True, streaming
-        self.status, self.header_list = 0, []
-        self.chunks, self.buffered = deque(), 0
-        self.headers_done = self.complete = self.keep_alive = self.received = False
-        self.informational = False
-        self.paused, self.framed, self.decoder, self.error = False, True, None, None
-        self.last_read = self.loop.time()
-        self._arm_timer()
-        assert self.transport is not None
-        self.transport.write(head + body if body else head)
-
-    async def wait(self) -> None:
-        """Until something new happened (headers, body bytes, the end, a failure)."""
-        if self.error is None and not self.closed:
-            self.waiter = self.loop.create_future()
-            await self.waiter
-        if self.error is not None:
-            raise self.error
-        if self.closed and not self.complete:
-            raise ConnectionResetError("the connection closed before the answer ended")
-
-    async def read_complete(self) -> None:
-        while not self.complete:
-            await self.wait()
-
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    async def read_head(self) -> None:
-        while not self.headers_done:
-            await self.wait()
-
-    def take(self) -> bytes:
-        data = b"".join(self.chunks) if len(self.chunks) > 1 else self.chunks.popleft()
-        self.chunks.clear()
-        self.buffered = 0
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.last_read = self.loop.time()
-            self._arm_timer()
-            self.transport.resume_reading()
-        return data
-
-    def done(self, reuse: bool) -> None:
-        """The exchange is over; ``reuse``: its answer was read to the end, so the connection
-        goes back to the pool (unless the server asked to close it)."""
-        self.active = False
-        self._cancel_timer()
-        # A pool its client has replaced (another event loop took over) keeps nothing.
-        if reuse and self.keep_alive and not self.closed and self.pool.client.current(self.pool):
-            self.reused = True
-            self.idle_since = self.loop.time()
-            self.pool.idle.setdefault(self.origin, []).append(self)
-        else:
-            self.abort()
-            self.pool.forget(self)
-
-    def stale(self, error: BaseException) -> bool:
-        """A reused connection the server had closed: it failed before any byte of answer."""
-        return (
-            self.reused
-            and not self.received
-            and isinstance(error, OSError)
-            and not isinstance(error, TimeoutError)
-        )
-
-
-class _Deflate:
-    """``Content-Encoding: deflate`` is zlib-wrapped by the standard, raw deflate in practice."""
-
-    def __init__(self) -> None:
-        self._inner: Any = None
-        self._first = b""
-
-    def decompress(self, data: bytes) -> bytes:
-        if self._inner is None:
-            self._first += data
-            if len(self._first) < 2:
-                return b""
-            head = int.from_bytes(self._first[:2], "big")
-            zlib_wrapped = (self._first[0] & 0x0F) == 8 and head % 31 == 0
-            self._inner = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-            data, self._first = self._first, b""
-        out: bytes = self._inner.decompress(data)
-        return out
-
-    def flush(self) -> bytes:
-        if self._inner is None:
-            return b""
-        out: bytes = self._inner.flush()
-        return out
-
-
 class _Pool:
-    """The connections of one client on one event loop."""
+    """The connections of one client on one event loop (the ``Owner`` of its connections)."""
 
     def __init__(self, client: HttpClient, loop: asyncio.AbstractEventLoop) -> None:
         self.client = client
         self.loop = loop
-        self.read_timeout = client.read_timeout
-        self.idle: dict[_Origin, list[_Connection]] = {}
-        self.open: set[_Connection] = set()
-        self.slots = (
-            asyncio.Semaphore(client.max_connections) if client.max_connections > 0 else None
-        )
-        self._ssl: ssl.SSLContext | None = None
+        self.options = client.options
+        self.vendor = client.vendor
+        self.idle: dict[_Origin, list[Connection]] = {}
+        self.open: set[Connection] = set()
+        cap = client.options.max_connections
+        self.slots = asyncio.Semaphore(cap) if cap > 0 else None
 
-    async def acquire(self, origin: _Origin) -> _Connection:
+    async def acquire(self, route: _Route) -> Connection:
+        if self.slots is not None:
+            await self.slots.acquire()
+        try:
+            conn = self._idle(route.origin) or await self._connect(route)
+        except BaseException:
+            self.free_slot()
+            raise
+        conn.holds_slot = True
+        return conn
+
+    def _idle(self, origin: _Origin) -> Connection | None:
         idle = self.idle.get(origin)
         now = self.loop.time()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_S:
+            transport = conn.transport
+            alive = not conn.closed and transport is not None and not transport.is_closing()
+            if alive and now - conn.idle_since < IDLE_S and not conn.readable():
                 return conn
             conn.abort()
             self.open.discard(conn)
-        return await self._connect(origin)
+        return None
 
-    async def _connect(self, origin: _Origin) -> _Connection:
+    async def _connect(self, route: _Route) -> Connection:
+        origin, proxy = route.origin, route.proxy
         secure = origin.scheme == "https"
+        via = f" through {proxy}" if proxy is not None else ""
         try:
-            async with asyncio.timeout(self.client.connect_timeout):
-                _, conn = await self.loop.create_connection(
-                    lambda: _Connection(self, origin),
-                    origin.host,
-                    origin.port,
-                    ssl=self._context() if secure else None,
-                    server_hostname=origin.host if secure else None,
-                )
+            async with asyncio.timeout(self.options.connect_timeout):
+                if proxy is not None and secure:
+                    conn = await self._tunnel(origin, proxy)
+                else:
+                    host, port = (proxy.host, proxy.port) if proxy else (origin.host, origin.port)
+                    _, conn = await self.loop.create_connection(
+                        lambda: Connection(self, origin),
+                        host,
+                        port,
+                        ssl=self.client.tls() if secure else None,
+                        server_hostname=origin.host if secure else None,
+                    )
         except TimeoutError:
             raise VendorTimeout(
-                f"no answer within the timeout (connecting to {origin} took over "
-                f"{self.client.connect_timeout:g}s)",
-                vendor=self.client.vendor,
+                f"no answer within the timeout (connecting to {origin}{via} took over "
+                f"{self.options.connect_timeout:g}s)",
+                vendor=self.vendor,
             ) from None
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             raise VendorConnectionError(
-                f"connection failed: cannot connect to {origin} ({_describe(exc)})",
-                vendor=self.client.vendor,
+                f"connection failed: cannot connect to {origin}{via} ({_describe(exc)})",
+                vendor=self.vendor,
             ) from exc
         self.open.add(conn)
         return conn
 
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:  # the system's trust store; SSL_CERT_FILE/SSL_CERT_DIR apply
-            self._ssl = ssl.create_default_context()
-        return self._ssl
+    async def _tunnel(self, origin: _Origin, proxy: Proxy) -> Connection:
+        """TLS to ``origin`` inside a CONNECT tunnel through ``proxy``."""
+        raw = await open_tunnel(
+            self.loop, proxy, str(origin), self.options.bounds.max_header_bytes, self.vendor
+        )
+        conn = Connection(self, origin)
+        try:
+            tls = await self.loop.start_tls(
+                raw, conn, self.client.tls(), server_hostname=origin.host
+            )
+        except BaseException:
+            raw.abort()
+            raise
+        assert tls is not None
+        conn.connection_made(tls)
+        return conn
 
-    def forget(self, conn: _Connection) -> None:
+    # --- Owner -------------------------------------------------------------------------------
+    def keep(self, conn: Connection) -> bool:
+        # A pool its client has replaced (another event loop took over) keeps nothing.
+        if not self.client.current(self):
+            return False
+        self.idle.setdefault(conn.origin, []).append(conn)
+        return True
+
+    def forget(self, conn: Connection) -> None:
         self.open.discard(conn)
+
+    def free_slot(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
 
     def close_idle(self) -> None:
         for idle in self.idle.values():
@@ -445,10 +231,11 @@ class _Pool:
         self.idle.clear()
 
 
-class HttpStream:
-    """An open streamed response: status and headers now, the body as it arrives."""
+class HttpStream(HttpResponse):
+    """An open streamed response: status and headers now, the body as it arrives. ``aclose``
+    returns the connection to the pool if the body was read to its end, else hangs up."""
 
-    def __init__(self, conn: _Connection, client: HttpClient) -> None:
+    def __init__(self, conn: Connection, client: HttpClient) -> None:
         self._conn = conn
         self._client = client
         self.status = conn.status
@@ -464,36 +251,67 @@ class HttpStream:
             else:
                 try:
                     await conn.wait()
-                except (OSError, httptools.HttpParserError) as exc:
+                except OSError as exc:
                     raise self._client.translate(exc) from exc
 
     async def read(self) -> bytes:
         try:
             await self._conn.read_complete()
             return self._conn.body()
-        except (OSError, httptools.HttpParserError) as exc:
+        except OSError as exc:
             raise self._client.translate(exc) from exc
+
+    async def aclose(self) -> None:
+        # Anything but a complete read closes the socket instead of draining it: the vendor
+        # must see the hang-up at once (cancellation, a consumer that stopped).
+        self._conn.done(reuse=self._conn.complete)
 
 
 class HttpClient:
-    """A pooled HTTP/1.1 client. ``vendor`` names the vendor in the errors it raises."""
+    """A pooled HTTP/1.1 client, the default ``Transport``. ``vendor`` names the vendor in
+    the errors it raises."""
 
-    def __init__(
-        self,
-        vendor: str,
-        *,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_connections: int = 0,
-    ) -> None:
+    def __init__(self, vendor: str, options: HttpOptions | None = None) -> None:
         self.vendor = vendor
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_connections = max_connections
+        self.options = options = options or HttpOptions()
+        if options.ca_bundle is not None and not os.path.isfile(options.ca_bundle):
+            raise ConfigError(
+                f"ca_bundle for vendor {vendor!r}: no file at {options.ca_bundle!r}; "
+                "point it at a PEM file of CA certificates"
+            )
+        self._env = environment()
+        self._routes: dict[str, _Route] = {}
+        self._tls: ssl.SSLContext | None = None
         self._pool: _Pool | None = None
 
     def current(self, pool: _Pool) -> bool:
         return self._pool is pool
+
+    def tls(self) -> ssl.SSLContext:
+        if self._tls is None:
+            bundle = self.options.ca_bundle
+            try:  # without a bundle: the system's store, where SSL_CERT_FILE/SSL_CERT_DIR apply
+                self._tls = ssl.create_default_context(cafile=bundle)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"ca_bundle for vendor {self.vendor!r}: cannot load {bundle!r} "
+                    f"({_describe(exc)}); point it at a PEM file of CA certificates"
+                ) from None
+        return self._tls
+
+    def _route(self, url: str) -> _Route:
+        route = self._routes.get(url)
+        if route is None:
+            origin, target = _split(url)
+            proxy = choose(self.options.proxy, self._env, origin.scheme, origin.host, origin.port)
+            lines = ""
+            if proxy is not None and origin.scheme == "http":  # absolute form, no tunnel
+                target = f"http://{origin.host_header}{target}"
+                lines = proxy.auth_line()
+            route = _Route(origin, target, proxy, lines)
+            if len(self._routes) < 1024:  # vendor URLs are few; never grow without bound
+                self._routes[url] = route
+        return route
 
     def _get_pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
@@ -504,64 +322,66 @@ class HttpClient:
             pool = self._pool = _Pool(self, loop)
         return pool
 
+    async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
+        if request.stream:
+            return await self.open_stream(
+                request.method, request.url, headers=request.headers, body=request.body
+            )
+        return await self.request(
+            request.method, request.url, headers=request.headers, body=request.body
+        )
+
     async def request(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpResult:
-        origin, target = _split(url)
-        head = _request_head(method, target, origin, headers, body)
-        pool = self._get_pool()
-        if pool.slots is not None:
-            await pool.slots.acquire()
-        try:
-            conn = await self._exchange(pool, origin, head, body, streaming=False)
-            data = conn.body()
-            conn.done(reuse=True)
-            return HttpResult(conn.status, conn.headers, data)
-        finally:
-            if pool.slots is not None:
-                pool.slots.release()
+    ) -> BufferedResponse:
+        """The whole answer, its connection back in the pool."""
+        conn = await self._exchange(method, url, headers, body, streaming=False)
+        result = BufferedResponse(conn.status, conn.headers, conn.body())
+        conn.done(reuse=True)
+        return result
+
+    async def open_stream(
+        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
+    ) -> HttpStream:
+        """The answer's status and headers; the caller reads the body, then ``aclose``s it."""
+        conn = await self._exchange(method, url, headers, body, streaming=True)
+        return HttpStream(conn, self)
 
     @asynccontextmanager
     async def stream(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
     ) -> AsyncIterator[HttpStream]:
-        origin, target = _split(url)
-        head = _request_head(method, target, origin, headers, body)
-        pool = self._get_pool()
-        if pool.slots is not None:
-            await pool.slots.acquire()
+        response = await self.open_stream(method, url, headers=headers, body=body)
         try:
-            conn = await self._exchange(pool, origin, head, body, streaming=True)
-            try:
-                yield HttpStream(conn, self)
-            finally:
-                # Anything but a complete read closes the socket instead of draining it: the
-                # vendor must see the hang-up at once (cancellation, a consumer that stopped).
-                conn.done(reuse=conn.complete)
+            yield response
         finally:
-            if pool.slots is not None:
-                pool.slots.release()
+            await response.aclose()
 
     async def _exchange(
-        self, pool: _Pool, origin: _Origin, head: bytes, body: bytes | None, *, streaming: bool
-    ) -> _Connection:
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        streaming: bool,
+    ) -> Connection:
         """Send on a pooled connection and wait for the answer: its head (streaming) or all of
-        it. A reused connection the server had closed while idle is replaced, once."""
-        while True:
-            conn = await pool.acquire(origin)
-            conn.send(head, body, streaming=streaming)
-            try:
-                await (conn.read_head() if streaming else conn.read_complete())
-            except BaseException as exc:
-                conn.done(reuse=False)
-                if conn.stale(exc):
-                    continue
-                if isinstance(exc, OSError | httptools.HttpParserError):
-                    raise self.translate(exc) from exc
-                raise
-            return conn
+        it."""
+        route = self._route(url)
+        head = _request_head(method, route, headers, body)
+        conn = await self._get_pool().acquire(route)
+        conn.send(head + body if body else head, streaming=streaming)
+        try:
+            await (conn.read_head() if streaming else conn.read_complete())
+        except BaseException as exc:
+            conn.done(reuse=False)
+            if isinstance(exc, OSError):
+                raise self.translate(exc) from exc
+            raise
+        return conn
 
-    def translate(self, exc: BaseException) -> VendorConnectionError | VendorTimeout:
+    def translate(self, exc: BaseException) -> VendorError:
         """A transport failure as the error tree's (the retry layer judges those)."""
         if isinstance(exc, TimeoutError):
             return VendorTimeout(

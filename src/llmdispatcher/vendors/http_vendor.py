@@ -3,6 +3,12 @@
 A vendor module only translates: ``build_call`` (Request -> HTTP request), ``parse_response``
 (JSON body -> Response), ``stream_decoder`` (bytes -> StreamChunk) and ``parse_error``
 (status + body -> ErrorInfo). Sending, status handling and error translation live here, once.
+
+Requests go through a ``Transport`` (vendors/transport.py): our pooled ``HttpClient`` unless the
+constructor is given another (an in-memory one in tests, another client). An answer the hooks
+cannot read (not JSON, not the expected shape, a stream frame that breaks its decoder) is a
+retryable ``MalformedResponse`` carrying the HTTP status it came with, so retries, fallbacks
+and the circuit breaker treat it as the vendor's fault it is.
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..errors import VendorError, VendorServerError
+from ..errors import MalformedResponse, ResponseTooLarge, VendorError
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
-from .http import HttpClient, HttpResult
+from .http import HttpClient
+from .http_options import HttpOptions
+from .sse import FrameTooLarge
+from .transport import BufferedResponse, HttpRequest, Transport
+
+# What a translation hook raises when the vendor's JSON is not the shape it expects (a missing
+# key, a list for an object, a string for a number, bytes that are not UTF-8).
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +55,22 @@ class StreamDecoder(Protocol):
         ...
 
 
-def decode_json(body: bytes, vendor: str) -> Any:
+def decode_json(body: bytes, vendor: str, status: int | None = None) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise VendorServerError(
-            f"the vendor sent a body that is not JSON: {body[:200]!r}", vendor=vendor
+        raise MalformedResponse(
+            f"the vendor sent a body that is not JSON: {body[:200]!r}", vendor=vendor, status=status
         ) from None
+
+
+def malformed(exc: Exception, vendor: str, status: int) -> MalformedResponse:
+    """A translation hook's failure on the vendor's answer, as the vendor's fault."""
+    return MalformedResponse(
+        f"the vendor's answer is not in the expected format ({type(exc).__name__}: {exc})",
+        vendor=vendor,
+        status=status,
+    )
 
 
 def count(value: Any) -> int:
@@ -72,17 +94,23 @@ class HttpVendor(Vendor):
         connect_timeout: float,
         headers: Mapping[str, str] | None,
         max_connections: int = 0,
+        transport: Transport | None = None,
     ) -> None:
+        """``transport``: what sends the requests; by default an ``HttpClient`` built from
+        ``connect_timeout``, ``timeout`` (its read timeout) and ``max_connections``, which a
+        given transport replaces."""
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
         self.extra_headers = dict(headers or {})
-        self._http = HttpClient(
+        self._http: Transport = transport or HttpClient(
             name,
-            connect_timeout=connect_timeout,
-            read_timeout=timeout,
-            max_connections=max_connections,
+            HttpOptions(
+                connect_timeout=connect_timeout,
+                read_timeout=timeout,
+                max_connections=max_connections,
+            ),
         )
 
     # --- translation hooks -------------------------------------------------------------
@@ -101,26 +129,44 @@ class HttpVendor(Vendor):
     # --- the shared path ------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
         call = self.build_call(request, stream=False)
-        result = await self._http.request("POST", call.url, headers=call.headers, body=call.body)
-        self._heard(result.headers)
-        if result.status >= 400:
-            raise self._error(result.status, result.headers, result.body)
-        return self.parse_response(decode_json(result.body, self.name), request)
+        response = await self._http.handle_async_request(
+            HttpRequest("POST", call.url, call.headers, call.body)
+        )
+        try:
+            body = await response.read()
+        finally:
+            await response.aclose()
+        self._heard(response.headers)
+        status = response.status
+        if status >= 400:
+            raise self._error(status, response.headers, body)
+        try:
+            return self.parse_response(decode_json(body, self.name, status), request)
+        except SHAPE_ERRORS as exc:
+            raise malformed(exc, self.name, status) from exc
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         call = self.build_call(request, stream=True)
-        async with self._http.stream(
-            "POST", call.url, headers=call.headers, body=call.body
-        ) as response:
+        response = await self._http.handle_async_request(
+            HttpRequest("POST", call.url, call.headers, call.body, stream=True)
+        )
+        try:
             self._heard(response.headers)
             if response.status >= 400:
                 raise self._error(response.status, response.headers, await response.read())
             decoder = self.stream_decoder(request)
-            async for data in response.chunks():
-                for chunk in decoder.feed(data):
+            try:
+                async for data in response.chunks():
+                    for chunk in decoder.feed(data):
+                        yield chunk
+                for chunk in decoder.finish():
                     yield chunk
-            for chunk in decoder.finish():
-                yield chunk
+            except FrameTooLarge as exc:
+                raise ResponseTooLarge(str(exc), vendor=self.name, status=response.status) from exc
+            except SHAPE_ERRORS as exc:  # a frame the decoder could not read: the vendor's
+                raise malformed(exc, self.name, response.status) from exc
+        finally:
+            await response.aclose()
 
     def _heard(self, headers: Mapping[str, str]) -> None:
         # Rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*) for whoever tracks limits.
@@ -135,12 +181,16 @@ class HttpVendor(Vendor):
                 info = ErrorInfo(info.message, info.error_type, info.code, hint, info.request_id)
         return error_for(status, info, vendor=self.name, secrets=self.secrets())
 
-    async def get(self, url: str, headers: Mapping[str, str]) -> HttpResult:
+    async def get(self, url: str, headers: Mapping[str, str]) -> BufferedResponse:
         """A GET for listings and health checks; error statuses raise."""
-        result = await self._http.request("GET", url, headers=headers)
-        if result.status >= 400:
-            raise self._error(result.status, result.headers, result.body)
-        return result
+        response = await self._http.handle_async_request(HttpRequest("GET", url, headers))
+        try:
+            body = await response.read()
+        finally:
+            await response.aclose()
+        if response.status >= 400:
+            raise self._error(response.status, response.headers, body)
+        return BufferedResponse(response.status, response.headers, body)
 
     async def timed_health(self, url: str, headers: Mapping[str, str]) -> Health:
         """Health as "this URL answers 2xx", with the time it took; never raises."""

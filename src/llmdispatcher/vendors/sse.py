@@ -3,11 +3,84 @@
 Both take raw byte chunks as they arrive (never the whole body) and return complete frames.
 SSE follows the WHATWG grammar: ``\\r\\n``, ``\\n`` and ``\\r`` line ends, multi-line ``data:``
 fields joined with ``\\n``, ``event:`` names, ``:`` comments ignored, a blank line dispatches.
+
+Work is linear in the bytes fed: a chunk without a line end is set aside, not rescanned, and
+the pieces of a line are joined once, when it ends. A line (or an SSE event's data) longer than
+``max_line`` bytes raises ``FrameTooLarge``; a line that is not UTF-8 raises
+``UnicodeDecodeError``. Both are ``ValueError``s, which ``HttpVendor`` reports as the vendor's
+fault.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .http_options import ResponseBounds
+
+MAX_LINE_BYTES = ResponseBounds().max_line_bytes
+
+
+class FrameTooLarge(ValueError):
+    """A stream line or event passed the decoder's ``max_line`` bound."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"a stream line or event passed {limit:,} bytes; raise "
+            "ResponseBounds.max_line_bytes if frames this large are expected"
+        )
+        self.limit = limit
+
+
+class _Lines:
+    """Bytes in, complete lines out (without their ends); ``\\n`` ends a line, and with
+    ``cr`` so do ``\\r\\n`` and a lone ``\\r``."""
+
+    __slots__ = ("_cr", "_held", "_limit", "_pending", "_skip_lf")
+
+    def __init__(self, limit: int, *, cr: bool) -> None:
+        self._limit = limit
+        self._cr = cr
+        self._pending: list[bytes] = []  # pieces of a line not yet ended
+        self._held = 0
+        self._skip_lf = False  # the last chunk ended in \r: a \n first in the next is its pair
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\n" not in chunk and not (self._cr and b"\r" in chunk):
+            if chunk:
+                self._hold(chunk)
+            return []
+        if self._pending:
+            chunk = b"".join(self._pending) + chunk
+            self._pending.clear()
+            self._held = 0
+        if self._cr and b"\r" in chunk:
+            self._skip_lf = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            self._hold(rest)
+        for line in lines:
+            if len(line) > self._limit:
+                raise FrameTooLarge(self._limit)
+        return lines
+
+    def rest(self) -> bytes:
+        """What followed the last line end (the body ended without one)."""
+        rest = b"".join(self._pending)
+        self._pending.clear()
+        self._held = 0
+        return rest
+
+    def _hold(self, piece: bytes) -> None:
+        self._held += len(piece)
+        if self._held > self._limit:
+            raise FrameTooLarge(self._limit)
+        self._pending.append(piece)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,25 +90,18 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    __slots__ = ("_buffer", "_data", "_event")
+    __slots__ = ("_data", "_event", "_limit", "_lines", "_size")
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self._lines = _Lines(max_line, cr=True)
+        self._limit = max_line
         self._data: list[str] = []
+        self._size = 0  # bytes of data gathered for the current event
         self._event = ""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buffer = self._buffer + chunk
-        # A trailing \r may be the first half of \r\n: keep it until the next chunk says.
-        keep_cr = buffer.endswith(b"\r")
-        if keep_cr:
-            buffer = buffer[:-1]
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop() + (b"\r" if keep_cr else b"")
         events: list[SSEEvent] = []
-        for raw in lines:
+        for raw in self._lines.feed(chunk):
             event = self._line(raw.decode("utf-8"))
             if event is not None:
                 events.append(event)
@@ -43,14 +109,19 @@ class SSEDecoder:
 
     def flush(self) -> list[SSEEvent]:
         """Frames left when the body ended without a final blank line."""
-        return self.feed(b"\n\n") if self._buffer or self._data else []
+        events: list[SSEEvent] = []
+        for line in (self._lines.rest().decode("utf-8"), ""):
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
 
     def _line(self, line: str) -> SSEEvent | None:
         if not line:
             if not self._data and not self._event:
                 return None
             event = SSEEvent(self._event or "message", "\n".join(self._data))
-            self._data, self._event = [], ""
+            self._data, self._event, self._size = [], "", 0
             return event
         if line.startswith(":"):
             return None
@@ -58,6 +129,9 @@ class SSEDecoder:
         if value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._size += len(value) + 1
+            if self._size > self._limit:
+                raise FrameTooLarge(self._limit)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -67,16 +141,14 @@ class SSEDecoder:
 class NDJSONDecoder:
     """Newline-delimited JSON: one document per ``\\n``-terminated line."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_lines",)
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self._lines = _Lines(max_line, cr=False)
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        lines = (self._buffer + chunk).split(b"\n")
-        self._buffer = lines.pop()
-        return [line for line in lines if line.strip()]
+        return [line for line in self._lines.feed(chunk) if line.strip()]
 
     def flush(self) -> list[bytes]:
-        rest, self._buffer = self._buffer, b""
+        rest = self._lines.rest()
         return [rest] if rest.strip() else []

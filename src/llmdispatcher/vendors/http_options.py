@@ -1,0 +1,72 @@
+"""How the vendor HTTP client is configured: timeouts, connection cap, size bounds, proxy, trust.
+
+Every size bound is a ``ResponseBounds`` field; crossing one fails the request with a retryable
+``ResponseTooLarge`` (a ``VendorServerError``) and drops the connection, so a vendor (or anything
+between us and it) can never make us buffer without limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final, Literal
+
+MiB: Final = 1024 * 1024
+
+
+class _FromEnv(Enum):
+    FROM_ENV = "from the environment"
+
+
+# ``proxy=FROM_ENV`` (the default): HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide; ``None``: never.
+FROM_ENV: Final = _FromEnv.FROM_ENV
+ProxySetting = str | None | Literal[_FromEnv.FROM_ENV]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseBounds:
+    """The most of an answer the client will hold.
+
+    * ``max_header_bytes``: status line and headers together (64 KiB; servers commonly allow
+      8-16 KiB). A header block still incomplete past it is refused as it arrives.
+    * ``max_body_bytes``: the body as received, before any decompression, whole or streamed
+      (128 MiB: beyond any chat answer; a batch of embeddings as JSON fits).
+    * ``max_decompressed_bytes``: a gzip/deflate body once decoded (128 MiB). Decoding stops at
+      the bound, so a compression bomb costs at most that much memory and time.
+    * ``max_line_bytes``: one line, or one event's data, of an SSE or NDJSON stream (16 MiB:
+      a streamed image in base64 fits). The stream decoders enforce it.
+    """
+
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 128 * MiB
+    max_decompressed_bytes: int = 128 * MiB
+    max_line_bytes: int = 16 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """Settings of one ``HttpClient``.
+
+    * ``connect_timeout``: TCP connect, proxy tunnel and TLS handshake together.
+    * ``read_timeout``: the longest silence allowed while an answer is due.
+    * ``stall_timeout``: the longest a stream's answer may wait for its reader (body bytes
+      buffered, or its end reached, and nothing taken). Then its connection is closed: the
+      vendor stops generating and the ``max_connections`` slot is freed. A complete answer
+      stays readable; an incomplete one fails with a ``VendorTimeout`` (not retryable: the
+      reader stalled, not the vendor) when the reader comes back.
+    * ``max_connections``: connections open at once (0: no cap); requests over it wait.
+    * ``bounds``: the size bounds above.
+    * ``proxy``: ``"http://[user:password@]host:port"``; ``FROM_ENV`` (default) reads
+      ``https_proxy``/``http_proxy``/``no_proxy`` (either case, lower case first; never for
+      loopback hosts); ``None`` goes direct whatever the environment says.
+    * ``ca_bundle``: a PEM file of CA certificates to trust *instead of* the system's store
+      (default: the system's, where ``SSL_CERT_FILE``/``SSL_CERT_DIR`` apply).
+    """
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    stall_timeout: float = 60.0
+    max_connections: int = 0
+    bounds: ResponseBounds = field(default_factory=ResponseBounds)
+    proxy: ProxySetting = field(default=FROM_ENV, repr=False)  # may hold a password
+    ca_bundle: str | None = None

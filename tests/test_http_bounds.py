@@ -1,0 +1,206 @@
+"""The HTTP client's bounds against raw servers on 127.0.0.1: oversized headers and bodies,
+compression bombs, bytes beyond an answer, protocol switches and a stream nobody reads."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+
+import pytest
+
+from llmdispatcher.errors import ResponseTooLarge, VendorConnectionError, VendorTimeout
+from llmdispatcher.vendors.http import HttpClient, HttpOptions
+from llmdispatcher.vendors.http_options import ResponseBounds
+
+from .raw_server import Server, keep_answering, read_request, response, serve
+
+SMALL = ResponseBounds(max_body_bytes=10_000, max_decompressed_bytes=1 << 20)
+
+
+async def test_a_one_megabyte_header_is_refused_and_the_connection_dropped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+
+    async with serve(handler) as server:
+        with pytest.raises(ResponseTooLarge, match="max_header_bytes") as caught:
+            await HttpClient("v").request("GET", server.url, headers={})
+        await asyncio.wait_for(server.closed.wait(), 2)
+    assert caught.value.retryable
+
+
+async def test_headers_under_the_bound_pass_even_in_pieces() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        head = response(b"ok", "X-Big: " + "a" * 40_000, "X-More: " + "b" * 20_000)
+        for start in range(0, len(head), 16_384):
+            writer.write(head[start : start + 16_384])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    async with serve(handler) as server:
+        result = await HttpClient("v").request("GET", server.url, headers={})
+    assert (len(result.headers["x-big"]), len(result.headers["x-more"])) == (40_000, 20_000)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_past_max_body_bytes_is_refused(chunked: bool) -> None:
+    body = b"x" * 20_000
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        if chunked:
+            writer.write(response(b"", "Transfer-Encoding: chunked"))
+            for _ in range(20):
+                writer.write(b"3e8\r\n" + body[:1000] + b"\r\n")
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(response(body))
+        await writer.drain()
+        await reader.read()
+
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=SMALL))
+        with pytest.raises(ResponseTooLarge, match="max_body_bytes") as caught:
+            async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+                async for _ in stream.chunks():
+                    pass
+        await asyncio.wait_for(server.closed.wait(), 2)
+    assert (caught.value.status, caught.value.vendor) == (200, "v")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_compression_bomb_stops_at_max_decompressed_bytes(streamed: bool) -> None:
+    bomb = gzip.compress(b"\0" * (32 << 20), compresslevel=9)  # ~1,000:1; 32 KiB on the wire
+    assert len(bomb) < SMALL.max_body_bytes * 4
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(bomb, "Content-Encoding: gzip"))
+        await writer.drain()
+        await reader.read()
+
+    bounds = ResponseBounds(max_decompressed_bytes=1 << 20)
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=bounds))
+        with pytest.raises(ResponseTooLarge, match="decompressed body passed 1,048,576 bytes"):
+            if streamed:
+                async with client.stream("GET", server.url, headers={}) as stream:
+                    held = sum([len(piece) async for piece in stream.chunks()])
+                    assert held <= 1 << 20
+            else:
+                await client.request("GET", server.url, headers={})
+        await asyncio.wait_for(server.closed.wait(), 2)
+
+
+async def test_a_deflate_bomb_is_bounded_too() -> None:
+    bomb = zlib.compress(b"\0" * (8 << 20), 9)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(bomb, "Content-Encoding: deflate"))
+        await writer.drain()
+        await reader.read()
+
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=ResponseBounds(max_decompressed_bytes=4096)))
+        with pytest.raises(ResponseTooLarge):
+            await client.request("GET", server.url, headers={})
+
+
+async def test_bytes_beyond_an_answer_never_reach_the_next_request() -> None:
+    """A server that sends a second answer nobody asked for: the next request gets its own
+    answer on a new connection, never the stray one."""
+    stray = response(b"WRONG")
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            writer.write(response(b"right") + (stray if server.connections == 1 else b""))
+            await writer.drain()
+
+    async with serve(handler) as server:
+        client = HttpClient("v")
+        for _ in range(3):
+            assert (await client.request("GET", server.url, headers={})).body == b"right"
+    assert server.connections == 2
+
+
+async def test_garbage_after_an_answer_keeps_the_answer_but_not_the_connection() -> None:
+    box: list[Server] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, box[0])
+            writer.write(response(b"ok") + b"\x00garbage\r\n")
+            await writer.drain()
+
+    async with serve(handler) as server:
+        box.append(server)
+        client = HttpClient("v")
+        for _ in range(2):
+            assert (await client.request("GET", server.url, headers={})).body == b"ok"
+    assert server.connections == 2
+
+
+async def test_a_protocol_switch_is_a_connection_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
+            b"\r\n\r\n\x81\x05hello"
+        )
+        await writer.drain()
+        await reader.read()
+
+    async with serve(handler) as server:
+        with pytest.raises(VendorConnectionError, match=r"switched protocols \(HTTP 101\)"):
+            await HttpClient("v").request("GET", server.url, headers={})
+        await asyncio.wait_for(server.closed.wait(), 2)
+
+
+async def test_a_stream_nobody_reads_is_closed_after_the_stall_timeout() -> None:
+    """Its buffer full, reading paused: after ``stall_timeout`` the vendor sees the hang-up and
+    the connection slot is free for the next request, though the stream is still open."""
+    piece = b"x" * 65536
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(b"", "Transfer-Encoding: chunked"))
+        while True:  # endless: only the client's hang-up ends it
+            writer.write(b"10000\r\n" + piece + b"\r\n")
+            await writer.drain()
+
+    box: list[Server] = []
+    options = HttpOptions(stall_timeout=0.2, max_connections=1)
+    async with serve(handler) as server, serve(keep_answering(box)) as other:
+        box.append(other)
+        client = HttpClient("v", options)
+        async with client.stream("GET", server.url, headers={}) as stream:
+            await asyncio.wait_for(server.closed.wait(), 5)  # not reading: hung up on
+            second = await asyncio.wait_for(client.request("GET", other.url, headers={}), 5)
+            assert second.status == 200
+            with pytest.raises(VendorTimeout, match="stall_timeout") as caught:
+                async for _ in stream.chunks():
+                    pass
+        assert not caught.value.retryable  # the reader stalled, not the vendor
+        await client.aclose()
+
+
+async def test_a_complete_answer_left_unread_frees_its_slot_but_stays_readable() -> None:
+    """A short stream ends long before its reader comes for it (the common case: an answer
+    is a few KB). After ``stall_timeout`` its connection slot is freed; what arrived is kept."""
+    box: list[Server] = []
+    options = HttpOptions(stall_timeout=0.2, max_connections=1)
+    async with serve(keep_answering(box, b"data: [DONE]\n\n")) as server:
+        box.append(server)
+        client = HttpClient("v", options)
+        async with client.stream("GET", server.url, headers={}) as unread:
+            second = await asyncio.wait_for(client.request("GET", server.url, headers={}), 5)
+            assert second.body == b"data: [DONE]\n\n"
+            assert b"".join([p async for p in unread.chunks()]) == b"data: [DONE]\n\n"
+        await client.aclose()
+    assert server.connections == 2  # the stalled one was closed, not pooled
