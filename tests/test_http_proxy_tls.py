@@ -20,10 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from llmdispatcher import Config, Dispatcher, Request
 from llmdispatcher.errors import ConfigError, VendorConnectionError
 from llmdispatcher.vendors.http import HttpClient, HttpOptions
 
 from .certs import Authority, Leaf
+from .fakes.fixtures import FAKE_OPENAI_KEY
+from .fakes.openai_fake import FakeOpenAI
 from .raw_server import Server, keep_answering, serve
 
 USER, PASSWORD = "llmd", "s3cret-proxy-pw"
@@ -251,3 +254,20 @@ async def test_a_wrong_name_or_an_expired_certificate_is_refused(
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ca_bundle for vendor 'v'"):
         HttpClient("v", HttpOptions(ca_bundle=str(tmp_path / "absent.pem")))
+
+
+async def test_a_vendor_from_a_config_file_takes_its_own_proxy(
+    proxy: Tinyproxy, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """``proxy:`` beside a vendor's other settings folds into its ``Connection``; an explicit
+    proxy applies even to a loopback vendor (only the environment's skips those)."""
+    path = tmp_path / "proxied.yaml"
+    path.write_text(
+        "vendors:\n"
+        f"  openai: {{type: openai, base_url: '{fake_openai.url}/v1', "
+        f"api_key: '{FAKE_OPENAI_KEY}', proxy: '{proxy.url}', timeout: 20}}\n"
+    )
+    async with Dispatcher(Config.from_file(path)) as d:
+        answer = await d.send(Request(model="gpt-4o", messages=[{"role": "user", "content": "x"}]))
+    assert answer.vendor == "openai"
+    assert f"POST {fake_openai.url}/v1/chat/completions HTTP/1.1" in proxy.log_text()

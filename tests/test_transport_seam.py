@@ -19,6 +19,7 @@ from llmdispatcher.errors import MalformedResponse, RateLimitError, ResponseTooL
 from llmdispatcher.types import Response, StreamChunk, Usage
 from llmdispatcher.vendors import OpenAIVendor
 from llmdispatcher.vendors.base import secret_from
+from llmdispatcher.vendors.connection import Connection
 from llmdispatcher.vendors.error_mapping import ErrorInfo
 from llmdispatcher.vendors.http_vendor import HttpCall, HttpVendor, StreamDecoder
 from llmdispatcher.vendors.sse import NDJSONDecoder
@@ -88,10 +89,7 @@ class EchoVendor(HttpVendor):
             name="echo",
             base_url=NOWHERE,
             api_key=secret_from("sk-echo"),
-            timeout=5,
-            connect_timeout=5,
-            headers=None,
-            transport=transport,
+            connection=Connection(transport=transport),
         )
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
@@ -209,3 +207,18 @@ async def test_a_stream_line_past_the_bound_is_response_too_large() -> None:
             pass
     assert (caught.value.status, caught.value.retryable) == (200, True)
     assert body.closed == 1
+
+
+async def test_a_real_vendor_takes_a_transport_through_its_connection() -> None:
+    """Every HTTP vendor forwards ``connection.transport``: OpenAI's adapter, no socket."""
+    from llmdispatcher.vendors import OpenAIVendor
+
+    body = b'{"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o", '
+    body += b'"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, '
+    body += b'"finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1, '
+    body += b'"total_tokens": 4}}'
+    transport = MemoryTransport(BufferedResponse(200, {}, body))
+    vendor = OpenAIVendor(api_key="sk-test-0123456789", connection=Connection(transport=transport))
+    answer = await vendor.send(Request(model="gpt-4o", messages=[{"role": "user", "content": "x"}]))
+    assert (answer.content, answer.usage.total_tokens) == ("hi", 4)
+    assert transport.requests[0].url == "https://api.openai.com/v1/chat/completions"

@@ -110,16 +110,11 @@ class AnthropicVendor(HttpVendor):
         key = secret_from(api_key, "ANTHROPIC_API_KEY")
         vendor_name = name or self.default_name
         _check_settings(vendor_name, key, api_version, default_max_tokens)
-        options = connection or Connection()
-        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or self.default_base_url,
             api_key=key,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            headers=options.headers,
-            max_connections=options.max_connections,
+            connection=connection,
         )
         self.api_version = api_version
         self.default_max_tokens = default_max_tokens

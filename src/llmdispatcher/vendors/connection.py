@@ -2,8 +2,8 @@
 
 Each HTTP vendor used to repeat ``timeout, connect_timeout, headers, max_connections`` in its
 constructor; they travel together, so they are one value (as ``Limits`` is). Config files keep
-the flat keys (``vendors.openai.timeout: 30``) and fold them into it. Per-vendor client settings
-still to come (a proxy, a CA bundle, a transport) belong here too, not in every constructor.
+the flat keys (``vendors.openai.timeout: 30``, ``proxy: "http://proxy:3128"``) and fold them
+into it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .http_options import FROM_ENV, HttpOptions, ProxySetting
+from .transport import Transport
+
 
 @dataclass(frozen=True, slots=True)
 class Connection:
     """``timeout`` is the per-attempt read timeout (seconds of silence allowed) and
     ``connect_timeout`` the TCP/TLS connect timeout; ``None`` means the vendor's default (a
     local Ollama waits longer, since its first request loads the model). ``headers`` are sent
-    with every request; ``max_connections`` bounds the pool (0: unbounded)."""
+    with every request; ``max_connections`` bounds the pool (0: unbounded). ``proxy``: a URL
+    (``http://user:password@host:3128``), ``None`` for none, or by default what
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` say. ``ca_bundle``: a PEM file of the CAs to
+    trust instead of the system's. ``transport``: send through another client altogether (an
+    in-memory one in tests); it replaces ours and with it every setting above but ``headers``.
+    """
 
     timeout: float | None = None
     connect_timeout: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     max_connections: int = 0
+    proxy: ProxySetting = field(default=FROM_ENV, repr=False)  # may hold a password
+    ca_bundle: str | None = None
+    transport: Transport | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("timeout", "connect_timeout"):
@@ -39,4 +50,15 @@ class Connection:
         return (
             read if self.timeout is None else self.timeout,
             connect if self.connect_timeout is None else self.connect_timeout,
+        )
+
+    def client_options(self, read: float, connect: float) -> HttpOptions:
+        """Our HTTP client's settings, with the vendor's default timeouts where none was given."""
+        read, connect = self.timeouts(read, connect)
+        return HttpOptions(
+            connect_timeout=connect,
+            read_timeout=read,
+            max_connections=self.max_connections,
+            proxy=self.proxy,
+            ca_bundle=self.ca_bundle,
         )

@@ -126,16 +126,11 @@ class GeminiVendor(HttpVendor):
             raise ConfigError(
                 f"GeminiVendor api_version must be like 'v1beta' or 'v1' (vendor {vendor_name!r})"
             )
-        options = connection or Connection()
-        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=base_url or os.environ.get(self.base_url_env) or self.default_base_url,
             api_key=Secret(key.reveal().strip()),
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            headers=options.headers,
-            max_connections=options.max_connections,
+            connection=connection,
         )
         self.api_version = api_version.strip("/")
         self._headers = {

@@ -24,9 +24,9 @@ import orjson
 from ..errors import MalformedResponse, ResponseTooLarge, VendorError
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
+from .connection import Connection
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
 from .http import HttpClient
-from .http_options import HttpOptions
 from .sse import FrameTooLarge
 from .transport import BufferedResponse, HttpRequest, Transport
 
@@ -90,28 +90,20 @@ class HttpVendor(Vendor):
         name: str,
         base_url: str,
         api_key: Secret,
-        timeout: float,
-        connect_timeout: float,
-        headers: Mapping[str, str] | None,
-        max_connections: int = 0,
-        transport: Transport | None = None,
+        connection: Connection | None,
+        default_timeouts: tuple[float, float] = (60.0, 10.0),
     ) -> None:
-        """``transport``: what sends the requests; by default an ``HttpClient`` built from
-        ``connect_timeout``, ``timeout`` (its read timeout) and ``max_connections``, which a
-        given transport replaces."""
+        """``connection``: how the vendor is reached (timeouts, headers, pool, proxy, CA bundle,
+        or another ``Transport``); ``default_timeouts``: the vendor's own (read, connect)
+        defaults where the connection leaves them unset."""
+        reach = connection or Connection()
+        options = reach.client_options(*default_timeouts)
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
-        self.timeout = timeout
-        self.extra_headers = dict(headers or {})
-        self._http: Transport = transport or HttpClient(
-            name,
-            HttpOptions(
-                connect_timeout=connect_timeout,
-                read_timeout=timeout,
-                max_connections=max_connections,
-            ),
-        )
+        self.timeout = options.read_timeout
+        self.extra_headers = dict(reach.headers)
+        self._http: Transport = reach.transport or HttpClient(name, options)
 
     # --- translation hooks -------------------------------------------------------------
     @abstractmethod

@@ -119,17 +119,12 @@ class OllamaVendor(HttpVendor):
         connection: Connection | None = None,
         limits: Limits | None = None,
     ) -> None:
-        options = connection or Connection()
-        # A generous read timeout: the first request loads the model into memory.
-        timeout, connect_timeout = options.timeouts(300.0, 5.0)
         super().__init__(
             name=name or self.default_name,
             base_url=parse_host(host or os.environ.get("OLLAMA_HOST")),
             api_key=secret_from(api_key, "OLLAMA_API_KEY"),
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            headers=options.headers,
-            max_connections=options.max_connections,
+            connection=connection,
+            default_timeouts=(300.0, 5.0),  # a first request loads the model
         )
         self.keep_alive = keep_alive
         self.num_ctx = num_ctx

@@ -69,16 +69,11 @@ class OpenAIVendor(HttpVendor):
         if preset.requires_api_key and not key:
             raise missing_setting(preset.api_key_env or "the API key", "api_key", vendor_name)
         url = base_url or _env(preset.base_url_env) or preset.base_url
-        options = connection or Connection()
-        timeout, connect_timeout = options.timeouts(60.0, 10.0)
         super().__init__(
             name=vendor_name,
             base_url=url,
             api_key=key,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            headers=options.headers,
-            max_connections=options.max_connections,
+            connection=connection,
         )
         self.preset = preset
         self.pricing_name = preset.name
