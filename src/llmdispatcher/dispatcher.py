@@ -86,11 +86,7 @@ class Dispatcher:
         self._id_prefix, self._id_counter = os.urandom(4).hex(), itertools.count(1)
         # One-line facts a front end should show its user (e.g. "using the built-in model").
         self.notices: list[str] = []
-        for spec in config.vendors:
-            from .vendors import vendor_class
-
-            self.register(vendor_class(spec.type)(**spec.options))
-        for vendor in vendors:
+        for vendor in (*self._configured_vendors(), *vendors):
             self.register(vendor)
         self._ledger = self._open_ledger()
         if config.enable_logging:
@@ -98,6 +94,14 @@ class Dispatcher:
 
             enable_stderr_logging()
             self.subscribe(EventLogger(self.secrets, log_content=config.log_content).on_event)
+
+    def _configured_vendors(self) -> list[Vendor]:
+        """The vendors the config file describes (``vendors:``)."""
+        if not self.config.vendors:
+            return []
+        from .vendors import vendor_class
+
+        return [vendor_class(spec.type)(**spec.options) for spec in self.config.vendors]
 
     def _open_ledger(self) -> Ledger | None:
         if not self.config.ledger_url:
@@ -288,11 +292,11 @@ class Dispatcher:
         try:
             async for chunk in relay.chunks():
                 yield chunk
-            cost = self._accounting.legs_cost(relay.legs)
-            ticket.response = relay.final.as_response(cost_usd=cost, usage=relay.usage)
+            cost, usage = self._accounting.legs_cost(relay.legs), relay.usage
+            ticket.response = relay.final.as_response(cost_usd=cost, usage=usage)
             await self._accounting.settle_spend(ticket, cost)
             delivered = True
-            yield relay.final.chunk(trip.decision, cost, relay.usage, relay.resumed_from)
+            yield relay.final.chunk(trip.decision, cost, usage, relay.resumed_from)
         except BaseException as exc:
             if not (delivered and isinstance(exc, GeneratorExit | asyncio.CancelledError)):
                 error = exc

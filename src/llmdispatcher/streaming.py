@@ -28,7 +28,8 @@ class StreamAccumulator:
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
 
-    def add(self, chunk: StreamChunk) -> None:
+    def add(self, chunk: StreamChunk) -> bool:
+        """Fold in a chunk; True when it carries text or tool-call pieces (to pass on now)."""
         if chunk.delta:
             self._text.append(chunk.delta)
         for delta in chunk.tool_call_deltas:
@@ -42,6 +43,7 @@ class StreamAccumulator:
         self.usage = chunk.usage or self.usage
         self.vendor = chunk.vendor or self.vendor
         self.model = chunk.model or self.model
+        return bool(chunk.delta or chunk.tool_call_deltas)
 
     @property
     def text(self) -> str:
@@ -79,11 +81,6 @@ class FinalChunk:
         self.vendor = vendor
         self.fold = StreamAccumulator(vendor, model)
 
-    def take(self, chunk: StreamChunk) -> bool:
-        """Record a chunk; True when it carries text or tool pieces to pass on now."""
-        self.fold.add(chunk)
-        return bool(chunk.delta or chunk.tool_call_deltas)
-
     def strip(self, chunk: StreamChunk) -> StreamChunk:
         """The chunk as passed on: pieces only, named after the deployment's vendor."""
         if chunk.finish_reason is None and chunk.usage is None and chunk.vendor == self.vendor:
@@ -92,7 +89,7 @@ class FinalChunk:
             delta=chunk.delta,
             tool_call_deltas=chunk.tool_call_deltas,
             vendor=self.vendor,
-            model=self.model,
+            model=self.fold.model,
         )
 
     @property

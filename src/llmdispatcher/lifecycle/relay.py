@@ -38,10 +38,6 @@ class Leg:
     usage: Usage | None = None
     model: str = ""  # as the vendor named it in its chunks (priced by that name)
 
-    def take(self, chunk: StreamChunk) -> None:
-        self.usage = chunk.usage or self.usage
-        self.model = chunk.model or self.model
-
 
 class StreamRelay:
     def __init__(
@@ -84,19 +80,18 @@ class StreamRelay:
 
     async def _leg(self, started: StartedStream, leg: Leg) -> AsyncIterator[StreamChunk]:
         """A vendor error now is too late to fail over (text has reached the caller), so it
-        becomes ``StreamInterrupted``."""
+        becomes ``StreamInterrupted``. The leg's usage and model are what it last reported."""
         final = self.final
-        for chunk in started.head:
-            leg.take(chunk)
-            if final.take(chunk):
-                yield final.strip(chunk)
-        if started.ended:
-            return
+        fold, strip = final.fold, final.strip
+        fold.usage = None  # this leg's own, from here
         try:
-            async for chunk in started.chunks:
-                leg.take(chunk)
-                if final.take(chunk):
-                    yield final.strip(chunk)
+            for chunk in started.head:
+                if fold.add(chunk):
+                    yield strip(chunk)
+            if not started.ended:
+                async for chunk in started.chunks:
+                    if fold.add(chunk):
+                        yield strip(chunk)
         except VendorError as exc:
             raise StreamInterrupted(
                 f"the stream failed after output reached the caller: {exc}",
@@ -104,6 +99,8 @@ class StreamRelay:
                 partial_text=final.text,
                 status=exc.status,
             ) from exc
+        finally:
+            leg.usage, leg.model = fold.usage, fold.model
 
     async def _resume(self, broke: StreamInterrupted, where: Deployment) -> Won[StartedStream]:
         """The next candidate's stream, continuing the text so far; or ``broke`` re-raised."""

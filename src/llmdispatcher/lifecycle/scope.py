@@ -178,7 +178,7 @@ class AttemptScope:
             message,
             self._s.clock.now() - self.started,
         )
-        self.trip.attempts.append(attempt)
+        self.trip.decision.attempts.append(attempt)
         self._s.emit(
             AttemptFinished(
                 self.trip.request_id,
