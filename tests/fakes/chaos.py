@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import re
 import socket
@@ -210,7 +211,7 @@ class ChaosEngine:
         fault = self.config.pick(key)
         rng = random.Random(f"{self.config.seed}|{key}|shape")
         if fault is None:
-            return await server.run_step(call, self.reply(tag, serial, rng))
+            return await _answer(server, call, self.reply(tag, serial, rng), rng)
         self.faults[fault] += 1
         size = self.config.oversized_bytes if fault == "oversized" else 0
         reply = self.reply(tag, serial, rng, size)
@@ -240,6 +241,26 @@ def _error_fault(kind: str, status: int, with_retry_after: bool = False) -> Faul
         return _fail(server, call, Fail(kind, status=status, retry_after=retry_after))
 
     return answer
+
+
+async def _answer(
+    server: FakeServer, call: Call, reply: Reply, rng: random.Random
+) -> web.StreamResponse:
+    """A normal answer; a stream goes out in two writes cut at a random byte offset (a frame
+    split between reads is what decoders get wrong; a write per frame would cost the fake a
+    system call each, its largest cost in a soak)."""
+    if not call.stream:
+        return await server.run_step(call, reply)
+    first, tail = _frames(server, call, reply)
+    data = b"".join(first + tail)
+    cuts = [rng.randrange(1, len(data))] if len(data) > 1 else []
+    resp = await _open(server, call)
+    if resp is None:
+        return reset(call)
+    for start, end in itertools.pairwise([0, *cuts, len(data)]):
+        if not await _write(server, call, resp, data[start:end]):
+            return resp
+    return await _finish(call, resp)
 
 
 async def _bad_gateway(
