@@ -74,6 +74,7 @@ class Outcomes:
     violations: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     served_by: Counter[str] = field(default_factory=Counter)
+    error_examples: dict[str, list[str]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
 
     def violate(self, kind: str, rid: str, detail: str) -> None:
@@ -87,7 +88,9 @@ class Outcomes:
 Process = subprocess.Popen[bytes]
 
 
-def start(command: list[str], pattern: bytes, env: dict[str, str]) -> tuple[Process, str]:
+def start(
+    command: list[str], pattern: bytes, env: dict[str, str], log: Path | None = None
+) -> tuple[Process, str]:
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
         cwd=ROOT, env={**os.environ, **env},
@@ -100,13 +103,19 @@ def start(command: list[str], pattern: bytes, env: dict[str, str]) -> tuple[Proc
             proc.kill()
             raise RuntimeError(f"{command[:5]} did not start: {seen.decode(errors='replace')}")
         seen += line
-    threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+    threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
     return proc, found.group(1).decode()
 
 
-def _drain(stream: IO[bytes]) -> None:
-    for _ in stream:
-        pass
+def _drain(stream: IO[bytes], log: Path | None) -> None:
+    """Keep reading a server's output (a full pipe would block it); keep it if asked."""
+    if log is None:
+        for _ in stream:
+            pass
+        return
+    with log.open("ab") as sink:
+        for line in stream:
+            sink.write(line)
 
 
 def stop(proc: Process) -> None:
@@ -167,7 +176,7 @@ def servers(workdir: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]
         config.write_text(config_text(ports, ledger, args))
         command = [sys.executable, "-m", "llmdispatcher", "serve", "--config", str(config),
                    "--port", "0"]  # fmt: skip
-        gateway, url = start(command, rb"listening on (http://\S+)", env)
+        gateway, url = start(command, rb"listening on (http://\S+)", env, args.gateway_log)
         try:
             yield {"gateway": gateway, "url": url, "ports": ports, "ledger": ledger}
         finally:
@@ -235,6 +244,9 @@ def check_error(out: Outcomes, rid: str, status: int, body: bytes, where: str) -
     except (orjson.JSONDecodeError, KeyError, TypeError):
         out.violate("error body is not a JSON error", rid, f"{status} {body[:200]!r}")
         return
+    shown = out.error_examples.setdefault(f"{where} {status}", [])
+    if len(shown) < 3:
+        shown.append(f"{rid}: {str(message)[:200]}")
     if status not in CLEAN_STATUSES:
         out.violate(f"error status {status}", rid, str(message))
 
@@ -379,6 +391,9 @@ def check_stats(found: dict[str, Any], ledger: dict[str, Any], fakes: dict[str, 
     if ok != ledger["statuses"].get("ok", 0):
         detail = f"stats ok {ok}, ledger ok {ledger['statuses'].get('ok', 0)}"
         out.violate("stats disagree with the ledger", "-", detail)
+    answered = out.counts["plain ok"] + out.counts["stream ok"]
+    if ok != answered:
+        out.violate("stats disagree with the clients", "-", f"stats ok {ok}, answered {answered}")
     for name, fake in fakes.items():
         attempts = found["vendor_stats"].get(name, {}).get("requests", 0)
         if fake["served"] > attempts:
@@ -430,6 +445,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_max_s": round(latencies[-1], 3),
         "outcomes": dict(out.counts),
         "error_statuses": dict(out.statuses),
+        "error_examples": out.error_examples,
         "answered_by": dict(out.served_by),
         "violations": dict(out.violations),
         "examples": out.examples,
@@ -500,6 +516,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle-s", type=float, default=3.0)
     parser.add_argument("--chaos", default="{}", help="more Chaos fields as JSON (sizes...)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--gateway-log", type=Path, default=None, help="keep the gateway's log")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     args.deadline = args.deadline or args.timeout + 2 * args.read_timeout + 5

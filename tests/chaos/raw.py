@@ -52,9 +52,11 @@ def request_bytes(vendor: str, *, stream: bool, text: str) -> bytes:
     return head.encode() + b"\r\n" + data
 
 
-def exchange(port: int, data: bytes, *, timeout: float = 10.0, limit: int | None = None) -> Raw:
-    """Send ``data`` and read until the server closes, resets, goes silent for ``timeout`` or
-    ``limit`` body bytes arrived."""
+def exchange(
+    port: int, data: bytes, *, timeout: float = 10.0, limit: int | None = None, reads: int = 0
+) -> Raw:
+    """Send ``data`` and read until the server closes, resets, goes silent for ``timeout``,
+    ``limit`` body bytes arrived or (``reads`` > 0) the body came in that many reads."""
     raw = Raw()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
@@ -80,6 +82,8 @@ def exchange(port: int, data: bytes, *, timeout: float = 10.0, limit: int | None
                 if len(received) > head_end + 4:
                     raw.reads.append(len(received) - head_end - 4)
             if limit is not None and head_end >= 0 and len(received) - head_end - 4 >= limit:
+                break
+            if reads and len(raw.reads) >= reads:
                 break
     if head_end >= 0:
         body = received[head_end + 4 :]

@@ -23,8 +23,8 @@ reset_mid_body           status, headers and half of the answer's bytes, then RS
 reset_mid_stream         stream: head and 1+ whole content frames, then RST; plain: as above
 stall_after_first_token  stream: head and one content frame, then silence for ``stall_s``
                          (then the rest); plain: silence for ``stall_s`` before the head
-trickle                  status and headers at once, then the body one byte per
-                         ``trickle_interval_s``
+trickle                  stream: head and first content frame at once, then the rest one
+                         byte per ``trickle_interval_s``; plain: the body so from its start
 malformed_json           stream: a frame of broken JSON after 0+ content frames, then the
                          rest; plain: a 200 whose JSON body is cut in half
 invalid_utf8             a content frame (plain: the body) with the byte 0xFF inside the text
@@ -141,8 +141,9 @@ def answer_text(tag: str, vendor: str, serial: int, words: int) -> str:
     rng = random.Random(f"{tag}|{vendor}|{serial}")
     block = [rng.choice(_WORDS) for _ in range(min(words, _BLOCK))]
     reps, rest = divmod(words, len(block)) if block else (0, 0)
-    body = " ".join(block * reps + block[:rest])
-    return f"<{tag}|{vendor}|{serial}|{words}> {body}"
+    # " ".join(block * reps + block[:rest]), built by repetition: megabytes in milliseconds
+    parts = [" ".join(block)] * reps + ([" ".join(block[:rest])] if rest else [])
+    return f"<{tag}|{vendor}|{serial}|{words}> " + " ".join(parts)
 
 
 def expected_text(text: str) -> str | None:
@@ -160,6 +161,24 @@ def header_of(text: str) -> tuple[str, str, int] | None:
     return None if found is None else (found[1], found[2], int(found[3]))
 
 
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzip-compressed without compressing them all: after a full flush a
+    deflate stream forgets its history, so every MiB of zeros compresses to the same bytes,
+    made once and repeated (1 GiB in about a second instead of half a minute)."""
+    mib = 1024 * 1024
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    piece = packer.compress(bytes(mib)) + packer.flush(zlib.Z_FULL_FLUSH)
+    whole, rest = divmod(size, mib)
+    tail = packer.compress(bytes(rest)) + packer.flush(zlib.Z_FINISH)
+    crc = 0
+    for _ in range(whole):
+        crc = zlib.crc32(bytes(mib), crc)
+    crc = zlib.crc32(bytes(rest), crc)
+    head = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return head + piece * whole + tail + trailer
+
+
 class ChaosEngine:
     """The per-fake state of chaos mode; ``FakeServer.run_step`` hands it every model request."""
 
@@ -169,6 +188,8 @@ class ChaosEngine:
         self.faults: Counter[str] = Counter()
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._bomb: bytes | None = None
+        if config.rates.get("gzip_bomb"):
+            self.bomb()  # now, not while serving: it would stall every request to this fake
 
     def key_for(self, raw: bytes) -> tuple[str, str]:
         """(tag, reproducible key) of a request body."""
@@ -193,15 +214,9 @@ class ChaosEngine:
         return Reply(text=text, chunk_size=chunk, completion_tokens=words)
 
     def bomb(self) -> bytes:
-        """``bomb_bytes`` of zeros, gzip-compressed (~1000:1), made once per fake."""
+        """``bomb_bytes`` of zeros as one gzip member (~1000:1), made once per fake."""
         if self._bomb is None:
-            packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-            block, left, parts = bytes(1024 * 1024), self.config.bomb_bytes, []
-            while left > 0:
-                parts.append(packer.compress(block[: min(left, len(block))]))
-                left -= len(block)
-            parts.append(packer.flush())
-            self._bomb = b"".join(parts)
+            self._bomb = gzip_bomb(self.config.bomb_bytes)
         return self._bomb
 
     async def answer(self, server: FakeServer, call: Call) -> web.StreamResponse:
@@ -410,15 +425,19 @@ async def _stall(
 async def _trickle(
     engine: ChaosEngine, server: FakeServer, call: Call, reply: Reply, rng: random.Random
 ) -> web.StreamResponse:
+    prompt = b""  # a stream's head and first token go at once: no first-token deadline helps
     if call.stream:
-        first, tail = _frames(server, call, reply)
-        data, length, kind = b"".join(first + tail), None, None
+        plan = server.stream_plan(call, reply)
+        prompt = b"".join(plan.head + plan.content[:1])
+        data, length, kind = b"".join(plan.content[1:] + plan.tail), None, None
     else:
         data, kind = _plain_body(server, call, reply)
         length = len(data)
     resp = await _open(server, call, content_type=kind, length=length)
     if resp is None:
         return reset(call)
+    if prompt and not await _write(server, call, resp, prompt):
+        return resp
     for byte in range(len(data)):
         if not await server.sleep(call, engine.config.trickle_interval_s):
             return server.drop(call, resp)
