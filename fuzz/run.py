@@ -5,7 +5,7 @@
     python fuzz/run.py --list
 
 Seeds are read from ``fuzz/seeds/<target>/``; new coverage goes to ``fuzz/.work/<target>/``
-(not kept); an input that breaks the target's contract is written to
+(not kept; ``--work`` elsewhere: the smoke uses an empty one, so that a run is repeatable); an input that breaks the target's contract is written to
 ``fuzz/corpus/<target>/crash-<sha1>``, where ``tests/chaos/test_fuzz.py`` replays it. Crashes
 already listed in ``fuzz/known_crashes.toml`` (by signature) are tolerated so that a run goes on
 to find new ones; ``--strict`` stops at those too.
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=-1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strict", action="store_true", help="stop at known crashes too")
+    parser.add_argument("--work", type=Path, default=None, help="the working corpus directory")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
 
@@ -55,7 +56,7 @@ def main() -> None:
             if exc.signature not in known:
                 raise
 
-    work = HERE / ".work" / args.target
+    work = args.work or HERE / ".work" / args.target
     seeds = HERE / "seeds" / args.target
     crashes = HERE / "corpus" / args.target
     for folder in (work, seeds, crashes):

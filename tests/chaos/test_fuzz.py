@@ -52,7 +52,8 @@ def test_every_known_crash_has_its_input() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="pip install atheris")
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_fuzz_smoke(target: str) -> None:
-    command = [sys.executable, str(FUZZ / "run.py"), target, "--runs", "1500", "--seconds", "30"]
+def test_fuzz_smoke(target: str, tmp_path: Path) -> None:
+    command = [sys.executable, str(FUZZ / "run.py"), target, "--runs", "1500", "--seconds", "30",
+               "--work", str(tmp_path)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -24,6 +24,10 @@ KNOWN = {
     # no size bounds in vendors/http.py: gzip bombs, 8 MB SSE lines and 4 MB answers are
     # buffered whole, and the gateway keeps the memory (RSS 88 -> 447 MiB after ten 64 MiB bombs)
     "RSS grew",
+    "unbounded buffering (RSS peak)",
+    # a stream that trickles a byte a second after its first token is never cut: the deadline
+    # covers the first token, the read timeout only silence (no total or minimum-rate bound)
+    "hang past the deadline",
 }
 
 
