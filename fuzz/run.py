@@ -5,7 +5,8 @@
     python fuzz/run.py --list
 
 Seeds are read from ``fuzz/seeds/<target>/``; new coverage goes to ``fuzz/.work/<target>/``
-(not kept; ``--work`` elsewhere: the smoke uses an empty one, so that a run is repeatable); an input that breaks the target's contract is written to
+(not kept; ``--work`` puts it elsewhere: the smoke starts from an empty one, so that a run is
+repeatable). An input that breaks the target's contract is written to
 ``fuzz/corpus/<target>/crash-<sha1>``, where ``tests/chaos/test_fuzz.py`` replays it. Crashes
 already listed in ``fuzz/known_crashes.toml`` (by signature) are tolerated so that a run goes on
 to find new ones; ``--strict`` stops at those too.
