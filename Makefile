@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test services unit lint format typecheck coverage bench clean
+.PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz clean
 
 ## setup: create .venv; install the package, its dev and local extras and the default model
 setup: $(STAMP)
@@ -47,6 +47,26 @@ typecheck: setup
 
 coverage: setup
 	$(PY) -m pytest -q --cov=llmdispatcher --cov-report=term-missing
+
+## bench: the gateway against a direct upstream (bench/gateway.py; needs wrk and taskset)
+bench: setup
+	$(PY) bench/gateway.py
+
+## soak: REQUESTS (200,000) through the gateway, three fake vendors failing in every way a real
+## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability-vendors.md)
+REQUESTS ?= 200000
+CONCURRENCY ?= 32
+soak: setup
+	$(PY) bench/soak.py --requests $(REQUESTS) --concurrency $(CONCURRENCY)
+
+## fuzz: every atheris target (fuzz/targets.py) for FUZZ_SECONDS each; a new crash stops its
+## target and is kept under fuzz/corpus/<target>/ (triage: fuzz/triage.py)
+FUZZ_SECONDS ?= 180
+fuzz: setup
+	$(PY) -m pip install --quiet -e '.[fuzz]'
+	status=0; for target in $$($(PY) fuzz/run.py --list); do \
+		$(PY) fuzz/run.py $$target --seconds $(FUZZ_SECONDS) || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov

@@ -13,6 +13,10 @@ counts client hang-ups. Vendor subclasses only route requests, validate them and
 
 A handler answers ``take_fail()`` first (scripted failures win over auth/validation), then checks
 auth and validates, sets ``call.stream`` and returns ``await self.run_step(call)``.
+
+``set_chaos(Chaos(...))`` turns on chaos mode (``chaos.py``): every valid model request is then
+answered by the chaos engine (faults at set rates, else a unique checkable reply), requests are
+counted instead of recorded, and ``GET /_chaos`` reports what was served.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Self
 import orjson
 from aiohttp import web
 
+from .chaos import Chaos, ChaosEngine
 from .script import BreakStream, Fail, MidStreamError, Reply, Stall, Step
 
 Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
@@ -106,6 +111,14 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._start_error: BaseException | None = None
+        self._site: web.TCPSite | None = None
+        self._refusing = False
+        self.chaos: ChaosEngine | None = None
+
+    def set_chaos(self, config: Chaos | None) -> Self:
+        """Answer model requests with ``config``'s faults and unique replies (None: off)."""
+        self.chaos = ChaosEngine(config) if config is not None else None
+        return self
 
     # ----------------------------------------------------------------- lifecycle (test thread)
     def start(self) -> Self:
@@ -264,6 +277,9 @@ class FakeServer:
     # ----------------------------------------------------------------- step engine (loop thread)
     async def run_step(self, call: Call, step: Step | None = None) -> web.StreamResponse:
         """Answer ``call`` with the next scripted step (or ``step``)."""
+        if self.chaos is not None and not call.meta.get("chaos"):
+            call.meta["chaos"] = True
+            return await self.chaos.answer(self, call)
         step = self.next_step() if step is None else step
         if isinstance(step, Fail):
             return self.error_response(call, step)
@@ -392,9 +408,30 @@ class FakeServer:
             if name not in resp.headers:
                 resp.headers[name] = value
 
+    async def refuse_connections(self, seconds: float) -> None:
+        """Close the listening socket (new connections are refused) and reopen it on the same
+        port after ``seconds``; open connections carry on."""
+        site, runner = self._site, self._runner
+        if self._refusing or site is None or runner is None:
+            return
+        self._refusing = True
+        await site.stop()
+        asyncio.get_running_loop().call_later(
+            seconds, lambda: asyncio.ensure_future(self._reopen(runner))
+        )
+
+    async def _reopen(self, runner: web.AppRunner) -> None:
+        if self._stopping:
+            return
+        site = web.TCPSite(runner, self.host, self._port)
+        await site.start()
+        self._site, self._refusing = site, False
+
     # ------------------------------------------------------------------ plumbing (loop thread)
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
+        if self.chaos is not None and request.path == "/_chaos":
+            return web.json_response(self.chaos.snapshot())
         body: Any = None
         json_ok = True
         if raw:
@@ -412,7 +449,8 @@ class FakeServer:
             target=request.raw_path,
         )
         with self._cond:
-            self._requests.append(record)
+            if self.chaos is None:  # a soak sends hundreds of thousands: count, do not keep
+                self._requests.append(record)
             generation = self._generation
             self._cond.notify_all()
         call = Call(request=request, record=record, generation=generation, json_ok=json_ok)
@@ -450,5 +488,6 @@ class FakeServer:
         await runner.setup()
         site = web.TCPSite(runner, self.host, 0)
         await site.start()
+        self._site = site
         self._runner = runner
         self._port = int(runner.addresses[0][1])

@@ -1,0 +1,57 @@
+"""CI smoke of the soak (bench/soak.py): the real gateway, three chaos fakes, a few hundred
+requests, every invariant checked. Bounded: each run is a subprocess with a timeout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Small sizes for the heavy faults, so that a smoke costs seconds, not minutes.
+SMALL = '{"bomb_bytes": 67108864, "long_line_bytes": 8388608, "oversized_bytes": 4194304}'
+# Invariants known to fail under faults today (issue #17, "Known defects"); each goes when fixed.
+KNOWN = {
+    # invalid UTF-8 in an SSE line: UnicodeDecodeError (a ValueError) becomes a 400 carrying
+    # Python's message (vendors/sse.py decodes without errors="replace").
+    "error status 400",
+    # a POST replayed on a reused connection reset after the body was written, not counted
+    "requests sent but not counted",
+    # no size bounds in vendors/http.py: gzip bombs, 8 MB SSE lines and 4 MB answers are
+    # buffered whole, and the gateway keeps the memory (RSS 88 -> 447 MiB after ten 64 MiB bombs)
+    "RSS grew",
+    "unbounded buffering (RSS peak)",
+    # a stream that trickles a byte a second after its first token is never cut: the deadline
+    # covers the first token, the read timeout only silence (no total or minimum-rate bound)
+    "hang past the deadline",
+}
+
+
+def soak(tmp_path: Path, *args: str) -> dict[str, Any]:
+    out = tmp_path / "soak.json"
+    command = [sys.executable, str(ROOT / "bench" / "soak.py"), "--quiet", "--json", str(out),
+               "--sample-s", "1", "--settle-s", "1", "--chaos", SMALL, *args]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=170, check=False)
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = orjson.loads(out.read_bytes())
+    return result
+
+
+def test_without_faults_every_invariant_holds(tmp_path: Path) -> None:
+    result = soak(tmp_path, "--faults", "none", "--requests", "300", "--concurrency", "8")
+    assert result["violations"] == {}
+    outcomes = result["outcomes"]
+    assert sum(outcomes.values()) == outcomes["stream ok"] + outcomes["plain ok"] == 300
+    assert result["ledger"]["rows"] == 300
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_under_faults_only_known_defects_break_invariants(tmp_path: Path, seed: int) -> None:
+    result = soak(tmp_path, "--requests", "500", "--concurrency", "16", "--seed", str(seed))
+    assert set(result["violations"]) <= KNOWN, result["examples"]
+    assert sum(sum(f["faults"].values()) for f in result["fakes"].values()) > 20
+    assert result["ledger"] == result["ledger"] | {"rows": 500, "missing": 0, "doubled": 0}
