@@ -139,7 +139,8 @@ def config_text(ports: dict[str, str], ledger: Path, args: argparse.Namespace) -
         base = f"http://127.0.0.1:{ports[name]}" + ("/v1" if kind == "openai" else "")
         vendors.append(
             f"  {name}: {{type: {kind}, base_url: '{base}', api_key: key-{name}-0123456789, "
-            f"timeout: {args.read_timeout}}}"
+            # a whole answer may take the deadline plus one read timeout, trickle or not
+            f"timeout: {args.read_timeout}, answer_timeout: {args.timeout + args.read_timeout}}}"
         )
     groups = []
     for k, (name, _, model, _) in enumerate(VENDORS):

@@ -13,8 +13,9 @@ YAML...), or as a recipe for a structure built from a vocabulary of the format's
 
 from __future__ import annotations
 
+import asyncio
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ from llmdispatcher.config_file import _parse, config_from_mapping
 from llmdispatcher.errors import ConfigError, VendorError
 from llmdispatcher.types import Request, StreamChunk
 from llmdispatcher.vendors.anthropic import AnthropicVendor
+from llmdispatcher.vendors.connection import Connection
 from llmdispatcher.vendors.gemini import GeminiVendor
-from llmdispatcher.vendors.http_vendor import HttpVendor, decode_json
+from llmdispatcher.vendors.http_vendor import HttpVendor
 from llmdispatcher.vendors.ollama import OllamaVendor
 from llmdispatcher.vendors.openai import OpenAIVendor
 from llmdispatcher.vendors.sse import NDJSONDecoder, SSEDecoder
+from llmdispatcher.vendors.transport import HttpRequest, HttpResponse
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 REQUEST = Request(model="m", messages=[{"role": "user", "content": "hi"}])
@@ -283,10 +286,12 @@ def _split_invariant(decoder: Callable[[], Any], data: bytes, source: Bytes) -> 
 
 
 def sse(data: bytes) -> None:
-    """SSEDecoder: never raises, and the events do not depend on how the bytes were read."""
+    """SSEDecoder: raises only ValueError (a line that is not UTF-8, which ``HttpVendor`` turns
+    into a retryable ``MalformedResponse``), and the events do not depend on how the bytes were
+    read."""
     source = Bytes(data)
     body = source.take(source.byte() * 4)
-    guarded((), lambda: _split_invariant(SSEDecoder, body, source))
+    guarded((ValueError,), lambda: _split_invariant(SSEDecoder, body, source))
 
 
 def ndjson(data: bytes) -> None:
@@ -296,12 +301,44 @@ def ndjson(data: bytes) -> None:
 
 
 # --- vendor parsers ----------------------------------------------------------------------------
+class _Answer(HttpResponse):
+    """A 200 whose body arrives in the given pieces."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.status, self.headers, self._pieces = 200, {}, pieces
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            if piece:
+                yield piece
+
+
+class _Wire:
+    """An in-memory transport: every request is answered with ``next`` (set per input)."""
+
+    def __init__(self) -> None:
+        self.next: list[bytes] = []
+
+    async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
+        return _Answer(self.next)
+
+    async def aclose(self) -> None:
+        return None
+
+
+WIRE = _Wire()
+LOOP = asyncio.new_event_loop()
+
+
 def _vendors() -> dict[str, HttpVendor]:
+    """Each adapter behind the in-memory wire: inputs take the same path a vendor's answer
+    takes in production (``HttpVendor.send``/``stream``), so its contract is the real one."""
+    reach = Connection(transport=WIRE)
     return {
-        "openai": OpenAIVendor(api_key="sk-fuzz", base_url="http://127.0.0.1:9/v1"),
-        "anthropic": AnthropicVendor(api_key="sk-ant-fuzz", base_url="http://127.0.0.1:9"),
-        "gemini": GeminiVendor(api_key="fuzz-key", base_url="http://127.0.0.1:9"),
-        "ollama": OllamaVendor(host="http://127.0.0.1:9"),
+        "openai": OpenAIVendor(api_key="sk-fuzz", connection=reach),
+        "anthropic": AnthropicVendor(api_key="sk-ant-fuzz", connection=reach),
+        "gemini": GeminiVendor(api_key="fuzz-key", connection=reach),
+        "ollama": OllamaVendor(connection=reach),
     }
 
 
@@ -315,15 +352,12 @@ def _body(source: Bytes, vendor: str) -> bytes:
 
 
 def response(vendor: str) -> Callable[[bytes], None]:
-    """``parse_response(decode_json(body))`` returns a Response or raises a VendorError."""
+    """``vendor.send`` given any 200 body returns a Response or raises a VendorError."""
     adapter = VENDORS[vendor]
 
     def target(data: bytes) -> None:
-        body = _body(Bytes(data), vendor)
-        guarded(
-            (VendorError,),
-            lambda: adapter.parse_response(decode_json(body, adapter.name), REQUEST),
-        )
+        WIRE.next = [_body(Bytes(data), vendor)]
+        guarded((VendorError,), lambda: LOOP.run_until_complete(adapter.send(REQUEST)))
 
     return target
 
@@ -345,20 +379,18 @@ def _frames(source: Bytes, vendor: str) -> bytes:
 
 
 def stream(vendor: str) -> Callable[[bytes], None]:
-    """A stream decoder fed any bytes yields chunks or raises a VendorError."""
+    """``vendor.stream`` given any 200 body, cut into any reads, yields chunks or raises a
+    VendorError."""
     adapter = VENDORS[vendor]
+
+    async def read() -> list[StreamChunk]:
+        return [chunk async for chunk in adapter.stream(REQUEST)]
 
     def target(data: bytes) -> None:
         source = Bytes(data)
         cuts = Bytes(source.take(8))  # how the body is cut into reads
-        body = _frames(source, vendor)
-
-        def run() -> list[StreamChunk]:
-            decoder = adapter.stream_decoder(REQUEST)
-            chunks = [c for piece in pieces(cuts, body) for c in decoder.feed(piece)]
-            return [*chunks, *decoder.finish()]
-
-        guarded((VendorError,), run)
+        WIRE.next = pieces(cuts, _frames(source, vendor))
+        guarded((VendorError,), lambda: LOOP.run_until_complete(read()))
 
     return target
 

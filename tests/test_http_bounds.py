@@ -204,3 +204,25 @@ async def test_a_complete_answer_left_unread_frees_its_slot_but_stays_readable()
             assert b"".join([p async for p in unread.chunks()]) == b"data: [DONE]\n\n"
         await client.aclose()
     assert server.connections == 2  # the stalled one was closed, not pooled
+
+
+async def test_an_answer_that_trickles_is_cut_at_answer_timeout() -> None:
+    """A byte every 20 ms never trips a 5 s read timeout; ``answer_timeout`` bounds the whole
+    answer, and the vendor sees the hang-up."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(b"", "Transfer-Encoding: chunked"))
+        while True:  # endless: only the client's hang-up ends it
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(read_timeout=5, answer_timeout=0.3))
+        with pytest.raises(VendorTimeout, match=r"longer than 0.3s in all"):
+            async with client.stream("GET", server.url, headers={}) as stream:
+                async for _ in stream.chunks():
+                    pass
+        await asyncio.wait_for(server.closed.wait(), 5)
+        await client.aclose()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .http_options import FROM_ENV, HttpOptions, ProxySetting
+from .http_options import DEFAULT_ANSWER_TIMEOUT, FROM_ENV, HttpOptions, ProxySetting
 from .transport import Transport
 
 
@@ -23,8 +23,10 @@ class Connection:
     with every request; ``max_connections`` bounds the pool (0: unbounded). ``proxy``: a URL
     (``http://user:password@host:3128``), ``None`` for none, or by default what
     ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` say. ``ca_bundle``: a PEM file of the CAs to
-    trust instead of the system's. ``transport``: send through another client altogether (an
-    in-memory one in tests); it replaces ours and with it every setting above but ``headers``.
+    trust instead of the system's. ``answer_timeout``: the longest one answer may take in all,
+    however steadily it trickles (default 600 s). ``transport``: send through another client
+    altogether (an in-memory one in tests); it replaces ours and every setting above but
+    ``headers``.
     """
 
     timeout: float | None = None
@@ -33,10 +35,11 @@ class Connection:
     max_connections: int = 0
     proxy: ProxySetting = field(default=FROM_ENV, repr=False)  # may hold a password
     ca_bundle: str | None = None
+    answer_timeout: float | None = None
     transport: Transport | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "connect_timeout"):
+        for name in ("timeout", "connect_timeout", "answer_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name}: must be a positive number of seconds, got {value!r}")
@@ -58,6 +61,7 @@ class Connection:
         return HttpOptions(
             connect_timeout=connect,
             read_timeout=read,
+            answer_timeout=self.answer_timeout or DEFAULT_ANSWER_TIMEOUT,
             max_connections=self.max_connections,
             proxy=self.proxy,
             ca_bundle=self.ca_bundle,

@@ -102,6 +102,7 @@ class Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None  # read_timeout
         self.stall_timer: asyncio.TimerHandle | None = None  # stall_timeout, streams only
         self.taken = 0.0  # when a stream's reader last took something or waited
+        self.sent = 0.0  # when the request went out (answer_timeout counts from here)
         self.poller: select.poll | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -285,14 +286,21 @@ class Connection(asyncio.Protocol):
             self.timer = None
 
     def _arm_timer(self) -> None:
-        self.timer = self.loop.call_at(self.last_read + self.options.read_timeout, self._silence)
+        options = self.options
+        when = min(self.last_read + options.read_timeout, self.sent + options.answer_timeout)
+        self.timer = self.loop.call_at(when, self._silence)
 
     def _silence(self) -> None:
         self.timer = None
         if self.complete or self.paused or self.error is not None:
             return
-        if self.loop.time() - self.last_read >= self.options.read_timeout:
-            self._fail(TimeoutError(f"read: no data for {self.options.read_timeout:g}s"))
+        now, options = self.loop.time(), self.options
+        if now - self.last_read >= options.read_timeout:
+            self._fail(TimeoutError(f"read: no data for {options.read_timeout:g}s"))
+        elif now - self.sent >= options.answer_timeout:
+            self._fail(
+                TimeoutError(f"the answer took longer than {options.answer_timeout:g}s in all")
+            )
         else:
             self._arm_timer()
 
@@ -336,7 +344,7 @@ class Connection(asyncio.Protocol):
         self.headers_done = self.complete = self.keep_alive = False
         self.informational = self.beyond = False
         self.paused, self.framed, self.decoder, self.error = False, True, None, None
-        self.last_read = self.taken = self.loop.time()
+        self.last_read = self.taken = self.sent = self.loop.time()
         self._arm_timer()
         assert self.transport is not None
         self.transport.write(data)

@@ -12,6 +12,8 @@ from enum import Enum
 from typing import Final, Literal
 
 MiB: Final = 1024 * 1024
+# The longest one answer may take in all: long enough for a slow reasoning model's stream.
+DEFAULT_ANSWER_TIMEOUT: Final = 600.0
 
 
 class _FromEnv(Enum):
@@ -49,6 +51,8 @@ class HttpOptions:
 
     * ``connect_timeout``: TCP connect, proxy tunnel and TLS handshake together.
     * ``read_timeout``: the longest silence allowed while an answer is due.
+    * ``answer_timeout``: the longest one answer may take from sending to its last byte, however
+      steadily it trickles (a vendor sending a byte a second never trips ``read_timeout``).
     * ``stall_timeout``: the longest a stream's answer may wait for its reader (body bytes
       buffered, or its end reached, and nothing taken). Then its connection is closed: the
       vendor stops generating and the ``max_connections`` slot is freed. A complete answer
@@ -65,6 +69,7 @@ class HttpOptions:
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    answer_timeout: float = DEFAULT_ANSWER_TIMEOUT
     stall_timeout: float = 60.0
     max_connections: int = 0
     bounds: ResponseBounds = field(default_factory=ResponseBounds)
