@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .budgets import Budget
 from .resilience.circuit_breaker import CircuitBreaker
@@ -13,6 +13,7 @@ from .resilience.retry import RetryPolicy
 from .resilience.retry_budget import RetryBudget
 from .routing.model import ModelGroup
 from .routing.rules import RoutingRule
+from .state.base import StatePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,12 @@ class Config:
     # Where limits and budgets live: memory:// (one process), sqlite:///path.db (survives
     # restarts), redis://host:6379/0 (shared by replicas).
     state_url: str = "memory://"
+    # When Redis (or the SQLite state file) fails: "open" serves on with limits and budgets
+    # local to each process, "closed" refuses limited requests (503) until it is back. Every
+    # state command is bounded by state_timeout_s, every connection by state_connect_timeout_s.
+    state_failure: Literal["open", "closed"] = "open"
+    state_timeout_s: float = 1.0
+    state_connect_timeout_s: float = 0.5
     budgets: tuple[Budget, ...] = ()
     # How long a request may wait for a rate limit to free when every candidate is over one.
     rate_limit_wait_s: float = 0.0
@@ -149,6 +156,7 @@ class Config:
         object.__setattr__(self, "vendors", tuple(self.vendors))
         object.__setattr__(self, "model_groups", tuple(self.model_groups))
         object.__setattr__(self, "budgets", tuple(self.budgets))
+        self.state_policy  # noqa: B018 - validates the three state_* keys now
         if self.rate_limit_wait_s < 0:
             raise ValueError("rate_limit_wait_s: must be >= 0 seconds")
         names = [group.name for group in self.model_groups]
@@ -160,6 +168,11 @@ class Config:
             or self.timeout <= 0
         ):
             raise ValueError("timeout: must be a positive number of seconds")
+
+    @property
+    def state_policy(self) -> StatePolicy:
+        """``state_failure`` and the state timeouts, for ``open_state``."""
+        return StatePolicy(self.state_failure, self.state_timeout_s, self.state_connect_timeout_s)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:
