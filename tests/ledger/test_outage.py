@@ -79,6 +79,7 @@ def ledger(url: str, spill_dir: Path, max_spill_bytes: int = 2**30) -> Ledger:
         flush_interval_s=0.02,
         max_buffer=500,
         retry_after_s=0.05,
+        max_retry_after_s=0.5,
         spill=SpillFile(spill_dir, max_spill_bytes),
     )
 
@@ -126,7 +127,7 @@ async def test_postgres_outage_mid_load_loses_no_record(
     assert book.spilled >= 1000
     assert not list((tmp_path / "spill").glob("*.jsonl"))  # replayed and removed
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert sum("cannot write to the database" in m for m in messages) == 1
+    assert sum("cannot write to the postgresql database" in m for m in messages) == 1
     assert sum("accepts writes again" in m for m in messages) == 1
 
 

@@ -319,7 +319,7 @@ def _explain(exc: Exception) -> str:
         isinstance(exc, OSError) and exc.errno == errno.ENOSPC
     )
     text = f"{type(exc).__name__}: {exc}"
-    return f"the disk is full, free some space ({text})" if full else text
+    return f"the disk is full ({text}); free space on it" if full else text
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -336,6 +336,7 @@ class Ledger:
         flush_interval_s: float = 0.2,
         max_buffer: int = 100_000,
         retry_after_s: float = 1.0,
+        max_retry_after_s: float = MAX_RETRY_AFTER_S,
         spill: SpillFile | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -356,6 +357,7 @@ class Ledger:
         self._interval_s = flush_interval_s
         self._max_buffer = max_buffer
         self._retry_after_s = retry_after_s
+        self._max_retry_after_s = max_retry_after_s
         self._clock: Clock = clock or SystemClock()
         self._buffer: deque[LedgerRecord] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -461,7 +463,7 @@ class Ledger:
             except Exception as exc:  # the database is down, full or locked: keep the rows
                 self._write_failed(exc, backoff_s)
                 await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_RETRY_AFTER_S)
+                backoff_s = min(backoff_s * 2, self._max_retry_after_s)
             else:
                 backoff_s = self._retry_after_s
 
@@ -515,17 +517,18 @@ class Ledger:
             logger.debug("ledger: write failed again (%s); next try in %gs", exc, retry_s)
             return
         self._failing_since = self._clock.now()
+        where = getattr(self.store, "path", None) or f"the {self.store.dialect} database"
         spill = self._spill.path.parent if self._spill is not None else None
         logger.warning(
-            "ledger: cannot write to the database (%s)%s; requests are served and their "
-            "records kept (%d in memory, up to %d, then in %s); retrying every %g-%gs",
+            "ledger: cannot write to %s: %s; requests are served and their records kept "
+            "(%d in memory, up to %d, then in %s); retrying every %g-%gs",
+            where,
             _explain(exc),
-            "" if self.store.dialect != "sqlite" else f" at {getattr(self.store, 'path', '')}",
             self.pending,
             self._max_buffer,
             spill or "no spill file: dropped",
             retry_s,
-            MAX_RETRY_AFTER_S,
+            self._max_retry_after_s,
         )
 
     def _written(self) -> None:

@@ -39,7 +39,8 @@ class SpillFile:
         self.directory = directory
         self.max_bytes = max_bytes
         self.path = directory / f"ledger-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        self._own: IO[bytes] | None = None
+        self._own: int | None = None  # our file's descriptor, unbuffered: a failed write
+        # leaves nothing behind in a buffer to be written later
         self._reading: IO[bytes] | None = None  # the file being replayed: ours or adopted
         self._read_from = 0  # committed offset in the file being replayed
         self._read_to = 0  # offset after the rows handed out by ``read``
@@ -48,7 +49,7 @@ class SpillFile:
     @property
     def size(self) -> int:
         """Bytes in our own file (written and not yet replayed in full)."""
-        return 0 if self._own is None else os.fstat(self._own.fileno()).st_size
+        return 0 if self._own is None else os.fstat(self._own).st_size
 
     def append(self, rows: Sequence[Row]) -> int:
         """Append ``rows`` up to the size bound; how many were kept. Raises ``OSError`` (the
@@ -73,29 +74,24 @@ class SpillFile:
             self._close()
 
     def _append(self, rows: Sequence[Row]) -> int:
-        """Append ``rows`` up to the size bound; how many were kept. Raises ``OSError`` (the
-        file cut back to whole lines) when the disk refuses."""
-        own = self._own or self._open_own()
-        start = size = self.size
+        own = self._open_own() if self._own is None else self._own
+        start = self.size
         data = bytearray()
         for row in rows:
             line = orjson.dumps(row) + b"\n"
-            if size + len(data) + len(line) > self.max_bytes:
+            if start + len(data) + len(line) > self.max_bytes:
                 break
             data += line
-        kept = data.count(b"\n")
         try:
-            own.seek(0, os.SEEK_END)
-            own.write(data)
-            own.flush()
+            written = 0
+            while written < len(data):  # O_APPEND: each write lands at the end
+                written += os.write(own, memoryview(data)[written:])
         except OSError:
-            os.ftruncate(own.fileno(), start)
+            os.ftruncate(own, start)
             raise
-        return kept
+        return data.count(b"\n")
 
     def _read(self, limit: int) -> list[Row]:
-        """Up to ``limit`` rows not yet written to the database, oldest first (our own file,
-        or else an orphan's); ``commit`` once they are written."""
         source = self._source()
         if source is None:
             return []
@@ -110,7 +106,6 @@ class SpillFile:
         return rows
 
     def _commit(self) -> None:
-        """The rows of the last ``read`` are in the database: move past them."""
         source = self._reading
         if source is None:
             return
@@ -118,34 +113,37 @@ class SpillFile:
         if self._read_from >= os.fstat(source.fileno()).st_size:
             self._finish(source)
         else:
-            _done_path(source).write_text(str(self._read_from))
+            _done_path(Path(source.name)).write_text(str(self._read_from))
 
     def _close(self) -> None:
-        """Release our lock; the file stays if it still holds rows (a later ledger adopts it)."""
-        for handle in {self._own, self._reading} - {None}:
-            assert handle is not None
-            if os.fstat(handle.fileno()).st_size == 0:
-                _unlink(handle)
-            handle.close()
-        self._own = self._reading = None
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            if reading.name != str(self.path) and os.fstat(reading.fileno()).st_size == 0:
+                _unlink(Path(reading.name))
+            reading.close()
+        own, self._own = self._own, None
+        if own is not None:
+            if os.fstat(own).st_size == 0:
+                _unlink(self.path)
+            os.close(own)  # and with it our lock
 
     # --- internals -----------------------------------------------------------------------------
-    def _open_own(self) -> IO[bytes]:
+    def _open_own(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
-        own = open(self.path, "ab+")  # noqa: SIM115 - kept open, and locked, while we live
-        fcntl.flock(own.fileno(), fcntl.LOCK_EX)
+        own = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(own, fcntl.LOCK_EX)
         self._own = own
         return own
 
     def _source(self) -> IO[bytes] | None:
         if self._reading is not None:
             return self._reading
-        if self._own is not None and self.size > 0:
-            self._reading, self._read_from = self._own, 0
-            return self._own
+        if self.size > 0:
+            self._reading, self._read_from = open(self.path, "rb"), 0  # noqa: SIM115
+            return self._reading
         orphan = self._adopt()
         if orphan is not None:
-            done = _done_path(orphan)
+            done = _done_path(Path(orphan.name))
             self._reading = orphan
             self._read_from = int(done.read_text() or 0) if done.exists() else 0
         return self._reading
@@ -170,18 +168,19 @@ class SpillFile:
         """Every row of ``source`` is in the database: empty our own file (it stays ours),
         delete an adopted one."""
         self._reading, self._read_from, self._read_to = None, 0, 0
-        _done_path(source).unlink(missing_ok=True)
-        if source is self._own:
-            os.ftruncate(source.fileno(), 0)
+        path = Path(source.name)
+        source.close()
+        if path == self.path and self._own is not None:
+            os.ftruncate(self._own, 0)
+            _done_path(path).unlink(missing_ok=True)
         else:
-            _unlink(source)
-            source.close()
+            _unlink(path)
 
 
-def _done_path(handle: IO[bytes]) -> Path:
-    return Path(f"{handle.name}.done")
+def _done_path(path: Path) -> Path:
+    return path.with_name(path.name + ".done")
 
 
-def _unlink(handle: IO[bytes]) -> None:
-    Path(str(handle.name)).unlink(missing_ok=True)
-    _done_path(handle).unlink(missing_ok=True)
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _done_path(path).unlink(missing_ok=True)
