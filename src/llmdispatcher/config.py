@@ -146,6 +146,11 @@ class Config:
     # The request ledger: sqlite:///path.db or postgresql://... (None: no ledger).
     ledger_url: str | None = None
     ledger_content: bool = False
+    # Where ledger records wait while the database is down, once half the memory buffer is
+    # used (None: beside an SQLite ledger, else $XDG_STATE_HOME/llmdispatcher/ledger-spill/);
+    # past ledger_max_spill_mb (0: no spill file) records are dropped, counted and logged.
+    ledger_spill_dir: str | None = None
+    ledger_max_spill_mb: int = 256
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     retry_budget: RetryBudget = field(default_factory=RetryBudget)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
@@ -157,6 +162,8 @@ class Config:
         object.__setattr__(self, "model_groups", tuple(self.model_groups))
         object.__setattr__(self, "budgets", tuple(self.budgets))
         self.state_policy  # noqa: B018 - validates the three state_* keys now
+        if self.ledger_max_spill_mb < 0:
+            raise ValueError("ledger_max_spill_mb: must be >= 0 (0 turns the spill file off)")
         if self.rate_limit_wait_s < 0:
             raise ValueError("rate_limit_wait_s: must be >= 0 seconds")
         names = [group.name for group in self.model_groups]
