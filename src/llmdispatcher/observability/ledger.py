@@ -18,8 +18,8 @@ everything recorded before it is committed. A Ledger lives on one event loop: ``
 **When the database is down** (PostgreSQL stopped, the SQLite disk full or the file locked) the
 request path is unaffected; the writer keeps the records and retries with backoff (1 s doubling
 to 30 s), logging one warning when writes start failing and one when they succeed again. Once
-``max_buffer // 2`` records wait in memory, the writer moves them to a spill file
-(``ledger_spill``: ``spill_dir``, by default beside an SQLite ledger or under
+``max_buffer // 2`` records wait in memory (9/10 while writes only lag), they move to a spill file
+(``spill_dir``, by default beside an SQLite ledger or under
 ``$XDG_STATE_HOME/llmdispatcher/ledger-spill/<database>/``) of at most ``max_spill_bytes``; when
 the database answers again the spilled rows are written after the buffered ones, and a file left
 by a process that died is adopted by the next ledger writing to the same database. What neither
@@ -88,7 +88,7 @@ __all__ = [
 T = TypeVar("T")
 MAX_RETRY_AFTER_S = 30.0  # the longest pause between tries while the database is down
 MAX_SPILL_BYTES = 256 * 2**20
-REPLAY_BATCHES = 10  # spill-file batches the writer replays between looks at new records
+REPLAY_BATCHES = 2  # spill-file batches the writer replays between looks at new records
 SQLITE_FULL = 13  # sqlite3.OperationalError.sqlite_errorcode of "database or disk is full"
 logger = logging.getLogger("llmdispatcher.ledger")
 
@@ -348,7 +348,6 @@ class Ledger:
         self.spilled = 0  # records moved to the spill file
         self.replayed = 0  # records written from the spill file to the database
         self._spill = spill
-        self._spill_at = max(1, max_buffer // 2)
         self._spill_waiting = spill is not None  # rows may wait in a spill file (an orphan's)
         self._failing_since: float | None = None  # Clock.now() of the first failed write
         self._dropping = False  # the drop warning of this outage has been logged
@@ -421,9 +420,18 @@ class Ledger:
         if len(self._buffer) >= self._batch_size:
             self._full.set()
         spilling = self._spiller is not None and not self._spiller.done()
-        if len(self._buffer) >= self._spill_at and self._spill is not None and not spilling:
+        if self._spill is not None and not spilling and self._should_spill():
             # Its own task: a writer stuck on a silent database must not hold records back.
             self._spiller = asyncio.get_running_loop().create_task(self._spill_buffer())
+
+    def _should_spill(self) -> bool:
+        """Half the buffer while writes fail; nearly all of it while they merely lag (a
+        database that is up but slower than the traffic, or a write hanging on one gone
+        silent): records move to the file only when memory alone would not hold them."""
+        waiting = len(self._buffer)
+        if self._failing_since is not None:
+            return waiting >= self._max_buffer // 2
+        return waiting >= self._max_buffer * 9 // 10
 
     def _drop(self, count: int) -> None:
         if not self._dropping:
@@ -471,17 +479,19 @@ class Ledger:
         """Write the buffer, then the spill file (at most ``replay_batches`` of it, so the
         writer gets back to new records soon; ``None``: all of it)."""
         async with self._lock:
-            while self._buffer:
-                count = min(len(self._buffer), self._batch_size)
+            left = len(self._buffer)  # what was there: under load, more always arrives
+            while left > 0 and self._buffer:
+                count = min(len(self._buffer), self._batch_size, left)
+                left -= count
                 batch = [self._buffer.popleft() for _ in range(count)]
                 try:
                     await self.store.write([r.as_row() for r in batch])
                 except Exception:
                     self._buffer.extendleft(reversed(batch))
                     raise
+            self._written()
             if self._spill_waiting:
                 await self._replay(replay_batches)
-            self._written()
 
     async def _replay(self, batches: int | None) -> None:
         """Write what waits in the spill file, a batch (one transaction) at a time."""
@@ -535,10 +545,10 @@ class Ledger:
         if self._failing_since is None:
             return
         logger.warning(
-            "ledger: the database accepts writes again after %.1fs; records kept meanwhile are "
-            "written (%d through the spill file, %d dropped in all)",
+            "ledger: the database accepts writes again after %.1fs; the records kept meanwhile "
+            "follow (%d in the spill file; %d dropped in all)",
             self._clock.now() - self._failing_since,
-            self.replayed,
+            self.spilled - self.replayed,
             self.dropped,
         )
         self._failing_since = None

@@ -78,8 +78,8 @@ class FailoverState(BackendBase):
         policy: StatePolicy,
         *,
         clock: Clock | None = None,
-        probe_after_s: float = 0.5,
-        probe_max_s: float = 10.0,
+        probe_after_s: float = 0.25,
+        probe_max_s: float = 2.0,
         settle_grace_s: float = 120.0,
     ) -> None:
         self.url = primary.url
