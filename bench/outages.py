@@ -44,16 +44,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from tests.fakes.fixtures import FAKE_OPENAI_KEY  # noqa: E402
+from tests.fakes.openai_fake import FakeOpenAI  # noqa: E402
+from tests.ledger.tcp_forwarder import TcpForwarder  # noqa: E402
+from tests.state.own_redis import OwnRedis  # noqa: E402
+
 from llmdispatcher import Config, Dispatcher, Request, RetryPolicy  # noqa: E402
 from llmdispatcher.errors import DispatcherError  # noqa: E402
 from llmdispatcher.gateway.errors import api_error  # noqa: E402
 from llmdispatcher.observability.ledger import Ledger, open_store  # noqa: E402
 from llmdispatcher.observability.ledger_spill import SpillFile  # noqa: E402
 from llmdispatcher.vendors import OpenAIVendor  # noqa: E402
-from tests.fakes.fixtures import FAKE_OPENAI_KEY  # noqa: E402
-from tests.fakes.openai_fake import FakeOpenAI  # noqa: E402
-from tests.ledger.tcp_forwarder import TcpForwarder  # noqa: E402
-from tests.state.own_redis import OwnRedis  # noqa: E402
 
 HI = [{"role": "user", "content": "hi"}]
 POSTGRES_URL = os.environ.get(
@@ -217,7 +218,7 @@ async def ledger_scenario(
             load.next_phase("after")
             await restore()
             back = time.monotonic()
-            while book.replayed < book.spilled or not any("again" in t for _, t in lines.seen):
+            while book.replayed < book.spilled or not any("again" in t for _, t in lines.seen):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             drained_s = time.monotonic() - back
             await asyncio.sleep(max(0.0, args.up_s - drained_s))
@@ -276,7 +277,8 @@ async def disk_full_scenario(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         disk = Path(tmp) / "disk"
         disk.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+        mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)]
+        subprocess.run(mount, check=True)  # noqa: ASYNC221 - before the load starts
         db, filler = disk / "ledger.db", disk / "filler"
 
         async def fill() -> None:
@@ -302,7 +304,7 @@ async def disk_full_scenario(args: argparse.Namespace) -> None:
             )
             print("  PRAGMA integrity_check: ok")
         finally:
-            subprocess.run(["umount", "-l", str(disk)], check=True)
+            subprocess.run(["umount", "-l", str(disk)], check=True)  # noqa: ASYNC221
 
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Awaitable[None]]] = {
