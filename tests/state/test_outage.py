@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy
+from llmdispatcher.budgets import Budget
 from llmdispatcher.errors import DispatcherError, StateError
 from llmdispatcher.gateway.errors import api_error
 from llmdispatcher.state import StatePolicy, open_state
@@ -42,8 +43,11 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.kill()
 
 
-def dispatcher(a: FakeOpenAI, b: FakeOpenAI, redis_url: str, failure: str) -> Dispatcher:
+def dispatcher(
+    a: FakeOpenAI, b: FakeOpenAI, redis_url: str, failure: str, budgets: tuple[Budget, ...] = ()
+) -> Dispatcher:
     config = Config(
+        budgets=budgets,
         default_vendor="a",
         fallback_vendors=("b",),
         retry_policy=RetryPolicy(max_retries=0),
@@ -221,3 +225,16 @@ async def test_settlements_during_an_outage_are_replayed(own_redis: OwnRedis) ->
         await state.close()
     assert taken.acquired
     assert taken.held == 1
+
+
+@pytest.mark.parametrize("failure", ["open", "closed"])
+async def test_budgets_follow_the_policy(
+    fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI, own_redis: OwnRedis, failure: str
+) -> None:
+    """A budget applies to every request (scope global): open serves it from the local store,
+    closed refuses it with the 503 of a StateError."""
+    budgets = (Budget("global", 100, "day"),)
+    async with dispatcher(fake_openai, fake_openai_b, own_redis.url, failure, budgets) as d:
+        own_redis.kill()
+        outcomes = await burst(d, 20, vendor="b")
+    assert outcomes == ({"b": 20} if failure == "open" else {"503 StateError": 20})
