@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .budgets import Budget
 from .settings.resilience import CircuitBreaker, RetryBudget, RetryPolicy
 from .settings.routing import STREAM_BREAKS, ModelGroup, StreamBreak
 from .settings.rules import RoutingRule
+from .state.base import StatePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,12 @@ class Config:
     # Where limits and budgets live: memory:// (one process), sqlite:///path.db (survives
     # restarts), redis://host:6379/0 (shared by replicas).
     state_url: str = "memory://"
+    # When Redis (or the SQLite state file) fails: "open" serves on with limits and budgets
+    # local to each process, "closed" refuses limited requests (503) until it is back. Every
+    # state command is bounded by state_timeout_s, every connection by state_connect_timeout_s.
+    state_failure: Literal["open", "closed"] = "open"
+    state_timeout_s: float = 1.0
+    state_connect_timeout_s: float = 0.5
     budgets: tuple[Budget, ...] = ()
     # How long a request may wait for a rate limit to free when every candidate is over one.
     rate_limit_wait_s: float = 0.0
@@ -158,6 +165,11 @@ class Config:
     # The request ledger: sqlite:///path.db or postgresql://... (None: no ledger).
     ledger_url: str | None = None
     ledger_content: bool = False
+    # Where ledger records wait while the database is down, once half the memory buffer is
+    # used (None: beside an SQLite ledger, else $XDG_STATE_HOME/llmdispatcher/ledger-spill/);
+    # past ledger_max_spill_mb (0: no spill file) records are dropped, counted and logged.
+    ledger_spill_dir: str | None = None
+    ledger_max_spill_mb: int = 256
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     retry_budget: RetryBudget = field(default_factory=RetryBudget)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
@@ -168,6 +180,9 @@ class Config:
         object.__setattr__(self, "vendors", tuple(self.vendors))
         object.__setattr__(self, "model_groups", tuple(self.model_groups))
         object.__setattr__(self, "budgets", tuple(self.budgets))
+        self.state_policy  # noqa: B018 - validates the three state_* keys now
+        if self.ledger_max_spill_mb < 0:
+            raise ValueError("ledger_max_spill_mb: must be >= 0 (0 turns the spill file off)")
         if self.rate_limit_wait_s < 0:
             raise ValueError("rate_limit_wait_s: must be >= 0 seconds")
         if self.on_stream_break not in STREAM_BREAKS:
@@ -181,6 +196,11 @@ class Config:
             or self.timeout <= 0
         ):
             raise ValueError("timeout: must be a positive number of seconds")
+
+    @property
+    def state_policy(self) -> StatePolicy:
+        """``state_failure`` and the state timeouts, for ``open_state``."""
+        return StatePolicy(self.state_failure, self.state_timeout_s, self.state_connect_timeout_s)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:

@@ -104,15 +104,20 @@ class Dispatcher:
         return [vendor_class(spec.type)(**spec.options) for spec in self.config.vendors]
 
     def _open_ledger(self) -> Ledger | None:
-        if not self.config.ledger_url:
+        """The ledger subscribes to the events; records it cannot write yet wait in memory,
+        then in a bounded spill file (``ledger_spill_dir``, ``ledger_max_spill_mb``)."""
+        config, url = self.config, self.config.ledger_url
+        if not url:
             return None
         from .observability.ledger import open_ledger
 
         ledger = open_ledger(
-            self.config.ledger_url,
-            log_content=self.config.ledger_content,
+            url,
+            log_content=config.ledger_content,
             secrets=self.secrets,
             clock=self._clock,
+            spill_dir=config.ledger_spill_dir,
+            max_spill_bytes=config.ledger_max_spill_mb * 2**20,
         )
         self.subscribe(ledger.on_event)
         return ledger

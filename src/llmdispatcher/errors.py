@@ -17,7 +17,9 @@
         │   └── UnsupportedRequest     refused before sending: the vendor lacks a capability
         ├── RateLimitError           429 (retryable unless the quota is exhausted)
         │   └── LocalRateLimited       our own limits (rpm, tpm, ...) or a vendor's recent
-        │                              Retry-After refused the try before anything was sent
+        │       │                      Retry-After refused the try before anything was sent
+        │       └── StateUnavailable   the limits could not be checked: state backend down
+        │                              (state_failure: closed); also a StateError
         ├── CircuitOpen              the deployment's circuit breaker is open: not sent
         ├── VendorTimeout            connect/read timeout or the total deadline
         ├── VendorConnectionError    refused, reset, DNS, TLS               (retryable)
@@ -176,6 +178,12 @@ class LocalRateLimited(RateLimitError):
             error_type="local_rate_limit",
             error_code=limit,
         )
+
+
+class StateUnavailable(LocalRateLimited, StateError):
+    """Refused before sending: this candidate's limits live in a state backend that is down
+    (with ``state_failure: closed``). A local refusal to the dispatcher, so the request moves
+    on to a candidate without limits; a ``StateError`` to the gateway, which answers 503."""
 
 
 class CircuitOpen(VendorError):

@@ -60,7 +60,7 @@ class Quotas:
         if self._state is None:
             from .state import open_state
 
-            self._state = open_state(self.config.state_url)
+            self._state = open_state(self.config.state_url, policy=self.config.state_policy)
         return self._state
 
     def limiter(self) -> RateLimiter:

@@ -29,6 +29,7 @@ from llmdispatcher.observability.ledger import (
     Ledger,
     LedgerRecord,
     RecordExtra,
+    Writing,
     open_ledger,
     open_store,
 )
@@ -128,8 +129,10 @@ def finished(
 
 
 def ledger_at(url: str, clock: FakeClock | None = None, **options: Any) -> Ledger:
-    options.setdefault("flush_interval_s", 60.0)  # only size, flush() and aclose() write
-    return open_ledger(url, clock=clock or FakeClock(), **options)
+    """``options``: open_ledger's own, and the fields of its ``Writing``."""
+    fields = {k: options.pop(k) for k in list(options) if k in Writing.__dataclass_fields__}
+    fields.setdefault("flush_interval_s", 60.0)  # only size, flush() and aclose() write
+    return open_ledger(url, clock=clock or FakeClock(), writing=Writing(**fields), **options)
 
 
 ROW_SQL = (
@@ -330,7 +333,8 @@ async def test_a_locked_database_keeps_the_records_until_it_frees(tmp_path: Path
     from llmdispatcher.observability.ledger_sqlite import SQLiteStore
 
     path = tmp_path / "locked.db"
-    ledger = Ledger(SQLiteStore(str(path), busy_timeout_s=0.05), batch_size=2, retry_after_s=0.01)
+    store = SQLiteStore(str(path), busy_timeout_s=0.05)
+    ledger = Ledger(store, writing=Writing(batch_size=2, retry_after_s=0.01))
     await ledger.open()
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock

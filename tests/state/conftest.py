@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from llmdispatcher.state import StateBackend, open_state
+from llmdispatcher.state import StateBackend, StatePolicy, open_state
 from tests.redis_fixtures import REDIS_URL, delete_prefix, in_ci
 
 __all__ = ["REDIS_URL", "delete_prefix", "in_ci"]
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "redis-failover")  # the last: Redis in FailoverState
 
 
 @pytest.fixture(params=BACKENDS)
@@ -37,11 +37,12 @@ async def state_factory(
     url, prefix = "memory://", ""
     if backend_name == "sqlite":
         url, prefix = f"sqlite:///{tmp_path / 'state.db'}", ""
-    elif backend_name == "redis":
+    elif backend_name.startswith("redis"):
         url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    policy = StatePolicy() if backend_name == "redis-failover" else None
 
     def factory() -> StateBackend:
-        backend = shared or open_state(url, prefix=prefix)
+        backend = shared or open_state(url, prefix=prefix, policy=policy)
         opened.append(backend)
         return backend
 

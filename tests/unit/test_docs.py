@@ -18,10 +18,11 @@ TOKEN = re.compile(r"`([^`\s]+)`")
 
 def _definitions() -> tuple[dict[str, set[str]], set[str]]:
     """Every class with the names defined in its body, and every other name defined anywhere
-    in the package (functions, methods, module constants, fields)."""
+    in the package or the code beside it (tests, fakes, bench, fuzz)."""
     classes: dict[str, set[str]] = {}
     names: set[str] = set()
-    for path in PACKAGE.rglob("*.py"):
+    trees = (PACKAGE, ROOT / "tests", ROOT / "bench", ROOT / "fuzz")
+    for path in (p for tree in trees for p in tree.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
                 members = classes.setdefault(node.name, set())
@@ -45,7 +46,10 @@ BUILTINS = {name for name in dir(builtins) if name[:1].isupper()}
 
 
 def _problem(token: str) -> str | None:
+    called = token.endswith("()")
     token = token.removesuffix("()")
+    if ":" in token or "<" in token:
+        return None  # a URL or a pattern, not a path in the tree
     if token.endswith((".py", "/")):
         found = (ROOT / token).exists() or (PACKAGE / token).exists()
         return None if found else f"no file or folder {token}"
@@ -59,9 +63,11 @@ def _problem(token: str) -> str | None:
         if attribute and attribute not in CLASSES[head] | NAMES:
             return f"{head} has no {attribute}"
         return None
+    # A bare snake_case word is as often a config key or a wire value as a function: only a
+    # call (``send_sync()``) is held to exist.
     last = token.rsplit(".", 1)[-1]
-    if "_" in last.strip("_") and last not in NAMES and last not in CLASSES:
-        return f"no name {last}"
+    if called and last not in NAMES and last not in CLASSES:
+        return f"no function {last}"
     return None
 
 
@@ -81,3 +87,4 @@ def test_the_checker_catches_a_stale_name() -> None:
     assert _problem("AttemptRunner") == "no class AttemptRunner"
     assert _problem("Runner.run") is None
     assert _problem("lifecycle/scope.py") is None
+    assert _problem("attempt_loop()") == "no function attempt_loop"

@@ -103,6 +103,12 @@ log_content: false        # also log prompts and answers (off: they may be priva
 # Where rate limits and budgets are kept: memory:// (one process), sqlite:///limits.db
 # (survives restarts) or redis://127.0.0.1:6379/0 (shared by every replica).
 state_url: memory://
+# When Redis (or the SQLite state file) fails: open serves with limits and budgets local to each
+# process; closed refuses what needs a limit or budget (503) until it returns. See
+# docs/reliability.md. Every state command and connection is bounded by these timeouts.
+state_failure: open
+state_timeout_s: 1.0
+state_connect_timeout_s: 0.5
 # Limits are set per vendor (rpm, tpm, rpd, tpd, max_concurrency under vendors.<name>) or per
 # deployment; over one, the request goes to its next candidate, or waits this long at most.
 rate_limit_wait_s: 0
@@ -118,6 +124,11 @@ budgets: []
 # sqlite:///ledger.db or postgresql://user:pass@host/db.
 ledger_url: null
 ledger_content: false
+# While the ledger's database is down, records wait in memory, then in a spill file here
+# (null: beside an SQLite ledger, else under $XDG_STATE_HOME/llmdispatcher/ledger-spill/) of
+# at most this many MiB (0: none); beyond, they are dropped and counted.
+ledger_spill_dir: null
+ledger_max_spill_mb: 256
 
 # Prices (USD per million tokens) that override or extend the shipped table; cost is None
 # (logged once) for a model the table does not know.

@@ -22,6 +22,7 @@ VendorUnavailable           -       the status of its last error (all failed the
 NoVendorsRegistered         503
 BudgetExceeded              429     insufficient_quota, as OpenAI says for spent credit
 ConfigError                 500     the gateway's configuration cannot route the request
+StateError                  503     limits/budgets unreadable (state_failure: closed)
 anything else               500     logged with its traceback, never shown
 ==========================  ======  ================================================
 """
@@ -45,6 +46,7 @@ from ..errors import (
     ModelNotFound,
     NoVendorsRegistered,
     RateLimitError,
+    StateError,
     UnsupportedRequest,
     VendorConnectionError,
     VendorError,
@@ -156,6 +158,8 @@ def api_error(exc: BaseException) -> ApiError | None:
         return exc
     if isinstance(exc, web.HTTPException):
         return ApiError(exc.status, exc.reason, code=_http_code(exc.status))
+    if isinstance(exc, StateError):  # state_failure: closed while Redis is down
+        return ApiError(503, str(exc), code="state_unavailable", retry_after=1.0)
     if isinstance(exc, VendorUnavailable):
         return _unavailable(exc)
     if isinstance(exc, VendorError):

@@ -12,10 +12,19 @@ The request path only appends to an in-memory buffer: ``on_event`` is O(1) and d
 writer task, started on the running loop by the first record, commits batches of up to
 ``batch_size`` rows, one transaction each, as soon as ``batch_size`` records wait or
 ``flush_interval_s`` after the first one, whichever comes first. ``flush()`` returns once
-everything recorded before it is committed. If the database is down the writer keeps the records
-and retries; past ``max_buffer`` waiting records new ones are dropped (``ledger.dropped``), so
-memory stays bounded. A Ledger lives on one event loop: ``flush``, ``stats`` and ``aclose``
-called from another loop are carried over to it.
+everything recorded before it is committed. A Ledger lives on one event loop: ``flush``,
+``stats`` and ``aclose`` called from another loop are carried over to it.
+
+**When the database is down** (PostgreSQL stopped, the SQLite disk full or the file locked) the
+request path is unaffected; the writer keeps the records and retries with backoff (1 s doubling
+to 30 s), logging one warning when writes start failing and one when they succeed again. Once
+``max_buffer // 2`` records wait in memory (9/10 while writes only lag), they move to a spill file
+(``spill_dir``, by default beside an SQLite ledger or under
+``$XDG_STATE_HOME/llmdispatcher/ledger-spill/<database>/``) of at most ``max_spill_bytes``; when
+the database answers again the spilled rows are written after the buffered ones, and a file left
+by a process that died is adopted by the next ledger writing to the same database. What neither
+holds is dropped and counted (``ledger.dropped``, logged once per outage): memory and disk stay
+bounded. ``ledger.spilled`` and ``ledger.replayed`` count rows that went through the file.
 
 Privacy: rows hold no message contents unless ``log_content=True`` (then the messages' text and
 the answer, scrubbed of the registered secrets); the key column holds a key's id or hash, never
@@ -31,12 +40,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -44,6 +58,7 @@ from ..clock import Clock, SystemClock
 from ..errors import ConfigError
 from ..redaction import redact
 from .events import Event, RequestFinished
+from .ledger_spill import SpillFile
 from .ledger_sql import (
     MIGRATIONS,
     NANO,
@@ -72,6 +87,9 @@ __all__ = [
 
 T = TypeVar("T")
 MAX_RETRY_AFTER_S = 30.0  # the longest pause between tries while the database is down
+MAX_SPILL_BYTES = 256 * 2**20
+REPLAY_BATCHES = 2  # spill-file batches the writer replays between looks at new records
+SQLITE_FULL = 13  # sqlite3.OperationalError.sqlite_errorcode of "database or disk is full"
 logger = logging.getLogger("llmdispatcher.ledger")
 
 
@@ -252,27 +270,72 @@ def open_store(url: str) -> LedgerStore:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Writing:
+    """How the ledger writes: ``batch_size`` records per transaction, none waiting longer than
+    ``flush_interval_s``; at most ``max_buffer`` waiting in memory (then the spill file); after
+    a failed write, retries from ``retry_after_s`` doubling to ``max_retry_after_s``."""
+
+    batch_size: int = 500
+    flush_interval_s: float = 0.2
+    max_buffer: int = 100_000
+    retry_after_s: float = 1.0
+    max_retry_after_s: float = MAX_RETRY_AFTER_S
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_buffer < 1 or self.flush_interval_s < 0:
+            raise ConfigError("ledger: batch_size and max_buffer must be >= 1, interval >= 0")
+
+
+DEFAULT_WRITING = Writing()
+
+
 def open_ledger(
     url: str,
     *,
     log_content: bool = False,
     secrets: Callable[[], Iterable[str]] | None = None,
-    batch_size: int = 500,
-    flush_interval_s: float = 0.2,
-    max_buffer: int = 100_000,
+    writing: Writing = DEFAULT_WRITING,
+    spill_dir: str | Path | None = None,
+    max_spill_bytes: int = MAX_SPILL_BYTES,
     clock: Clock | None = None,
 ) -> Ledger:
     """A ledger writing to ``url`` (see ``open_store``). Nothing connects until first use;
-    ``async with open_ledger(url) as ledger`` connects and migrates at once."""
+    ``async with open_ledger(url) as ledger`` connects and migrates at once. ``spill_dir``
+    defaults to ``default_spill_dir(url)``; ``max_spill_bytes=0`` turns spilling off."""
+    spill = spill_dir or default_spill_dir(url)
     return Ledger(
         open_store(url),
         log_content=log_content,
         secrets=secrets,
-        batch_size=batch_size,
-        flush_interval_s=flush_interval_s,
-        max_buffer=max_buffer,
+        writing=writing,
+        spill=SpillFile(Path(spill), max_spill_bytes) if spill and max_spill_bytes > 0 else None,
         clock=clock,
     )
+
+
+def default_spill_dir(url: str) -> Path | None:
+    """``<file>.spill/`` beside an SQLite ledger; for PostgreSQL a directory per database
+    (named by a hash of its URL, so a spill never reaches another database) under
+    ``$XDG_STATE_HOME/llmdispatcher`` (``~/.local/state/llmdispatcher``)."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return None if path == ":memory:" else Path(path + ".spill").expanduser()
+    state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    parts = urlsplit(url)  # named without the password: the name must not help guess it
+    public = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="")
+    where = f"{parts.username}@{urlunsplit(public)}?{parts.query}"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return Path(state_home) / "llmdispatcher" / "ledger-spill" / digest
+
+
+def _explain(exc: Exception) -> str:
+    """The cause in a few words; a full disk said as such (its fix is not the database's)."""
+    full = getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    )
+    text = f"{type(exc).__name__}: {exc}"
+    return f"the disk is full ({text}); free space on it" if full else text
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -285,28 +348,32 @@ class Ledger:
         *,
         log_content: bool = False,
         secrets: Callable[[], Iterable[str]] | None = None,
-        batch_size: int = 500,
-        flush_interval_s: float = 0.2,
-        max_buffer: int = 100_000,
-        retry_after_s: float = 1.0,
+        writing: Writing = DEFAULT_WRITING,
+        spill: SpillFile | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if batch_size < 1 or max_buffer < 1 or flush_interval_s < 0:
-            raise ConfigError("ledger: batch_size and max_buffer must be >= 1, interval >= 0")
         self.store = store
         self.log_content = log_content
-        self.dropped = 0
+        self.dropped = 0  # records lost: memory buffer and spill file both full
+        self.spilled = 0  # records moved to the spill file
+        self.replayed = 0  # records written from the spill file to the database
+        self._spill = spill
+        self._spill_waiting = spill is not None  # rows may wait in a spill file (an orphan's)
+        self._failing_since: float | None = None  # Clock.now() of the first failed write
+        self._dropping = False  # the drop warning of this outage has been logged
         self._secrets = secrets
-        self._batch_size = batch_size
-        self._interval_s = flush_interval_s
-        self._max_buffer = max_buffer
-        self._retry_after_s = retry_after_s
+        self._batch_size = writing.batch_size
+        self._interval_s = writing.flush_interval_s
+        self._max_buffer = writing.max_buffer
+        self._retry_after_s = writing.retry_after_s
+        self._max_retry_after_s = writing.max_retry_after_s
         self._clock: Clock = clock or SystemClock()
         self._buffer: deque[LedgerRecord] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
+        self._spiller: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -338,7 +405,7 @@ class Ledger:
     def record(self, record: LedgerRecord) -> None:
         """Queue one record for the writer."""
         if self._closed or len(self._buffer) >= self._max_buffer:
-            self.dropped += 1
+            self._drop(1)
             return
         self._buffer.append(record)
         try:
@@ -362,6 +429,29 @@ class Ledger:
         self._wake.set()
         if len(self._buffer) >= self._batch_size:
             self._full.set()
+        spilling = self._spiller is not None and not self._spiller.done()
+        if self._spill is not None and not spilling and self._should_spill():
+            # Its own task: a writer stuck on a silent database must not hold records back.
+            self._spiller = asyncio.get_running_loop().create_task(self._spill_buffer())
+
+    def _should_spill(self) -> bool:
+        """Half the buffer while writes fail; nearly all of it while they merely lag (a
+        database that is up but slower than the traffic, or a write hanging on one gone
+        silent): records move to the file only when memory alone would not hold them."""
+        waiting = len(self._buffer)
+        if self._failing_since is not None:
+            return waiting >= self._max_buffer // 2
+        return waiting >= self._max_buffer * 9 // 10
+
+    def _drop(self, count: int) -> None:
+        if not self._dropping:
+            self._dropping = True
+            logger.warning(
+                "ledger: memory buffer (%d records) and spill file full or unwritable: dropping "
+                "records until the database answers (ledger.dropped counts them)",
+                self._max_buffer,
+            )
+        self.dropped += count
 
     # --- the writer ---------------------------------------------------------------------------
     def _live_loop(self) -> asyncio.AbstractEventLoop | None:
@@ -378,38 +468,101 @@ class Ledger:
     async def _write_loop(self) -> None:
         backoff_s = self._retry_after_s
         while True:
-            if not self._buffer:
+            if not self._buffer and not self._spill_waiting:
                 self._wake.clear()
                 await self._wake.wait()
-            if len(self._buffer) < self._batch_size:
+            if len(self._buffer) < self._batch_size and not self._spill_waiting:
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):  # (wait_for may swallow a cancel)
                     async with asyncio.timeout(self._interval_s):
                         await self._full.wait()
             try:
-                await self._drain()
-            except Exception:  # the database is down or locked: keep the rows, try again
-                logger.warning(
-                    "ledger: write failed; %d records kept, next try in %gs",
-                    self.pending,
-                    backoff_s,
-                    exc_info=True,
-                )
+                await self._drain(REPLAY_BATCHES)
+            except Exception as exc:  # the database is down, full or locked: keep the rows
+                self._write_failed(exc, backoff_s)
                 await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_RETRY_AFTER_S)
+                backoff_s = min(backoff_s * 2, self._max_retry_after_s)
             else:
                 backoff_s = self._retry_after_s
 
-    async def _drain(self) -> None:
+    async def _drain(self, replay_batches: int | None = None) -> None:
+        """Write the buffer, then the spill file (at most ``replay_batches`` of it, so the
+        writer gets back to new records soon; ``None``: all of it)."""
         async with self._lock:
-            while self._buffer:
-                count = min(len(self._buffer), self._batch_size)
+            left = len(self._buffer)  # what was there: under load, more always arrives
+            while left > 0 and self._buffer:
+                count = min(len(self._buffer), self._batch_size, left)
+                left -= count
                 batch = [self._buffer.popleft() for _ in range(count)]
                 try:
                     await self.store.write([r.as_row() for r in batch])
                 except Exception:
                     self._buffer.extendleft(reversed(batch))
                     raise
+            self._written()
+            if self._spill_waiting:
+                await self._replay(replay_batches)
+
+    async def _replay(self, batches: int | None) -> None:
+        """Write what waits in the spill file, a batch (one transaction) at a time."""
+        assert self._spill is not None
+        while batches is None or batches > 0:
+            rows = await asyncio.to_thread(self._spill.read, self._batch_size)
+            if not rows:
+                self._spill_waiting = False
+                return
+            await self.store.write(rows)
+            await asyncio.to_thread(self._spill.commit)
+            self.replayed += len(rows)
+            batches = None if batches is None else batches - 1
+
+    async def _spill_buffer(self) -> None:
+        """Move every buffered record to the spill file (what it cannot take is dropped)."""
+        if self._spill is None or not self._buffer:
+            return
+        rows = [record.as_row() for record in self._buffer]
+        self._buffer.clear()
+        try:
+            kept = await asyncio.to_thread(self._spill.append, rows)
+        except OSError as exc:
+            logger.warning("ledger: cannot write the spill file %s: %s", self._spill.path, exc)
+            kept = 0
+        self.spilled += kept
+        self._spill_waiting = self._spill_waiting or kept > 0
+        if kept < len(rows):
+            self._drop(len(rows) - kept)
+
+    def _write_failed(self, exc: Exception, retry_s: float) -> None:
+        if self._failing_since is not None:
+            logger.debug("ledger: write failed again (%s); next try in %gs", exc, retry_s)
+            return
+        self._failing_since = self._clock.now()
+        where = getattr(self.store, "path", None) or f"the {self.store.dialect} database"
+        spill = self._spill.path.parent if self._spill is not None else None
+        logger.warning(
+            "ledger: cannot write to %s: %s; requests are served and their records kept "
+            "(%d in memory, up to %d, then in %s); retrying every %g-%gs",
+            where,
+            _explain(exc),
+            self.pending,
+            self._max_buffer,
+            spill or "no spill file: dropped",
+            retry_s,
+            self._max_retry_after_s,
+        )
+
+    def _written(self) -> None:
+        if self._failing_since is None:
+            return
+        logger.warning(
+            "ledger: the database accepts writes again after %.1fs; the records kept meanwhile "
+            "follow (%d in the spill file; %d dropped in all)",
+            self._clock.now() - self._failing_since,
+            self.spilled - self.replayed,
+            self.dropped,
+        )
+        self._failing_since = None
+        self._dropping = False
 
     async def _on_writer_loop(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         running = asyncio.get_running_loop()
@@ -444,6 +597,8 @@ class Ledger:
 
     async def _stop(self) -> None:
         writer, self._writer = self._writer, None
+        if self._spiller is not None:
+            await self._spiller
         if writer is not None:
             async with self._lock:  # never cancel a write half-way
                 writer.cancel()
@@ -451,7 +606,13 @@ class Ledger:
                 await writer
         try:
             await self._drain()
+        except Exception:
+            if self._spill is None:
+                raise
+            await self._spill_buffer()  # the next ledger on this database writes them
         finally:
+            if self._spill is not None:
+                await asyncio.to_thread(self._spill.close)
             await self.store.aclose()
 
     async def __aenter__(self) -> Ledger:

@@ -2,15 +2,19 @@
 
 Needs psycopg 3 (``pip install 'llmdispatcher[postgres]'``, which installs ``psycopg[binary]``).
 One async connection per store (the ledger writes in batches from one task, so a pool buys
-nothing), reopened after a failure. Batches go in with ``executemany`` (psycopg pipelines the
-rows: one round trip per batch, not per row). Migrations run under a transaction-scoped
-advisory lock, so replicas starting together migrate once. Tables go to the connection's
-``search_path``: choose a schema with ``?options=-csearch_path%3Dmyschema`` in the URL.
+nothing), reopened after a failure. A write that takes longer than ``write_timeout_s`` (a
+server or network that went silent) is abandoned with its connection and fails like any other,
+so the ledger moves on to keeping the records (see ``ledger``). Batches go in with
+``executemany`` (psycopg pipelines the rows: one round trip per batch, not per row).
+Migrations run under a transaction-scoped advisory lock, so replicas starting together
+migrate once. Tables go to the connection's ``search_path``: choose a schema with
+``?options=-csearch_path%3Dmyschema`` in the URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,10 +41,13 @@ def _pg(sql: str) -> str:
 class PostgresStore:
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout_s: float = 10.0, write_timeout_s: float = 15.0
+    ) -> None:
         self.url = url
         self.transactions = 0
         self._connect_timeout_s = connect_timeout_s
+        self._write_timeout_s = write_timeout_s
         self._conn: psycopg.AsyncConnection[Row] | None = None
         self._migrated = False
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
@@ -51,10 +58,22 @@ class PostgresStore:
 
     async def write(self, rows: Sequence[Row]) -> None:
         async with self._lock:
-            conn = await self._ready()
-            async with conn.transaction(), conn.cursor() as cursor:
-                await cursor.executemany(_pg(INSERT_SQL), rows)
+            try:
+                async with asyncio.timeout(self._write_timeout_s):
+                    conn = await self._ready()
+                    async with conn.transaction(), conn.cursor() as cursor:
+                        await cursor.executemany(_pg(INSERT_SQL), rows)
+            except TimeoutError:
+                await self._abandon()
+                raise
             self.transactions += 1
+
+    async def _abandon(self) -> None:
+        """Drop a connection a timed-out write left in an unknown state (never wait on it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
 
     async def query(self, statements: Sequence[Statement]) -> list[list[Row]]:
         async with self._lock:

@@ -65,13 +65,21 @@ from datetime import datetime
 from typing import Literal
 
 from ..clock import Clock, SystemClock
-from ..errors import LocalRateLimited
+from ..errors import LocalRateLimited, StateError, StateUnavailable
 from ..limits import MAX_VENDOR_DELAY_S, Limits
 from ..state.base import CounterAdd, StateBackend
 
 LimitName = Literal[
-    "rpm", "tpm", "rpd", "tpd", "max_concurrency", "vendor_requests", "vendor_tokens"
+    "rpm",
+    "tpm",
+    "rpd",
+    "tpd",
+    "max_concurrency",
+    "vendor_requests",
+    "vendor_tokens",
+    "state_unavailable",
 ]
+STATE_RETRY_S = 1.0  # the retry hint of a refusal because the state backend is down
 WindowName = Literal["rpm", "tpm", "rpd", "tpd"]
 
 # name -> (window length in seconds, counts tokens rather than requests)
@@ -96,6 +104,8 @@ class Refusal:
     ``frees_in`` is seconds until the request could pass (the latest of the failing limits);
     ``math.inf`` when it never can (more tokens than the limit itself). For ``max_concurrency``
     it is an upper bound: a slot usually frees sooner, when a request in flight finishes.
+    ``state_unavailable``: the limits could not be checked (the state backend is down and
+    ``state_failure`` is closed); ``detail`` says why.
     """
 
     scope: str
@@ -104,6 +114,7 @@ class Refusal:
     limit: int
     requested: int
     frees_in: float
+    detail: str = ""
 
     @property
     def name(self) -> str:
@@ -114,6 +125,8 @@ class Refusal:
         return math.isinf(self.frees_in)
 
     def __str__(self) -> str:
+        if self.which == "state_unavailable":
+            return f"the limits of {self.scope} cannot be checked: {self.detail}"
         if self.permanent:
             return (
                 f"{self.name}: {self.requested:,} requested exceeds the limit of "
@@ -137,7 +150,8 @@ class Refusal:
 
     def to_error(self) -> LocalRateLimited:
         """The error to raise once no deployment is left and the queue time is spent."""
-        return LocalRateLimited(
+        error_class = StateUnavailable if self.which == "state_unavailable" else LocalRateLimited
+        return error_class(
             str(self),
             vendor=self.scope,
             retry_after=None if self.permanent else self.frees_in,
@@ -198,10 +212,13 @@ class RateLimiter:
         reservation = Reservation(scopes, tokens)
         debits: _Debits = []
         refusal = self._debit_vendor_views(scopes, tokens, debits)
-        if refusal is None:
-            refusal = await self._acquire_slots(reservation, targets)
-        if refusal is None:
-            refusal = await self._add_windows(reservation, targets)
+        try:
+            if refusal is None:
+                refusal = await self._acquire_slots(reservation, targets)
+            if refusal is None:
+                refusal = await self._add_windows(reservation, targets)
+        except StateError as exc:
+            refusal = Refusal(scopes[0], "state_unavailable", 0, 0, 1, STATE_RETRY_S, str(exc))
         if refusal is None:
             return reservation
         await self.release(reservation)

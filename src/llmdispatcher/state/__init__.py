@@ -13,7 +13,7 @@ Drivers load on first use: ``import llmdispatcher`` imports neither ``sqlite3`` 
 from __future__ import annotations
 
 from ..errors import ConfigError, StateError
-from .base import AddResult, CounterAdd, LeaseResult, StateBackend
+from .base import AddResult, CounterAdd, LeaseResult, StateBackend, StatePolicy
 
 __all__ = [
     "AddResult",
@@ -21,18 +21,32 @@ __all__ = [
     "LeaseResult",
     "StateBackend",
     "StateError",
+    "StatePolicy",
     "open_state",
 ]
 
 SCHEMES = ("memory", "sqlite", "redis", "rediss")
 
 
-def open_state(url: str = "memory://", *, prefix: str = "llmd:") -> StateBackend:
+def open_state(
+    url: str = "memory://", *, prefix: str = "llmd:", policy: StatePolicy | None = None
+) -> StateBackend:
     """The backend for ``url``. Nothing connects yet: the first operation does.
 
     ``prefix`` namespaces Redis keys (a ``?prefix=`` in the URL wins); the other backends own
-    their storage and ignore it.
+    their storage and ignore it. With a ``policy`` a shared backend (Redis, SQLite) is wrapped
+    in ``FailoverState``: when it fails, requests are served with local limits or refused, as
+    ``policy.failure`` says (see ``state.failover``); without one its ``StateError`` propagates.
     """
+    backend = _open(url, prefix, policy or StatePolicy())
+    if policy is None or url.lower().startswith("memory:"):
+        return backend
+    from .failover import FailoverState
+
+    return FailoverState(backend, policy)
+
+
+def _open(url: str, prefix: str, policy: StatePolicy) -> StateBackend:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == "memory":
         from .memory import MemoryState
@@ -55,7 +69,12 @@ def open_state(url: str = "memory://", *, prefix: str = "llmd:") -> StateBackend
                 f"state_url {url.rsplit('@', maxsplit=1)[-1]!r} needs the Redis client: "
                 "pip install 'llmdispatcher[redis]'"
             ) from exc
-        return RedisState(url, prefix=prefix)
+        return RedisState(
+            url,
+            prefix=prefix,
+            timeout_s=policy.timeout_s,
+            connect_timeout_s=policy.connect_timeout_s,
+        )
     raise ConfigError(
         f"state_url {url!r}: unknown scheme; use one of memory://, sqlite:///path.db, "
         "redis://host:6379/0"

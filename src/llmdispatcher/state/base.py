@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +161,30 @@ def check_adds(adds: Sequence[CounterAdd]) -> None:
 
 def is_live(expires_at: float | None, now: float) -> bool:
     return expires_at is None or expires_at > now
+
+
+FailurePolicy = Literal["open", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatePolicy:
+    """What a shared backend (Redis, an SQLite file) does when it cannot answer, and how long
+    it may take to answer at all.
+
+    ``failure="open"``: serve on with limits and budgets kept in this process only (each replica
+    then enforces the full limits by itself) until the backend is back; ``"closed"``: refuse
+    whatever needs a limit or a budget (``StateError``, a 503 at the gateway) until then.
+    ``timeout_s`` bounds every command and ``connect_timeout_s`` every connection attempt, so
+    no request waits on a dead or black-holed server longer than about their sum.
+    """
+
+    failure: FailurePolicy = "open"
+    timeout_s: float = 1.0
+    connect_timeout_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.failure not in ("open", "closed"):
+            raise ValueError(f"state_failure: {self.failure!r} is not one of open, closed")
+        for name in ("timeout_s", "connect_timeout_s"):
+            if not 0 < getattr(self, name) <= 60:
+                raise ValueError(f"state_{name}: must be between 0 and 60 seconds")

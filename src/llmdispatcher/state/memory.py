@@ -78,6 +78,11 @@ class MemoryState(BackendBase):
                 self._leases.pop(key, None)
             return found
 
+    def holds(self, key: str, now: float) -> bool:
+        """Whether ``key`` is a live counter here (a settlement knows where it belongs)."""
+        with self._lock:
+            return key in self._counters and self._live(key, now)
+
     def _live(self, key: str, now: float) -> bool:
         return is_live(self._counters[key][1], now)
 

@@ -20,11 +20,14 @@ Cluster pick a prefix with a hash tag (``{llmd}:``) so a request's counters shar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import StateError
@@ -131,15 +134,29 @@ def split_prefix(url: str, default: str) -> tuple[str, str]:
 
 
 class RedisState(BackendBase):
-    def __init__(self, url: str, *, prefix: str = "llmd:", max_connections: int = 64) -> None:
+    """``timeout_s`` bounds each command, ``connect_timeout_s`` each connection attempt and the
+    wait for a free pooled connection; a call as a whole never takes longer than their sum. No
+    retries here: a failure is a ``StateError`` at once, and ``FailoverState`` decides."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "llmd:",
+        max_connections: int = 64,
+        timeout_s: float = 0.5,
+        connect_timeout_s: float = 0.5,
+    ) -> None:
         self.url = _redact(url)
         redis_url, self.prefix = split_prefix(url, prefix)
+        self._call_timeout_s = timeout_s + connect_timeout_s
         pool = BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
-            timeout=10,
-            socket_connect_timeout=2,
-            socket_timeout=5,
+            timeout=connect_timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
         )
         self.redis = Redis(connection_pool=pool)
         self._scripts = {
@@ -189,19 +206,26 @@ class RedisState(BackendBase):
         return bool(await self._eval("renew", [key], [holder, _ms(now), _ms(expires_at)]))
 
     async def release_lease(self, key: str, holder: str) -> bool:
-        try:
-            removed = await self.redis.zrem(self.prefix + key, holder)
-        except RedisError as exc:
-            raise StateError(f"Redis state {self._where()}: {exc}") from exc
-        return bool(removed)
+        return bool(await self._bounded(self.redis.zrem(self.prefix + key, holder)))
 
     async def close(self) -> None:
         await self.redis.aclose(close_connection_pool=True)
 
     async def _eval(self, script: str, keys: list[str], args: list[str | int]) -> Any:
+        return await self._bounded(
+            self._scripts[script](keys=[self.prefix + k for k in keys], args=args)
+        )
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
         try:
-            return await self._scripts[script](keys=[self.prefix + k for k in keys], args=args)
-        except RedisError as exc:
+            async with asyncio.timeout(self._call_timeout_s):
+                return await call
+        except TimeoutError as exc:
+            raise StateError(
+                f"Redis state {self._where()}: no answer within {self._call_timeout_s:g}s "
+                "(state_timeout_s + state_connect_timeout_s)"
+            ) from exc
+        except (RedisError, OSError) as exc:
             raise StateError(f"Redis state {self._where()}: {exc}") from exc
 
     def _where(self) -> str:
