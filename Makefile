@@ -53,7 +53,7 @@ bench: setup
 	$(PY) bench/gateway.py
 
 ## soak: REQUESTS (200,000) through the gateway, three fake vendors failing in every way a real
-## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability-vendors.md)
+## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability.md)
 REQUESTS ?= 200000
 CONCURRENCY ?= 32
 soak: setup
