@@ -36,15 +36,21 @@ def _is_secret_key(key: str) -> bool:
 class ApiKeyConfig:
     """A gateway API key: ``key`` in plain text (usually ``"${ENV_VAR}"``) or its
     ``key_sha256`` (hex), never both. ``allowed_models`` are glob patterns (``gpt-4o*``).
+    ``metadata`` and ``user``, when set, replace what the key's clients send in those fields,
+    so routing rules and budgets that read them cannot be steered by the client.
     The gateway keeps only the hash; ``repr`` never shows the key."""
 
     name: str
     key: str | None = None
     key_sha256: str | None = None
     allowed_models: tuple[str, ...] = ("*",)
+    metadata: Mapping[str, str | int | float | bool] | None = field(default=None, hash=False)
+    user: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_models", tuple(self.allowed_models))
+        if self.metadata is not None:
+            object.__setattr__(self, "metadata", dict(self.metadata))
         if not self.name:
             raise ValueError("api_keys[].name: a name is required (it labels metrics and logs)")
         if (self.key is None) == (self.key_sha256 is None):
@@ -70,8 +76,13 @@ class GatewayConfig:
     head (also the keep-alive idle timeout); ``body_timeout_s`` the request body.
     ``shutdown_grace_s`` is how long in-flight requests and streams may run after SIGTERM.
     Without ``api_keys`` the gateway refuses a non-loopback ``host`` unless
-    ``allow_unauthenticated``. ``passthrough_fields`` are the OpenAI body fields forwarded to
-    the vendor unchanged (``Request.extra``); every other unknown field is dropped.
+    ``allow_unauthenticated``. ``allowed_hosts``: the host names clients may reach the gateway
+    by (``Host``/``Origin`` checks against DNS rebinding; empty: the loopback names on a
+    loopback address, any elsewhere; ``*``: any). ``passthrough_fields`` are the OpenAI body
+    fields forwarded to the vendor unchanged (``Request.extra``); every other unknown field is
+    dropped. ``auth_failures_per_minute``: requests with a missing or wrong key one client
+    address may make (then 429 until it refills); ``vendor_checks_per_minute``: live checks
+    (``/api/v1/test/vendor``) per gateway key.
     """
 
     host: str = "127.0.0.1"
@@ -85,6 +96,9 @@ class GatewayConfig:
     shutdown_grace_s: float = 30.0
     metrics_public: bool = False
     models_cache_s: float = 300.0
+    allowed_hosts: tuple[str, ...] = ()
+    auth_failures_per_minute: int = 10
+    vendor_checks_per_minute: int = 10
     passthrough_fields: tuple[str, ...] = (
         "seed",
         "presence_penalty",
@@ -96,12 +110,16 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", tuple(self.api_keys))
         object.__setattr__(self, "passthrough_fields", tuple(self.passthrough_fields))
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
         if not 0 <= self.port <= 65535:
             raise ValueError("gateway.port: must be 0-65535")
         if self.workers < 1:
             raise ValueError("gateway.workers: must be at least 1")
         if self.max_body_bytes < 1024:
             raise ValueError("gateway.max_body_bytes: must be at least 1024")
+        for name in ("auth_failures_per_minute", "vendor_checks_per_minute"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"gateway.{name}: must be at least 1")
         for name in ("header_timeout_s", "body_timeout_s", "shutdown_grace_s", "models_cache_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"gateway.{name}: must be a positive number of seconds")

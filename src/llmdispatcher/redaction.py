@@ -1,9 +1,23 @@
-"""Credentials: a wrapper that never prints itself, and scrubbing of text leaving the library."""
+"""Credentials: a wrapper that never prints itself, and scrubbing of text leaving the library.
+
+``redact`` replaces every whole credential with ``***``, and the partly masked forms vendors
+echo back in their errors: OpenAI's ``Incorrect API key provided: sk-proj-abcd****wxyz`` shows
+the key's first characters and its last four. Such a form, when its visible head is the start of
+a known credential and its tail that credential's last four, becomes ``***wxyz``: the last four
+alone, as ``config check`` and the CLI show keys (enough to tell keys apart, nothing more), and
+that form passes unchanged.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Iterable
+
+TAIL = 4  # characters of a credential that may be shown
+# A masked key: a visible head, a run of mask characters, then the last four characters.
+_MASK_RUN = r"(?:[*•.…]{3,}|…)"
 
 
 class Secret:
@@ -40,8 +54,23 @@ def secret_from(value: str | Secret | None, *env_vars: str) -> Secret:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every credential value in ``text`` with ``***``."""
+    """Replace every credential value in ``text`` with ``***``, and a partly masked form of
+    one that shows more than its last four characters with ``***`` and those four."""
     for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
+        if not secret or len(secret) < 4:
+            continue
+        if secret in text:
             text = text.replace(secret, "***")
+        if len(secret) > 2 * TAIL and secret[-TAIL:] in text:
+            text = _masked_form(secret).sub(functools.partial(_keep_tail, secret=secret), text)
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _masked_form(secret: str) -> re.Pattern[str]:
+    return re.compile(r"(?P<head>[\w\-]+)" + _MASK_RUN + re.escape(secret[-TAIL:]) + r"(?!\w)")
+
+
+def _keep_tail(match: re.Match[str], *, secret: str) -> str:
+    head = match.group("head")
+    return "***" + secret[-TAIL:] if secret.startswith(head) else match.group(0)

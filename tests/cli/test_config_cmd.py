@@ -78,7 +78,16 @@ def test_check_shows_vendors_rules_and_masks_secrets(
     cli: CliInvoker, tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
     vendors = vendor_yaml("main", fake_openai) + vendor_yaml(
-        "proxy", fake_openai, key=SECRET, headers={"X-Api-Key": SECRET, "X-Team": "blue"}
+        "proxy",
+        fake_openai,
+        key=SECRET,
+        headers={
+            "X-Api-Key": SECRET,
+            "X-Team": "blue",
+            "Cookie": "session=cookie-secret-0123",
+            "X-Auth": "xauth-secret-4567",
+            "User-Agent": "my-app/1.0",
+        },
     )
     config = write_config(
         tmp_path / "c.yaml",
@@ -92,7 +101,12 @@ def test_check_shows_vendors_rules_and_masks_secrets(
     lines = result.stdout.splitlines()
     assert lines[0] == f"source    {config}"
     proxy = next(line for line in lines if line.startswith("  proxy: "))
-    assert proxy.endswith("key ***mnop, headers {X-Api-Key: ***mnop, X-Team: blue}")
+    assert proxy.endswith(
+        "key ***mnop, headers {X-Api-Key: ***mnop, X-Team: ***, Cookie: ***0123, "
+        "X-Auth: ***4567, User-Agent: my-app/1.0}"
+    )
+    assert "cookie-secret" not in result.output
+    assert "xauth-secret" not in result.output
     assert "default   main" in lines
     assert "fallbacks proxy" in lines
     assert "  [0] -> vendor proxy, priority 2: temperature in [-inf, 0.5]" in lines

@@ -25,6 +25,7 @@ from tests.fakes.openai_fake import FakeOpenAI
 KEY = "gw-test-key-full-0123456789"
 MINI_KEY = "gw-test-key-mini-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+MINI_AUTH = {"Authorization": f"Bearer {MINI_KEY}"}
 _LISTENING = re.compile(rb"listening on (http://\S+)")
 
 
@@ -53,6 +54,9 @@ def gateway_yaml(
             '  - {vendor: anthropic, priority: 1, condition: {model_pattern: "claude-*"}}',
             "gateway:",
             f"  shutdown_grace_s: {grace_s}",
+            # tests share one gateway (and address): the throttles are tested in-process
+            "  auth_failures_per_minute: 100000",
+            "  vendor_checks_per_minute: 100000",
             "  api_keys:",
             f"    - {{name: full, key: {KEY}}}",
             f'    - {{name: mini, key_sha256: "{mini}", allowed_models: ["gpt-4o-mini*"]}}',

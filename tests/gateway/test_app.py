@@ -229,7 +229,7 @@ def test_keys_are_kept_as_hashes_and_compared_fully() -> None:
 
 def test_model_label_values_are_capped() -> None:
     metrics = GatewayMetrics()
-    labels = {metrics.model_label(f"m{i}") for i in range(MAX_MODELS + 50)}
+    labels = {metrics.model_label(f"m{i}", served=True) for i in range(MAX_MODELS + 50)}
     assert len(labels) == MAX_MODELS + 1
     assert "other" in labels
 

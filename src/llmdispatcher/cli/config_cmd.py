@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 
 DEFAULT_FILE = "llmdispatcher.yaml"
 SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+# Header values shown as they are; every other header's value is masked (Cookie, X-Auth, a
+# proxy's own credential header: a header's name does not reliably say it holds a secret).
+SAFE_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "content-type", "user-agent",
+    "anthropic-version", "anthropic-beta", "openai-beta", "openai-organization",
+    "openai-project", "api-version", "http-referer", "x-title",
+})  # fmt: skip
 
 EXAMPLE_CONFIG = """\
 # llmdispatcher configuration, written by `llmdispatcher config init`.
@@ -122,6 +129,9 @@ gateway:
   #  - name: team-a           # labels metrics and logs
   #    key: ${TEAM_A_KEY}     # or key_sha256: <hex>; only the hash is kept
   #    allowed_models: ["gpt-4o*", "chat-*"]
+  #    metadata: {tier: basic}  # pinned: replaces the client's metadata (rules, budgets)
+  allowed_hosts: []         # Host/Origin names browsers may use; [] = loopback names on loopback
+  auth_failures_per_minute: 10   # wrong keys per client address, then 429
   max_body_bytes: 4194304
   shutdown_grace_s: 30      # in-flight streams may finish this long after SIGTERM
 
@@ -279,9 +289,14 @@ def vendor_summary(dispatcher: Dispatcher, vendor: Vendor, specs: Mapping[str, V
 
 
 def masked(key: str, value: Any) -> str:
-    """A setting's value for display: secrets masked, header values that carry keys too."""
+    """A setting's value for display: secrets masked, and every header value but those of
+    ``SAFE_HEADERS``."""
     if _is_secret(key):
         return mask(str(value))
+    if isinstance(value, Mapping) and key.lower() in ("headers", "extra_headers"):
+        shown = (f"{k}: {v if str(k).lower() in SAFE_HEADERS else mask(str(v))}"
+                 for k, v in value.items())  # fmt: skip
+        return "{" + ", ".join(shown) + "}"
     if isinstance(value, Mapping):
         inner = ", ".join(f"{k}: {masked(str(k), v)}" for k, v in value.items())
         return "{" + inner + "}"

@@ -28,8 +28,9 @@ def gateway_settings(
     allow_unauthenticated: bool,
     env_keys: str | None,
 ) -> GatewayConfig:
-    """The file's settings with the command line and environment applied on top."""
-    from ..gateway.auth import keys_from_env
+    """The file's settings with the command line and environment applied on top; keys as
+    their digests only (the plain keys are not kept in memory)."""
+    from ..gateway.auth import digests_only, keys_from_env
 
     settings = replace(
         base,
@@ -40,7 +41,7 @@ def gateway_settings(
     )
     if env_keys:
         settings = replace(settings, api_keys=settings.api_keys + keys_from_env(env_keys))
-    return settings
+    return digests_only(settings)
 
 
 @click.command("serve")
@@ -92,9 +93,8 @@ def serve(
         ) from None
 
     config_path = state().config_path
-    config = Config.from_file(config_path) if config_path else Config()
     settings = gateway_settings(
-        config.gateway,
+        (Config.from_file(config_path) if config_path else Config()).gateway,
         host,
         port,
         workers,

@@ -32,6 +32,7 @@ from .validation import (
     STRING,
     check_fields,
     check_items,
+    check_model_name,
     make_request,
     require,
 )
@@ -66,6 +67,7 @@ def parse_messages(body: dict[str, Any], trace: Trace | None = None) -> tuple[Re
     caller's key (``key_tag``)."""
     check_fields(body, MESSAGES_FIELDS)
     require(body, "model", "the model to use")
+    check_model_name(body["model"])
     require(body, "messages", "at least one message")
     require(body, "max_tokens", "the maximum number of tokens to generate")
     if body.get("stop_sequences") is not None:

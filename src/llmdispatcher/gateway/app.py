@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 import time
@@ -30,14 +31,16 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
-from . import anthropic_api, openai_api, seed_api
-from .auth import Admission, KeyStore
+from . import anthropic_api, native_api, openai_api
+from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
-from .metrics import CONTENT_TYPE, GatewayMetrics
+from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
 from .openapi import openapi_document
+from .origin import OriginGuard, allowed_hosts
 from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -53,16 +56,19 @@ def create_app(
     settings: GatewayConfig | None = None,
     *,
     admission: Admission | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook."""
-    settings = settings or GatewayConfig()
+    """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook;
+    ``clock`` times the gateway's own throttles."""
+    settings = digests_only(settings or GatewayConfig())
     gateway = Gateway(
         dispatcher=dispatcher,
         settings=settings,
         keys=KeyStore(settings.api_keys),
-        metrics=GatewayMetrics(),
+        metrics=GatewayMetrics(lambda: known_names(dispatcher)),
         catalog=ModelCatalog(settings.models_cache_s),
         admission=admission,
+        clock=clock or SystemClock(),
     )
     dispatcher.subscribe(gateway.metrics.on_event)
     dispatcher.subscribe(count_attempt)
@@ -77,11 +83,22 @@ def create_app(
     return app
 
 
+def known_names(dispatcher: Dispatcher) -> KnownNames:
+    """The configured names metric labels may always carry."""
+    deployments = [d for group in dispatcher.config.model_groups for d in group.deployments]
+    groups = (group.name for group in dispatcher.config.model_groups)
+    return KnownNames(
+        vendors=frozenset(dispatcher.vendors),
+        deployments=frozenset(d.id for d in deployments),
+        models=frozenset(groups) | frozenset(d.model for d in deployments),
+    )
+
+
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
     app.router.add_get("/v1/models", openai_api.list_models)
     app.router.add_post("/v1/messages", anthropic_api.messages)
-    seed_api.add_routes(app)
+    native_api.add_routes(app)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
 
@@ -90,6 +107,8 @@ def _middleware(
     gateway: Gateway, open_paths: frozenset[str]
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     keys, in_flight = gateway.keys, gateway.metrics.in_flight
+    hosts = allowed_hosts(gateway.settings)
+    guard = None if hosts is None else OriginGuard(hosts)
     # Request ids: a random per-app prefix and a counter (no syscall per request).
     prefix, counter = os.urandom(6).hex(), itertools.count(1)
 
@@ -103,9 +122,11 @@ def _middleware(
         token = CURRENT.set(trace)
         in_flight.inc()
         try:
+            if guard is not None:
+                guard.check(request)
             path = request.path
-            if path not in open_paths:
-                trace.key = keys.authenticate(request, x_api_key=path in ANTHROPIC_PATHS)
+            if path not in open_paths and keys.enabled:
+                trace.key = _authenticate(gateway, request, trace)
             return await handler(request)
         except Exception as exc:
             return _error(request, gateway, trace, exc)
@@ -116,7 +137,47 @@ def _middleware(
     return middleware
 
 
+def _authenticate(gateway: Gateway, request: web.Request, trace: Trace) -> ApiKey | None:
+    """The caller's key. Every 401 is logged (with a fingerprint, never the key); an address
+    past ``auth_failures_per_minute`` gets 429s, its keys unchecked, until it slows down."""
+    address = request.remote or "-"
+    wait = gateway.auth_failures.wait_s(address)
+    if wait:
+        raise ApiError(
+            429,
+            "too many requests with a missing or wrong API key from this address: "
+            f"retry in {math.ceil(wait)}s",
+            code="too_many_auth_failures",
+            retry_after=wait,
+        )
+    anthropic = request.path in ANTHROPIC_PATHS
+    try:
+        return gateway.keys.authenticate(request, x_api_key=anthropic)
+    except ApiError as exc:
+        gateway.auth_failures.take(address)
+        token = presented_token(request, x_api_key=anthropic)
+        logger.warning(
+            "request %s from %s refused: %s (key fingerprint %s)",
+            trace.request_id, address, exc.code, fingerprint(token),
+        )  # fmt: skip
+        raise
+
+
 def _error(request: web.Request, gateway: Gateway, trace: Trace, exc: Exception) -> web.Response:
+    """The error table's response for ``exc``; should building it fail too, still a JSON 500."""
+    try:
+        return _error_response(request, gateway, trace, exc)
+    except Exception:
+        logger.exception("request %s: the error response itself failed", trace.request_id)
+        found = ApiError(500, f"internal error (request id {trace.request_id})")
+        return web.Response(
+            status=500, body=orjson.dumps(found.openai_body()), content_type="application/json"
+        )
+
+
+def _error_response(
+    request: web.Request, gateway: Gateway, trace: Trace, exc: Exception
+) -> web.Response:
     found = api_error(exc)
     if found is None:
         logger.exception(

@@ -1,7 +1,9 @@
 """Gateway API keys: who may call, and which models each key may ask for.
 
 Keys come from ``gateway.api_keys`` (plain ``key``, usually ``${ENV}``, or ``key_sha256``) and
-``LLMDISPATCHER_API_KEYS`` (comma-separated). Only their SHA-256 digests are kept. A presented
+``LLMDISPATCHER_API_KEYS`` (comma-separated). Only their SHA-256 digests are kept: the settings
+the gateway holds have every plain key replaced by its digest (``digests_only``) as soon as
+they are read. A presented
 token is hashed and compared with *every* stored digest by ``hmac.compare_digest``, so the time
 taken does not depend on which key (if any) matched or how much of it did.
 
@@ -19,12 +21,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
-from ..config import ApiKeyConfig
+from ..config import ApiKeyConfig, GatewayConfig
 from ..types import Request
 from .errors import ApiError
 
@@ -34,11 +36,14 @@ Admission = Callable[["ApiKey | None", Request], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """A configured key, by name; ``digest`` is the SHA-256 of the key."""
+    """A configured key, by name; ``digest`` is the SHA-256 of the key. ``metadata`` and
+    ``user``, when set, are pinned: they replace the client's (``pin``)."""
 
     name: str
     digest: bytes
     allowed_models: tuple[str, ...] = ("*",)
+    metadata: Mapping[str, str | int | float | bool] | None = field(default=None, hash=False)
+    user: str | None = None
 
     def allows(self, model: str) -> bool:
         if self.allowed_models == ("*",):  # the default: skip the pattern matching
@@ -57,7 +62,18 @@ def key_from_config(config: ApiKeyConfig) -> ApiKey:
     digest = (
         digest_of(config.key) if config.key is not None else bytes.fromhex(config.key_sha256 or "")
     )
-    return ApiKey(config.name, digest, config.allowed_models)
+    return ApiKey(config.name, digest, config.allowed_models, config.metadata, config.user)
+
+
+def digests_only(settings: GatewayConfig) -> GatewayConfig:
+    """``settings`` with every plain ``key`` replaced by its ``key_sha256``."""
+    if all(k.key is None for k in settings.api_keys):
+        return settings
+    hashed = tuple(
+        k if k.key is None else replace(k, key=None, key_sha256=digest_of(k.key).hex())
+        for k in settings.api_keys
+    )
+    return replace(settings, api_keys=hashed)
 
 
 def keys_from_env(value: str) -> tuple[ApiKeyConfig, ...]:
@@ -88,9 +104,7 @@ class KeyStore:
         """The caller's key; ``ApiError(401)`` when keys are configured and none matches."""
         if not self._keys:
             return None
-        token = _bearer(request.headers.get("Authorization", ""))
-        if not token and x_api_key:
-            token = request.headers.get("x-api-key", "").strip()
+        token = presented_token(request, x_api_key=x_api_key)
         if not token:
             raise ApiError(
                 401,
@@ -101,6 +115,20 @@ class KeyStore:
         if key is None:
             raise ApiError(401, "the API key is not valid for this gateway", code="invalid_api_key")
         return key
+
+
+def presented_token(request: web.Request, *, x_api_key: bool = False) -> str:
+    """The key the client sent (``Authorization: Bearer``, or ``x-api-key`` when allowed)."""
+    token = _bearer(request.headers.get("Authorization", ""))
+    if not token and x_api_key:
+        token = request.headers.get("x-api-key", "").strip()
+    return token
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-secret tag of a presented key for the log: the first 8 hex digits of its
+    SHA-256 (the same token always gives the same tag; nothing of the key can be recovered)."""
+    return digest_of(token).hex()[:8] if token else "none"
 
 
 def check_model(key: ApiKey | None, model: str) -> None:

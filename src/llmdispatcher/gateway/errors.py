@@ -9,6 +9,8 @@ exception                   status  why
 ==========================  ======  ================================================
 ApiError                    its own validation (400), auth (401/403), limits (429)
 ValueError                  400     a field the dispatcher refused; ``param`` names it
+                                    (a ValueError from Python or a library, not raised by
+                                    our code, says "invalid value" instead of its message)
 ModelNotFound               404     no vendor serves the model
 InvalidRequestError (+sub)  4xx     the vendor's 4xx status (400, 413, 422)
 AuthenticationError         502     the *gateway's* vendor key was refused: not the client's
@@ -26,6 +28,9 @@ anything else               500     logged with its traceback, never shown
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,6 +53,9 @@ from ..errors import (
     VendorUnavailable,
 )
 
+logger = logging.getLogger("llmdispatcher.gateway")
+PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+MAX_RETRY_AFTER_S = 3600  # a vendor's Retry-After is a hint: never tell a client "forever"
 # status -> (OpenAI error type, Anthropic error type)
 ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "invalid_request_error"),
@@ -57,6 +65,8 @@ ERROR_TYPES: dict[int, tuple[str, str]] = {
     405: ("invalid_request_error", "invalid_request_error"),
     408: ("timeout", "timeout_error"),
     413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "invalid_request_error"),
+    421: ("invalid_request_error", "invalid_request_error"),
     422: ("invalid_request_error", "invalid_request_error"),
     429: ("rate_limit_error", "rate_limit_error"),
     502: ("upstream_error", "api_error"),
@@ -114,12 +124,30 @@ def bad_request(param: str, message: str) -> ApiError:
 
 def from_value_error(exc: ValueError) -> ApiError:
     """The dispatcher's own validation (``request.temperature: must be ...``) as a 400 whose
-    ``param`` is the field, without the ``request.`` prefix."""
+    ``param`` is the field, without the ``request.`` prefix. A ValueError our code did not
+    raise (``int()``, base64, a JSON decoder) carries Python's wording, which means nothing to
+    a client and may echo internals: it becomes a plain "invalid value" (the original is
+    logged)."""
+    if not raised_by_us(exc):
+        logger.info("a request failed on a value: %s: %.200s", type(exc).__name__, exc)
+        return ApiError(400, "the request has a value that cannot be used", code="invalid_value")
     text = str(exc)
     head, sep, _ = text.partition(": ")
     param = head.removeprefix("request.") if sep and " " not in head else None
     message = text.replace("request.", "", 1) if text.startswith("request.") else text
     return ApiError(400, message, param=param, code="invalid_value")
+
+
+def raised_by_us(exc: BaseException) -> bool:
+    """Whether ``exc`` is a plain ValueError raised by a line of this package."""
+    if type(exc) is not ValueError:  # JSONDecodeError, binascii.Error, UnicodeError...
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return True  # built, never raised: by the caller, which is us
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR)
 
 
 def api_error(exc: BaseException) -> ApiError | None:
@@ -188,11 +216,19 @@ def _unavailable(exc: VendorUnavailable) -> ApiError:
     return ApiError(503, str(exc), code="vendors_unavailable")
 
 
+def retry_after_header(seconds: float | None) -> str | None:
+    """Whole seconds in [1, ``MAX_RETRY_AFTER_S``]; None for no hint (or NaN)."""
+    if seconds is None or math.isnan(seconds):
+        return None
+    return str(math.ceil(min(max(1.0, seconds), MAX_RETRY_AFTER_S)))
+
+
 def error_response(error: ApiError, *, anthropic: bool, request_id: str) -> web.Response:
     body = error.anthropic_body(request_id) if anthropic else error.openai_body()
     response = web.Response(
         status=error.status, body=orjson.dumps(body), content_type="application/json"
     )
-    if error.retry_after is not None:
-        response.headers["retry-after"] = str(max(1, round(error.retry_after)))
+    retry_after = retry_after_header(error.retry_after)
+    if retry_after is not None:
+        response.headers["retry-after"] = retry_after
     return response

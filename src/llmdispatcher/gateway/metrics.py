@@ -6,8 +6,15 @@ as a suffix): ``gen_ai_client_operation_duration_seconds``, ``gen_ai_client_toke
 the OTel attribute names as labels and the OTel bucket boundaries. ``gen_ai_provider_name`` is
 the *configured vendor name* (``openai``, ``backup``...). The rest are ours, ``llmdispatcher_*``.
 
-The model label comes from the client, so its values are capped (``MAX_MODELS`` per app; later
-models count as ``other``): a client cannot grow the registry without bound.
+Label values that a client can choose are bounded, so no client can grow the registry (or the
+``/metrics`` page) without bound, whatever model names it sends:
+
+* ``model``: the configured names (model groups and their deployments' models) always; any other
+  model only once a vendor has answered for it, and then at most ``MAX_MODELS`` of them per app.
+  Everything else (unknown names, names no vendor served) is ``other``.
+* ``vendor`` (and ``from_vendor``/``to_vendor`` of fallbacks, which carry deployment ids): a
+  configured vendor name or deployment id as is; an unconfigured ``vendor/model`` id as its
+  vendor (the client's model part dropped); anything else ``other``.
 
 With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set by the server) every worker
 writes its values to that directory and ``/metrics`` on any worker reports the sum.
@@ -16,7 +23,8 @@ writes its values to that directory and ``/metrics`` on any worker reports the s
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -66,11 +74,24 @@ class _Family:
         return child
 
 
-class GatewayMetrics:
-    """Subscribe ``on_event`` to the dispatcher; the gateway calls the ``observe_*`` methods."""
+@dataclass(frozen=True, slots=True)
+class KnownNames:
+    """What the configuration names: these label values are always kept."""
 
-    def __init__(self) -> None:
+    vendors: frozenset[str] = frozenset()
+    deployments: frozenset[str] = frozenset()
+    models: frozenset[str] = frozenset()
+
+
+class GatewayMetrics:
+    """Subscribe ``on_event`` to the dispatcher; the gateway calls the ``observe_*`` methods.
+    ``known`` reads the configured names (asked again when an unknown vendor shows up, since
+    vendors can be registered after the app is built)."""
+
+    def __init__(self, known: Callable[[], KnownNames] = KnownNames) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
+        self._read_known = known
+        self._known = known()
         self._models: set[str] = set()
         self._build_dispatcher_metrics()
         self._build_gateway_metrics()
@@ -165,32 +186,49 @@ class GatewayMetrics:
         )
 
     # --- labels ------------------------------------------------------------------------------
-    def model_label(self, model: str | None) -> str:
+    def model_label(self, model: str | None, *, served: bool = False) -> str:
+        """``model`` when configured or already admitted; admitted when ``served`` (a vendor
+        answered for it) while fewer than ``MAX_MODELS`` are; else ``other``."""
         if not model:
             return ""
-        if model in self._models:
+        if model in self._models or model in self._known.models:
             return model
-        if len(self._models) >= MAX_MODELS:
+        if not served or len(self._models) >= MAX_MODELS:
             return OTHER
         self._models.add(model)
         return model
+
+    def vendor_label(self, vendor: str | None) -> str:
+        """A configured vendor or deployment id; ``vendor/model`` ids of unconfigured
+        deployments as their vendor; else ``other``."""
+        if not vendor:
+            return ""
+        if vendor in self._known.vendors or vendor in self._known.deployments:
+            return vendor
+        self._known = self._read_known()  # rare: a vendor registered after the app was built
+        if vendor in self._known.vendors or vendor in self._known.deployments:
+            return vendor
+        head = vendor.partition("/")[0]
+        return head if head in self._known.vendors else OTHER
 
     # --- dispatcher events -----------------------------------------------------------------
     def on_event(self, event: Event) -> None:
         if isinstance(event, AttemptFinished):
             attempt = event.attempt
-            model = self.model_label(attempt.model)
-            self.attempts(attempt.vendor, model, attempt.status).inc()
+            model = self.model_label(attempt.model, served=attempt.status == "ok")
+            self.attempts(self.vendor_label(attempt.vendor), model, attempt.status).inc()
         elif isinstance(event, RequestFinished):
             self._finished(event)
         elif isinstance(event, RetryScheduled):
-            self.retries(event.vendor, event.reason).inc()
+            self.retries(self.vendor_label(event.vendor), event.reason).inc()
         elif isinstance(event, FallbackTaken):
-            self.fallbacks(event.from_vendor, event.to_vendor, event.reason).inc()
+            from_vendor, to_vendor = (self.vendor_label(event.from_vendor),
+                                      self.vendor_label(event.to_vendor))  # fmt: skip
+            self.fallbacks(from_vendor, to_vendor, event.reason).inc()
 
     def _finished(self, event: RequestFinished) -> None:
-        vendor = event.vendor or ""
-        model = self.model_label(event.request.model)
+        vendor = self.vendor_label(event.vendor)
+        model = self.model_label(event.request.model, served=event.error is None)
         outcome = event.error or "ok"
         self.requests(vendor, model, "true" if event.stream else "false", outcome).inc()
         self.duration("chat", vendor, model, event.error or "").observe(event.latency_s)
@@ -206,7 +244,7 @@ class GatewayMetrics:
 
     # --- the gateway's own ------------------------------------------------------------------
     def observe_overhead(self, vendor: str, model: str, seconds: float) -> None:
-        self.overhead(vendor, self.model_label(model)).observe(max(0.0, seconds))
+        self.overhead(self.vendor_label(vendor), self.model_label(model)).observe(max(0.0, seconds))
 
     def set_breaker(self, vendor: str, state: str) -> None:
         self.breaker_state.labels(vendor).set(BREAKER_STATES.get(state, 0))

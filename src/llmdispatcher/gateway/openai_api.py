@@ -42,6 +42,7 @@ from .validation import (
     STRING,
     check_fields,
     check_items,
+    check_model_name,
     make_request,
     require,
 )
@@ -89,6 +90,7 @@ def parse_chat(
     With ``trace``, the request is tagged with the caller's key (``key_tag``)."""
     check_fields(body, CHAT_FIELDS)
     require(body, "model", "the model to use")
+    check_model_name(body["model"])
     require(body, "messages", "at least one message")
     if body.get("n") not in (None, 1):
         raise bad_request("n", "only n=1 is supported")

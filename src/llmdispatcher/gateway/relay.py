@@ -28,6 +28,7 @@ from ..types import Request, Response, StreamChunk
 from .auth import check_model
 from .errors import ApiError, api_error, bad_request
 from .state import CURRENT, Gateway, Trace
+from .validation import check_depth
 
 logger = logging.getLogger("llmdispatcher.gateway")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -68,7 +69,14 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
     """The body as a JSON object; 400 naming what is wrong, 413 past the size limit, 408 when
-    it does not arrive within ``body_timeout_s``."""
+    it does not arrive within ``body_timeout_s``, 415 unless it is ``application/json`` (a
+    web page cannot send that cross-site without a preflight: see ``origin``)."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            f"send the body as Content-Type: application/json (got {request.content_type[:60]!r})",
+            code="unsupported_media_type",
+        )
     if request.content.is_eof():  # the usual case: the body came with the head
         raw = await request.read()
     else:
@@ -85,15 +93,19 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
         raise bad_request("body", f"not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise bad_request("body", "expected a JSON object")
+    check_depth(raw, body)
     return body
 
 
 def key_tag(trace: Trace, metadata: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The request's metadata with the caller's key name (for ``key:`` budgets and the
-    ledger), set while the request is built so that ``admit`` need not rebuild it."""
-    if trace.key is None:
+    ledger), set while the request is built so that ``admit`` need not rebuild it. A key
+    with pinned ``metadata`` gets that instead of the client's."""
+    key = trace.key
+    if key is None:
         return metadata
-    return {**(metadata or {}), "api_key": trace.key.name}
+    base = metadata if key.metadata is None else key.metadata
+    return {**(base or {}), "api_key": key.name}
 
 
 async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
@@ -105,6 +117,8 @@ async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
         # The parsers tag requests as they build them (``key_tag``); this covers the rest, and
         # overrides an ``api_key`` a client put in its own metadata.
         request = replace(request, metadata=key_tag(trace, request.metadata))
+    if key is not None and key.user is not None and request.user != key.user:
+        request = replace(request, user=key.user)  # pinned: the client's does not count
     if gateway.admission is None:
         return request
     try:

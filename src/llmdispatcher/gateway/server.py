@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
 import multiprocessing
 import os
@@ -50,6 +49,8 @@ from ..config import Config, GatewayConfig
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError
 from .app import create_app
+from .auth import digests_only
+from .origin import is_loopback
 from .worker_stats import WORKER_STATS, WorkerStats
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -69,20 +70,12 @@ def check_exposure(settings: GatewayConfig) -> None:
     )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def build_dispatcher(config_path: str | None, shared_state: str | None = None) -> Dispatcher:
     """The dispatcher a worker serves: the config file's, else ``Dispatcher.from_env()``.
     ``shared_state`` replaces the state backend (the supervisor passes one only when the config
     leaves it at ``memory://``, which its workers could not share)."""
     config = Config() if config_path is None else Config.from_file(config_path)
+    config = replace(config, gateway=digests_only(config.gateway))  # no plain keys kept
     if shared_state is not None:
         config = replace(config, state_url=shared_state)
     if config_path is None:
@@ -301,7 +294,7 @@ def _mark_dead(pid: int | None) -> None:
 def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     """Reserve the port, start the workers, supervise them until a signal stops them all."""
     # fail here, once, on a file the workers cannot load
-    config = Config() if config_path is None else Config.from_file(config_path)
+    state_url = (Config() if config_path is None else Config.from_file(config_path)).state_url
     configure_logging()
     reserved = bind(settings.host, settings.port, reuse_port=True)  # bound, never listening
     port = reserved.getsockname()[1]
@@ -311,7 +304,7 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     stats_dir = os.path.join(run_dir, "stats")
     os.mkdir(stats_dir)
     shared_state = None
-    if config.state_url.startswith("memory:"):
+    if state_url.startswith("memory:"):
         shared_state = f"sqlite:///{os.path.join(run_dir, 'state.db')}"
         logger.info(
             "the workers share rate limits and budgets through %s (set state_url to a redis:// "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..observability.events import AttemptFinished, Event
@@ -22,6 +23,7 @@ from ..types import Attempt, Response
 from .auth import Admission, ApiKey, KeyStore
 from .catalog import ModelCatalog
 from .metrics import GatewayMetrics
+from .throttle import Throttle
 
 
 @dataclass(slots=True)
@@ -76,7 +78,14 @@ class Gateway:
     metrics: GatewayMetrics
     catalog: ModelCatalog
     admission: Admission | None = None
+    clock: Clock = field(default_factory=SystemClock)
     started_at: float = field(default_factory=time.time)
+    auth_failures: Throttle = field(init=False)  # by client address
+    vendor_checks: Throttle = field(init=False)  # by key name
+
+    def __post_init__(self) -> None:
+        self.auth_failures = Throttle(self.settings.auth_failures_per_minute, 60.0, self.clock)
+        self.vendor_checks = Throttle(self.settings.vendor_checks_per_minute, 60.0, self.clock)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -3,17 +3,22 @@
 Latency and time to first token are exponentially weighted moving averages (recent behaviour
 dominates, so a recovered deployment wins traffic back); percentiles come from the last
 ``WINDOW`` samples; the error rate is over the last ``WINDOW`` outcomes.
+
+Deployment ids can carry a client's model name (``openai/<model>`` for a model no group names),
+so the map is bounded: past ``MAX_DEPLOYMENTS`` entries the least recently used idle one (no
+request in flight) is dropped. A dropped deployment is simply unobserved again.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ..observability.stats import percentile
 from .model import HealthView
 
 WINDOW = 200
+MAX_DEPLOYMENTS = 1024
 ALPHA = 0.3  # EWMA weight of the newest sample
 
 
@@ -32,14 +37,30 @@ def _ewma(old: float | None, sample: float) -> float:
 
 
 class HealthTracker:
-    def __init__(self) -> None:
-        self._seen: dict[str, _Deployment] = {}
+    def __init__(self, max_deployments: int = MAX_DEPLOYMENTS) -> None:
+        self._seen: OrderedDict[str, _Deployment] = OrderedDict()
+        self._max = max_deployments
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def _get(self, deployment_id: str) -> _Deployment:
         found = self._seen.get(deployment_id)
         if found is None:
             found = self._seen[deployment_id] = _Deployment()
+            if len(self._seen) > self._max:
+                self._drop_idle(keep=deployment_id)
+        else:
+            self._seen.move_to_end(deployment_id)
         return found
+
+    def _drop_idle(self, keep: str) -> None:
+        """Drop the least recently used entry with nothing in flight (if every one is busy,
+        the map stays over the bound until they finish: in-flight work is bounded anyway)."""
+        for deployment_id, seen in self._seen.items():
+            if seen.in_flight == 0 and deployment_id != keep:
+                del self._seen[deployment_id]
+                return
 
     def started(self, deployment_id: str) -> None:
         self._get(deployment_id).in_flight += 1
@@ -75,8 +96,9 @@ class HealthTracker:
 
     def closed(self, deployment_id: str) -> None:
         """A stream that was left in flight by ``finished(still_open=True)`` has ended."""
-        seen = self._get(deployment_id)
-        seen.in_flight = max(0, seen.in_flight - 1)
+        seen = self._seen.get(deployment_id)
+        if seen is not None:
+            seen.in_flight = max(0, seen.in_flight - 1)
 
     def view(self, deployment_id: str) -> HealthView:
         seen = self._seen.get(deployment_id)

@@ -1,4 +1,5 @@
-"""The gateway's own API under ``/api/v1`` (the seed's endpoints), in the dispatcher's terms.
+"""The gateway's native API under ``/api/v1``: the dispatcher in its own terms (a forced vendor,
+its ``Response`` with attempts and cost, live vendor checks, statistics, routing explanations).
 
 * ``GET  /api/v1/health``: liveness, no key needed.
 * ``POST /api/v1/chat/completions``: an OpenAI-style body plus ``vendor`` (force one of the
@@ -7,7 +8,10 @@
 * ``POST /api/v1/chat/completions/stream``: the same as SSE, one ``StreamChunk`` per event,
   then ``data: [DONE]``; an error after the first chunk is ``event: error``.
 * ``POST /api/v1/test/vendor``: ``{"vendor": NAME}`` checks it live (reachable, key accepted,
-  latency) with a listing call, no tokens spent; with ``"model"`` it sends a tiny request.
+  latency) with a listing call, no tokens spent; with ``"model"`` it sends a tiny request
+  through the same path as a chat request (the key's allowed models, its limits and budgets,
+  the ledger, stats and metrics), to that vendor only. At most
+  ``gateway.vendor_checks_per_minute`` checks per key (429 past it).
 * ``GET  /api/v1/stats``: the dispatcher's in-memory statistics since start, plus ``workers``:
   how many processes they cover, always (1 with one worker). Under ``--workers`` they are every
   worker's merged (counters summed, percentiles over all the samples): this worker's live, the
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from dataclasses import asdict
 from typing import Any
@@ -29,24 +34,31 @@ import orjson
 from aiohttp import web
 
 from .. import __version__
-from ..errors import AuthenticationError, DispatcherError, VendorConnectionError, VendorTimeout
+from ..errors import (
+    AuthenticationError,
+    DispatcherError,
+    VendorConnectionError,
+    VendorTimeout,
+    VendorUnavailable,
+)
 from ..types import Request, Response, StreamChunk, Usage
 from ..vendors.base import Vendor
+from .auth import check_model
 from .errors import ApiError, bad_request
 from .openai_api import parse_chat
 from .relay import json_response, open_stream, read_json, relay, send
-from .state import GATEWAY, TRACE, Gateway
-from .validation import NUMBER, STRING, build_request, check_fields
+from .state import GATEWAY, TRACE, Gateway, Trace
+from .validation import NUMBER, STRING, build_request, check_fields, check_model_name
 from .worker_stats import WORKER_STATS
 
 HEALTH_CACHE_S = 10.0
 CHECK_TIMEOUT_S = 10.0
-SEED_FIELDS = {"vendor": STRING, "timeout": NUMBER}
+NATIVE_FIELDS = {"vendor": STRING, "timeout": NUMBER}
 
 
-def parse_seed_chat(gateway: Gateway, body: dict[str, Any]) -> Request:
-    """An OpenAI-style body with the seed's ``vendor`` and ``timeout``."""
-    check_fields(body, SEED_FIELDS)
+def parse_native_chat(gateway: Gateway, body: dict[str, Any]) -> Request:
+    """An OpenAI-style body with the native ``vendor`` and ``timeout``."""
+    check_fields(body, NATIVE_FIELDS)
     vendor = body.get("vendor")
     if vendor is not None and vendor not in gateway.dispatcher.vendors:
         known = ", ".join(gateway.dispatcher.vendors)
@@ -116,47 +128,73 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 async def chat(request: web.Request) -> web.StreamResponse:
     gateway, trace = request.app[GATEWAY], request[TRACE]
-    parsed = parse_seed_chat(gateway, await read_json(request, gateway))
+    parsed = parse_native_chat(gateway, await read_json(request, gateway))
     return json_response(response_json(await send(gateway, trace, parsed)))
 
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     gateway, trace = request.app[GATEWAY], request[TRACE]
-    parsed = parse_seed_chat(gateway, await read_json(request, gateway))
+    parsed = parse_native_chat(gateway, await read_json(request, gateway))
     return await relay(request, await open_stream(gateway, trace, parsed), ChunkEncoder())
 
 
 async def test_vendor(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
+    gateway, trace = request.app[GATEWAY], request[TRACE]
     body = await read_json(request, gateway)
     check_fields(body, {"vendor": STRING, "model": STRING})
-    name = body.get("vendor")
+    name, model = body.get("vendor"), body.get("model")
     vendor = gateway.dispatcher.vendors.get(name or "")
     if vendor is None:
         known = ", ".join(gateway.dispatcher.vendors)
         raise bad_request("vendor", f"name one of the configured vendors: {known}")
-    return json_response(await check_vendor(vendor, body.get("model")))
-
-
-async def check_vendor(vendor: Vendor, model: str | None) -> dict[str, Any]:
-    """A live check: a listing call (or a tiny request to ``model``), timed, with a verdict."""
-    result: dict[str, Any] = {"vendor": vendor.name, "model": model}
+    if model is not None:
+        check_model_name(model)
+        check_model(trace.key, model)
+    throttle(gateway, trace)
     started = time.perf_counter()
+    result: dict[str, Any] = {"vendor": vendor.name, "model": model}
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             if model is None:
                 await vendor.list_models()
             else:
-                probe = [{"role": "user", "content": "Reply with the single word OK."}]
-                await vendor.send(Request(model=model, messages=probe, max_tokens=16))
+                await send(gateway, trace, probe_request(vendor.name, model))
     except (DispatcherError, TimeoutError) as exc:
-        reachable = not isinstance(exc, VendorConnectionError | VendorTimeout | TimeoutError)
-        auth_ok = None if not reachable else not isinstance(exc, AuthenticationError)
-        detail = str(exc) or f"no answer within {CHECK_TIMEOUT_S:g}s"
-        result |= {"ok": False, "reachable": reachable, "auth_ok": auth_ok, "detail": detail}
+        result |= verdict(exc)
     else:
         result |= {"ok": True, "reachable": True, "auth_ok": True, "detail": "ok"}
-    return result | {"latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+    return json_response(result | {"latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+
+
+def throttle(gateway: Gateway, trace: Trace) -> None:
+    """``gateway.vendor_checks_per_minute`` per key: a check spends the vendor's quota."""
+    wait = gateway.vendor_checks.take(trace.key.name if trace.key else "")
+    if wait:
+        raise ApiError(
+            429,
+            f"too many vendor checks for this key: retry in {math.ceil(wait)}s "
+            "(gateway.vendor_checks_per_minute)",
+            code="too_many_vendor_checks",
+            retry_after=wait,
+        )
+
+
+def probe_request(vendor: str, model: str) -> Request:
+    probe = [{"role": "user", "content": "Reply with the single word OK."}]
+    return Request(model=model, messages=probe, max_tokens=16, vendor=vendor,
+                   timeout=CHECK_TIMEOUT_S)  # fmt: skip
+
+
+def verdict(exc: DispatcherError | TimeoutError) -> dict[str, Any]:
+    """What a failed check says: reachable? key accepted? (a failed chat request's error
+    is its last vendor error)."""
+    cause: BaseException = exc
+    if isinstance(exc, VendorUnavailable) and exc.last_error is not None:
+        cause = exc.last_error
+    reachable = not isinstance(cause, VendorConnectionError | VendorTimeout | TimeoutError)
+    auth_ok = None if not reachable else not isinstance(cause, AuthenticationError)
+    detail = str(cause) or f"no answer within {CHECK_TIMEOUT_S:g}s"
+    return {"ok": False, "reachable": reachable, "auth_ok": auth_ok, "detail": detail}
 
 
 async def stats(request: web.Request) -> web.StreamResponse:
@@ -223,7 +261,7 @@ async def vendors(request: web.Request) -> web.StreamResponse:
 async def explain(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     body = await read_json(request, gateway)
-    parsed = parse_seed_chat(gateway, body)
+    parsed = parse_native_chat(gateway, body)
     decision = await gateway.dispatcher.explain(parsed, stream=body.get("stream") is True)
     candidates = [
         {"deployment": c.deployment.id, "vendor": c.deployment.vendor, "score": c.score,

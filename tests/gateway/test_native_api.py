@@ -1,4 +1,4 @@
-"""The seed's ``/api/v1`` endpoints, ``/metrics`` and ``/openapi.json`` on a running gateway."""
+"""The native ``/api/v1`` endpoints, ``/metrics`` and ``/openapi.json`` on a running gateway."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import Fail
-from tests.gateway import AUTH, call
+from tests.gateway import AUTH, MINI_AUTH, call
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hi"}]}
 
@@ -61,6 +61,29 @@ def test_test_vendor(gateway: str, fake_openai: FakeOpenAI) -> None:
     probe = {"vendor": "backup", "model": "gpt-4o-mini"}
     assert call("POST", f"{gateway}/api/v1/test/vendor", probe, AUTH).json()["ok"] is True
     assert call("POST", f"{gateway}/api/v1/test/vendor", {"vendor": "x"}, AUTH).status == 400
+
+
+def test_a_model_check_is_a_chat_request_of_the_key(
+    gateway: str, fake_openai_b: FakeOpenAI
+) -> None:
+    """A check with a model goes where a chat request goes: the key's allowed models, the
+    dispatcher's send path (limits, budgets, ledger), the stats."""
+    url = f"{gateway}/api/v1/test/vendor"
+    refused = call("POST", url, {"vendor": "backup", "model": "gpt-4o"}, MINI_AUTH)
+    assert refused.status == 403
+    assert refused.json()["error"]["code"] == "model_not_allowed"
+    assert fake_openai_b.requests == []
+    before = call("GET", f"{gateway}/api/v1/stats", headers=AUTH).json()
+    allowed = call("POST", url, {"vendor": "backup", "model": "gpt-4o-mini"}, MINI_AUTH)
+    assert allowed.json()["ok"] is True
+    assert allowed.headers["x-llmdispatcher-attempts"] == "1"
+    assert len(fake_openai_b.requests) == 1
+    after = call("GET", f"{gateway}/api/v1/stats", headers=AUTH).json()
+    assert after["total_requests"] == before["total_requests"] + 1
+    backup = (before["vendor_stats"].get("backup") or {}).get("requests", 0)
+    assert after["vendor_stats"]["backup"]["requests"] == backup + 1
+    bad = call("POST", url, {"vendor": "backup", "model": "../x"}, MINI_AUTH)
+    assert bad.status == 400
 
 
 def test_stats_and_vendors(gateway: str) -> None:
