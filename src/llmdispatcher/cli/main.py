@@ -103,9 +103,11 @@ def load_dispatcher() -> Dispatcher:
     from ..config import Config
     from ..dispatcher import Dispatcher
     from ..errors import ConfigError
+    from ..home import ledger_url
 
     st = state()
     config = Config.from_file(st.config_path) if st.config_path else Config()
+    config = replace(config, ledger_url=ledger_url(config.ledger_url))
     if st.debug:
         config = replace(config, enable_logging=True)
     dispatcher = Dispatcher(config) if st.config_path else Dispatcher.from_env(config)

@@ -48,6 +48,7 @@ from aiohttp import web
 from ..config import Config, GatewayConfig
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError
+from ..home import ledger_url
 from .app import create_app
 from .auth import digests_only
 from .origin import is_loopback
@@ -75,7 +76,11 @@ def build_dispatcher(config_path: str | None, shared_state: str | None = None) -
     ``shared_state`` replaces the state backend (the supervisor passes one only when the config
     leaves it at ``memory://``, which its workers could not share)."""
     config = Config() if config_path is None else Config.from_file(config_path)
-    config = replace(config, gateway=digests_only(config.gateway))  # no plain keys kept
+    config = replace(
+        config,
+        gateway=digests_only(config.gateway),  # no plain keys kept
+        ledger_url=ledger_url(config.ledger_url),  # the data directory's, unless configured
+    )
     if shared_state is not None:
         config = replace(config, state_url=shared_state)
     if config_path is None:
