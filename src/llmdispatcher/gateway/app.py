@@ -1,8 +1,10 @@
 """The gateway app factory: ``create_app(dispatcher, settings) -> aiohttp.web.Application``.
 
 No globals: everything an app needs hangs off it (``app[GATEWAY]``). One middleware gives each
-request its id and ``Trace``, authenticates it and turns every exception into the error table's
-response (``errors.py``: OpenAI's shape, Anthropic's on ``/v1/messages``; never a traceback).
+request its id and ``Trace``, checks its ``Host`` and ``Origin`` (``origin.py``), authenticates
+it (every 401 logged; an address sending wrong keys too often gets 429s) and turns every
+exception into the error table's response (``errors.py``: OpenAI's shape, Anthropic's on
+``/v1/messages``; never a traceback, and JSON even if building that response fails).
 One ``on_response_prepare`` hook stamps every response, streamed or not, just before its
 headers go out:
 

@@ -203,13 +203,18 @@ class GatewayMetrics:
         deployments as their vendor; else ``other``."""
         if not vendor:
             return ""
-        if vendor in self._known.vendors or vendor in self._known.deployments:
-            return vendor
-        self._known = self._read_known()  # rare: a vendor registered after the app was built
-        if vendor in self._known.vendors or vendor in self._known.deployments:
+        found = self._known_label(vendor)
+        if found is None:
+            self._known = self._read_known()  # rare: a vendor registered after the app was built
+            found = self._known_label(vendor)
+        return OTHER if found is None else found
+
+    def _known_label(self, vendor: str) -> str | None:
+        known = self._known
+        if vendor in known.vendors or vendor in known.deployments:
             return vendor
         head = vendor.partition("/")[0]
-        return head if head in self._known.vendors else OTHER
+        return head if head in known.vendors else None
 
     # --- dispatcher events -----------------------------------------------------------------
     def on_event(self, event: Event) -> None:

@@ -36,8 +36,8 @@ from aiohttp import web
 from .. import __version__
 from ..errors import (
     AuthenticationError,
-    DispatcherError,
     VendorConnectionError,
+    VendorError,
     VendorTimeout,
     VendorUnavailable,
 )
@@ -159,7 +159,7 @@ async def test_vendor(request: web.Request) -> web.StreamResponse:
                 await vendor.list_models()
             else:
                 await send(gateway, trace, probe_request(vendor.name, model))
-    except (DispatcherError, TimeoutError) as exc:
+    except (VendorError, VendorUnavailable, TimeoutError) as exc:  # budgets etc.: HTTP errors
         result |= verdict(exc)
     else:
         result |= {"ok": True, "reachable": True, "auth_ok": True, "detail": "ok"}
@@ -185,7 +185,7 @@ def probe_request(vendor: str, model: str) -> Request:
                    timeout=CHECK_TIMEOUT_S)  # fmt: skip
 
 
-def verdict(exc: DispatcherError | TimeoutError) -> dict[str, Any]:
+def verdict(exc: VendorError | VendorUnavailable | TimeoutError) -> dict[str, Any]:
     """What a failed check says: reachable? key accepted? (a failed chat request's error
     is its last vendor error)."""
     cause: BaseException = exc

@@ -10,11 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from .validation import MAX_MODEL_NAME
 
 Schema = dict[str, Any]
 
 STRING: Schema = {"type": "string"}
 NON_EMPTY: Schema = {"type": "string", "minLength": 1}
+# validation.check_model_name: /-separated parts of letters, digits and . _ : @ + -
+MODEL_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_MODEL_NAME,
+    "pattern": r"^[A-Za-z0-9._:@+\-]+(/[A-Za-z0-9._:@+\-]+)*$",
+}
 INTEGER: Schema = {"type": "integer"}
 NUMBER: Schema = {"type": "number"}
 BOOLEAN: Schema = {"type": "boolean"}
@@ -81,7 +89,7 @@ TOOL = obj(
 )
 CHAT_REQUEST = obj(
     {
-        "model": NON_EMPTY,
+        "model": MODEL_NAME,
         "messages": array(CHAT_MESSAGE, 1),
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
@@ -140,7 +148,7 @@ ANTHROPIC_BLOCK: Schema = {
 }
 MESSAGES_REQUEST = obj(
     {
-        "model": NON_EMPTY,
+        "model": MODEL_NAME,
         "max_tokens": {"type": "integer", "minimum": 1},
         "messages": array(
             obj(
@@ -214,7 +222,7 @@ SCHEMAS: dict[str, Schema] = {
     "DispatcherResponse": obj(
         {"content": STRING, "vendor": STRING, "model": STRING, "attempts": array(OBJECT)}
     ),
-    "TestVendorRequest": obj({"vendor": NON_EMPTY, "model": NON_EMPTY}, ("vendor",)),
+    "TestVendorRequest": obj({"vendor": NON_EMPTY, "model": MODEL_NAME}, ("vendor",)),
     "TestVendorResult": obj(
         {"vendor": STRING, "ok": BOOLEAN, "reachable": BOOLEAN, "latency_ms": NUMBER}
     ),
@@ -222,7 +230,8 @@ SCHEMAS: dict[str, Schema] = {
     "Vendors": obj({"vendors": array(obj({"name": STRING, "health": OBJECT}))}),
     "RoutePlan": obj({"model": STRING, "vendors": array(STRING), "reason": STRING}),
 }
-ERROR_STATUSES = ("400", "401", "403", "404", "413", "429", "502", "503", "504")
+ERROR_STATUSES = ("400", "401", "403", "404", "408", "413", "415", "421", "429", "502", "503",
+                  "504")  # fmt: skip
 SSE = {"text/event-stream": {"schema": STRING}}
 
 

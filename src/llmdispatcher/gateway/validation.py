@@ -28,7 +28,7 @@ logger = logging.getLogger("llmdispatcher.gateway")
 T = TypeVar("T")
 MAX_MODEL_NAME = 256
 MAX_DEPTH = 64
-_MODEL_SEGMENT = re.compile(r"[A-Za-z0-9._:@+\-]+")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9._:@+\-]+(?:/[A-Za-z0-9._:@+\-]+)*")
 # field -> (accepted types, what to call them in an error)
 FieldTypes = Mapping[str, tuple[tuple[type, ...], str]]
 
@@ -92,13 +92,15 @@ def check_model_name(value: str, where: str = "model") -> None:
     """``ApiError(400)`` naming ``where`` unless ``value`` looks like a model name."""
     if len(value) > MAX_MODEL_NAME:
         raise bad_request(where, f"a model name is at most {MAX_MODEL_NAME} characters")
-    for segment in value.split("/"):
-        if segment in ("", ".", "..") or not _MODEL_SEGMENT.fullmatch(segment):
-            raise bad_request(
-                where,
-                "not a model name: use letters, digits and . _ : @ + - in /-separated parts "
-                "(no empty, . or .. parts, no spaces or control characters)",
-            )
+    if not _MODEL_NAME.fullmatch(value) or (
+        (value.startswith(".") or "/." in value)  # only then can a part be . or ..
+        and any(part in (".", "..") for part in value.split("/"))
+    ):
+        raise bad_request(
+            where,
+            "not a model name: use letters, digits and . _ : @ + - in /-separated parts "
+            "(no empty, . or .. parts, no spaces or control characters)",
+        )
 
 
 def build_request(make: Callable[[], T]) -> T:
