@@ -36,7 +36,8 @@ from aiohttp import web
 from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
-from . import anthropic_api, native_api, openai_api
+from ..keys import KeyStore as StoredKeyStore
+from . import anthropic_api, native_api, openai_api, tenancy
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -59,9 +60,11 @@ def create_app(
     *,
     admission: Admission | None = None,
     clock: Clock | None = None,
+    key_store: StoredKeyStore | None = None,
 ) -> web.Application:
     """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook;
-    ``clock`` times the gateway's own throttles."""
+    ``clock`` times the gateway's own throttles; ``key_store`` holds the stored keys (and
+    enables the admin API), see ``tenancy``."""
     settings = digests_only(settings or GatewayConfig())
     gateway = Gateway(
         dispatcher=dispatcher,
@@ -71,6 +74,7 @@ def create_app(
         catalog=ModelCatalog(settings.models_cache_s),
         admission=admission,
         clock=clock or SystemClock(),
+        group_models=tenancy.group_models(dispatcher.config),
     )
     dispatcher.subscribe(gateway.metrics.on_event)
     dispatcher.subscribe(count_attempt)
@@ -79,6 +83,8 @@ def create_app(
         client_max_size=settings.max_body_bytes, middlewares=[_middleware(gateway, open_paths)]
     )
     app[GATEWAY] = gateway
+    if key_store is not None:
+        tenancy.attach(app, gateway, key_store)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -133,6 +139,8 @@ def _middleware(
         except Exception as exc:
             return _error(request, gateway, trace, exc)
         finally:
+            if trace.lease is not None:
+                await tenancy.finish(gateway, trace)
             in_flight.dec()
             CURRENT.reset(token)
 

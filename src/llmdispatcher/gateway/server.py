@@ -156,7 +156,11 @@ async def serve_app(
     reuse_port: bool,
     stats_dir: str | None = None,
 ) -> None:
-    app = create_app(dispatcher, settings)
+    from ..home import key_store_url
+    from ..keys import open_key_store
+
+    store_url = key_store_url(settings.key_store_url, dispatcher.config.ledger_url)
+    app = create_app(dispatcher, settings, key_store=open_key_store(store_url))
     shared = None if stats_dir is None else WorkerStats(stats_dir, dispatcher.stats_collector)
     if shared is not None:
         app[WORKER_STATS] = shared
