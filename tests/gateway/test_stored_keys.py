@@ -5,6 +5,7 @@ revoked, expired or unknown (one answer for all), model patterns (through model 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from llmdispatcher import Config, Dispatcher
 from llmdispatcher.clock import FakeClock
 from llmdispatcher.config import ApiKeyConfig, GatewayConfig
 from llmdispatcher.gateway.app import create_app
+from llmdispatcher.gateway.state import GATEWAY
 from llmdispatcher.keys import KeyStore, open_key_store
 from llmdispatcher.routing.model import Deployment, ModelGroup
 from tests.gateway.inprocess import MESSAGES, OneModelVendor
@@ -168,3 +170,27 @@ async def test_key_and_team_budgets_answer_insufficient_quota(
     assert f"budget {scope} ($0.0001 per month) exceeded: spent $0" in error["message"]
     assert "resets in" in error["message"]
     assert (await client.post("/v1/chat/completions", **_chat(CONFIG_KEY))).status == 200
+
+
+async def test_requests_are_tagged_with_key_id_name_and_team(
+    db: str, admin: KeyStore, tmp_path: Path
+) -> None:
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    client = await _client(db, Config(ledger_url=ledger))
+    try:
+        key, plaintext = await admin.create({"name": "app", "team": "web"}, actor="test")
+        await _status_becomes(client, plaintext, 200)
+        metrics = await (await client.get("/metrics", headers=_chat(CONFIG_KEY)["headers"])).text()
+        stats = await client.app[GATEWAY].dispatcher.ledger_stats()
+    finally:
+        await client.close()
+    assert 'llmdispatcher_key_requests_total{key="app",outcome="ok",team="web"} 1.0' in metrics
+    assert plaintext not in metrics
+    assert stats.by_key["app"].requests == 1
+    assert stats.by_team["web"].requests == 1
+    data = (
+        sqlite3.connect(tmp_path / "ledger.db")
+        .execute("SELECT api_key_id, api_key_name, team FROM ledger_requests")
+        .fetchall()
+    )
+    assert data == [(key.id, "app", "web")]

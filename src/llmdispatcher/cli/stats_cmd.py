@@ -81,8 +81,14 @@ def show(data: LedgerStats) -> None:
         f"tokens; {dollars(float(t.cost_usd))}"
     )
     headers = ["", "REQUESTS", "OK", "PROMPT", "COMPLETION", "COST", "P50", "P95", "P99"]
-    for title, groups in (("VENDOR", data.by_vendor), ("MODEL", data.by_model)):
-        if groups:
+    tables = (
+        ("VENDOR", data.by_vendor),
+        ("MODEL", data.by_model),
+        ("KEY", data.by_key),  # gateway keys and teams, when requests came through a gateway
+        ("TEAM", data.by_team),
+    )
+    for title, groups in tables:
+        if any(name is not None for name in groups):
             echo()
             rows = [_row(name, g) for name, g in sorted(groups.items(), key=lambda i: str(i[0]))]
             for line in render_table([title, *headers[1:]], rows):
