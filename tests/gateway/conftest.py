@@ -29,8 +29,10 @@ def gateway_config(
     fake_openai_b_server: FakeOpenAI,
     fake_anthropic_server: FakeAnthropic,
 ) -> Path:
-    path = tmp_path_factory.mktemp("gateway") / "llmdispatcher.yaml"
-    path.write_text(gateway_yaml(fake_openai_server, fake_openai_b_server, fake_anthropic_server))
+    folder = tmp_path_factory.mktemp("gateway")
+    path = folder / "llmdispatcher.yaml"
+    fakes = (fake_openai_server, fake_openai_b_server, fake_anthropic_server)
+    path.write_text(gateway_yaml(*fakes, key_store=folder / "keys.db"))
     return path
 
 

@@ -37,7 +37,7 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import anthropic_api, native_api, openai_api, tenancy
+from . import admin_api, anthropic_api, native_api, openai_api, tenancy
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -50,6 +50,7 @@ logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ANTHROPIC_PATHS = frozenset({"/v1/messages"})
 OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json"})
+ADMIN_PATHS = "/admin/"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPENAPI = web.AppKey("openapi", bytes)
 
@@ -85,6 +86,7 @@ def create_app(
     app[GATEWAY] = gateway
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
+    admin_api.add_routes(app, key_store)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -133,7 +135,8 @@ def _middleware(
             if guard is not None:
                 guard.check(request)
             path = request.path
-            if path not in open_paths and keys.enabled:
+            # (the admin handlers check the admin key themselves)
+            if path not in open_paths and keys.enabled and not path.startswith(ADMIN_PATHS):
                 trace.key = _authenticate(gateway, request, trace)
             return await handler(request)
         except Exception as exc:
