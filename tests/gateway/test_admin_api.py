@@ -162,3 +162,16 @@ async def test_team_budgets(client: TestClient[Any, Any]) -> None:
     assert [t["name"] for t in teams["data"]] == ["web"]
     bad = await client.put("/admin/v1/teams/web", json={"budget_usd": "x"}, headers=ADMIN)
     assert bad.status == 422
+
+
+async def test_a_gateway_with_an_admin_key_is_never_open(tmp_path: Path) -> None:
+    dispatcher = Dispatcher(vendors=[OneModelVendor("gpt-4o-mini")], clock=FakeClock())
+    store = open_key_store(f"sqlite:///{tmp_path / 'keys.db'}")
+    app = create_app(dispatcher, GatewayConfig(admin_key=ADMIN_KEY), key_store=store)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        chat = {"model": "gpt-4o-mini", "messages": MESSAGES}
+        assert (await client.post("/v1/chat/completions", json=chat)).status == 401
+    finally:
+        await client.close()

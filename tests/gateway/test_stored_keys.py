@@ -194,3 +194,25 @@ async def test_requests_are_tagged_with_key_id_name_and_team(
         .fetchall()
     )
     assert data == [(key.id, "app", "web")]
+
+
+async def test_revoking_the_last_stored_key_does_not_open_the_gateway(
+    tmp_path: Path, admin: KeyStore, db: str
+) -> None:
+    vendor = OneModelVendor("gpt-4o-mini")
+    dispatcher = Dispatcher(vendors=[vendor], clock=FakeClock())
+    settings = GatewayConfig(key_refresh_s=0.02)  # no configured keys, no admin key
+    await admin.seq()
+    client = TestClient(TestServer(create_app(dispatcher, settings, key_store=open_key_store(db))))
+    await client.start_server()
+    try:
+        chat = {"model": "gpt-4o-mini", "messages": MESSAGES}
+        assert (await client.post("/v1/chat/completions", json=chat)).status == 200  # no keys yet
+        key, plaintext = await admin.create({"name": "only"}, actor="test")
+        await _status_becomes(client, "", 401)  # the first key turns authentication on
+        assert (await client.post("/v1/chat/completions", **_chat(plaintext))).status == 200
+        await admin.revoke(key.id, actor="test")
+        await _status_becomes(client, plaintext, 401)
+        assert (await client.post("/v1/chat/completions", json=chat)).status == 401
+    finally:
+        await client.close()

@@ -70,7 +70,7 @@ def create_app(
     gateway = Gateway(
         dispatcher=dispatcher,
         settings=settings,
-        keys=KeyStore(settings.api_keys),
+        keys=KeyStore(settings.api_keys, required=settings.admin_key_sha256 is not None),
         metrics=GatewayMetrics(lambda: known_names(dispatcher)),
         catalog=ModelCatalog(settings.models_cache_s),
         admission=admission,

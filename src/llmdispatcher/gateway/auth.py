@@ -102,7 +102,7 @@ class StoredKeys(Protocol):
 
     @property
     def enabled(self) -> bool:
-        """Whether any stored key is active (or the store could not be read yet)."""
+        """Whether the store holds any key, even a revoked one (or could not be read yet)."""
         ...
 
     def identify(self, digest: bytes) -> ApiKey | None:
@@ -113,13 +113,22 @@ class StoredKeys(Protocol):
 class KeyStore:
     """The keys the gateway accepts (configured, then stored); none means no authentication."""
 
-    def __init__(self, configs: Iterable[ApiKeyConfig], stored: StoredKeys | None = None) -> None:
+    def __init__(
+        self,
+        configs: Iterable[ApiKeyConfig],
+        stored: StoredKeys | None = None,
+        *,
+        required: bool = False,
+    ) -> None:
         self._keys = tuple(key_from_config(c) for c in configs)
         self.stored = stored
+        self.required = required  # a managed gateway (admin key set) is never open
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys) or (self.stored is not None and self.stored.enabled)
+        return (
+            self.required or bool(self._keys) or (self.stored is not None and self.stored.enabled)
+        )
 
     def identify(self, token: str) -> ApiKey | None:
         digest = digest_of(token)
@@ -134,7 +143,7 @@ class KeyStore:
 
     def authenticate(self, request: web.Request, *, x_api_key: bool = False) -> ApiKey | None:
         """The caller's key; ``ApiError(401)`` when keys are configured and none matches."""
-        if not self._keys:
+        if not self.enabled:
             return None
         token = presented_token(request, x_api_key=x_api_key)
         if not token:

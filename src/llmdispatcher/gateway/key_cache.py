@@ -5,7 +5,8 @@ The request path never queries the database. ``KeyCache.load`` reads every key o
 reads only the keys and teams changed since. A revoked key is therefore refused on every
 replica within ``refresh_s`` plus one query; an expired one at once (``identify`` checks the
 clock). If the store cannot be read the cache keeps what it knows and tries again (logged);
-until the first load succeeds it reports itself ``enabled``, so a gateway fails closed.
+until the first load succeeds it reports itself ``enabled``, so a gateway fails closed, and
+once the store holds a key, revoking every key does not turn authentication off.
 
 Lookup: keys are indexed by the first 8 bytes of their SHA-256; the bucket's keys (almost
 always one) are compared in full with ``hmac.compare_digest``, and a miss compares against a
@@ -50,13 +51,15 @@ class KeyCache:
         self.seq = -1  # nothing loaded yet
         self._keys: dict[str, StoredKey] = {}  # by id, active and revoked
         self._index: dict[bytes, tuple[ApiKey, ...]] = {}
-        self._active = 0
         self._key_budgets: dict[str, Budget] = {}  # by key name
         self._team_budgets: dict[str, Budget] = {}  # by team
 
     @property
     def enabled(self) -> bool:
-        return self.seq < 0 or self._active > 0
+        """Whether the gateway must authenticate: once the store holds any key, even a revoked
+        or expired one, so revoking the last key never opens the gateway; and until the first
+        load (fail closed)."""
+        return self.seq < 0 or bool(self._keys)
 
     def identify(self, digest: bytes) -> ApiKey | None:
         found = None
@@ -128,18 +131,16 @@ class KeyCache:
     def _rebuild(self) -> None:
         index: dict[bytes, list[ApiKey]] = {}
         budgets: dict[str, Budget] = {}
-        active = 0
         for stored in self._keys.values():
             if stored.revoked_at is not None:
                 continue
-            active += 1
             index.setdefault(stored.digest[:8], []).append(api_key_of(stored))
             if stored.budget_usd is not None:
                 budgets[stored.name] = Budget(
                     f"key:{stored.name}", stored.budget_usd, stored.budget_period
                 )
         self._index = {prefix: tuple(keys) for prefix, keys in index.items()}
-        self._key_budgets, self._active = budgets, active
+        self._key_budgets = budgets
 
 
 def _team_budget(team: Team) -> Budget:

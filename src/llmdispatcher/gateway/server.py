@@ -61,9 +61,12 @@ RESTARTS_PER_WORKER = 5  # then the supervisor gives up: something is wrong beyo
 
 
 def check_exposure(settings: GatewayConfig) -> None:
-    """Refuse a non-loopback host without API keys, unless told to allow it."""
+    """Refuse a non-loopback host without API keys (configured, or managed through the admin
+    API), unless told to allow it."""
     if settings.api_keys or settings.allow_unauthenticated or is_loopback(settings.host):
         return
+    if settings.admin_key is not None or settings.admin_key_sha256 is not None:
+        return  # keys are managed at run time: the gateway requires one from the start
     raise ConfigError(
         f"refusing to listen on {settings.host} without API keys: anyone who can reach it could "
         "spend your vendor credits. Add gateway.api_keys (or LLMDISPATCHER_API_KEYS), listen on "

@@ -9,6 +9,7 @@ request (what a stored key's limits and usage are settled with).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -95,6 +96,7 @@ class Gateway:
     stored_keys: KeyCache | None = None
     key_usage: KeyUsage | None = None
     group_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    settling: set[asyncio.Future[None]] = field(default_factory=set)  # tenancy.finish
     started_at: float = field(default_factory=time.time)
     auth_failures: Throttle = field(init=False)  # by client address
     vendor_checks: Throttle = field(init=False)  # by key name

@@ -19,7 +19,7 @@ from aiohttp import web
 from ..config import Config
 from ..keys import KeyStore as StoredKeyStore
 from .key_cache import KeyCache
-from .key_usage import KeyUsage
+from .key_usage import KeyLease, KeyUsage
 from .state import Gateway, Trace
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -70,11 +70,20 @@ def attach(app: web.Application, gateway: Gateway, store: StoredKeyStore) -> Non
 
 
 async def finish(gateway: Gateway, trace: Trace) -> None:
-    """Settle a stored key's request: its limits and its usage counters."""
+    """Settle a stored key's request: its limits and its usage counters. Shielded: a client
+    that hangs up cancels its request's task, which must not skip the settling (a slot would
+    stay taken until its lease expired, the request would go uncounted)."""
     lease, trace.lease = trace.lease, None
     if lease is None or gateway.key_usage is None:
         return
+    task = asyncio.ensure_future(_settle(gateway.key_usage, lease, trace))
+    gateway.settling.add(task)  # a strong reference while it runs
+    task.add_done_callback(gateway.settling.discard)
+    await asyncio.shield(task)
+
+
+async def _settle(usage: KeyUsage, lease: KeyLease, trace: Trace) -> None:
     try:
-        await gateway.key_usage.finish(lease, trace.tokens, trace.cost_usd)
+        await usage.finish(lease, trace.tokens, trace.cost_usd)
     except Exception:  # the state backend is down: the leases expire on their own
         logger.exception("request %s: could not settle the key's limits", trace.request_id)

@@ -1,14 +1,18 @@
 """The key store in SQLite (the default: the data directory's database), stdlib ``sqlite3``.
 
 One connection, used from worker threads one statement at a time under an ``asyncio.Lock``
-held for the whole transaction; WAL and a busy timeout as the ledger does, so the CLI, the
-gateway and the ledger can share the file. Writes begin with ``BEGIN IMMEDIATE``.
+held for the whole transaction, and a ``threading.Lock`` held by the thread that runs a
+statement (a cancelled caller stops waiting, but its statement still runs to the end: the
+rollback, or closing the connection, waits for it instead of racing it); WAL and a busy
+timeout as the ledger does, so the CLI, the gateway and the ledger can share the file.
+Writes begin with ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +32,7 @@ class SQLiteDatabase:
         self._busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._using = threading.Lock()
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Tx]:
@@ -35,20 +40,24 @@ class SQLiteDatabase:
             conn = self._conn
             if conn is None:
                 conn = await asyncio.to_thread(self._connect)
-            tx = _SQLiteTx(conn)
+            tx = _SQLiteTx(conn, self._using)
             await tx.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield tx
             except BaseException:
-                await asyncio.to_thread(conn.execute, "ROLLBACK")
+                await tx.execute("ROLLBACK")
                 raise
             await tx.execute("COMMIT")
 
     async def aclose(self) -> None:
         async with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                await asyncio.to_thread(self._close, self._conn)
                 self._conn = None
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        with self._using:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         path: str | Path = self.path
@@ -67,17 +76,19 @@ class SQLiteDatabase:
 
 
 class _SQLiteTx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, using: threading.Lock) -> None:
         self._conn = conn
+        self._using = using
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return await asyncio.to_thread(self._run, sql, params)
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        try:
-            return self._conn.execute(sql, tuple(params)).fetchall()
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
+        with self._using:
+            try:
+                return self._conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(str(exc)) from exc
 
 
 def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
