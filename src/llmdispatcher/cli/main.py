@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config_cmd", "config"),
     "stats": ("stats_cmd", "stats"),
     "serve": ("serve_cmd", "serve"),
+    "keys": ("keys_cmd", "keys"),
 }
 
 NO_VENDORS = (
@@ -130,9 +131,18 @@ def require_vendor(dispatcher: Dispatcher, name: str) -> None:
 
         known = ", ".join(dispatcher.vendors) or "none"
         raise ConfigError(
-            f"unknown vendor {name!r}: the configured vendors are {known} "
-            "(add it to the config file or export its key)"
+            f"unknown vendor {name!r}: the configured vendors are {known} ({how_to_add(name)})"
         )
+
+
+def how_to_add(name: str) -> str:
+    """How to make vendor ``name`` available: its environment variable, when it has one."""
+    from ..vendors import env_key_for
+
+    env = env_key_for(name)
+    if env is None:
+        return "add it to the config file"
+    return f"export {env}, or add it to the config file"
 
 
 def run_closing(dispatcher: Dispatcher, work: Coroutine[Any, Any, T]) -> T:

@@ -46,6 +46,7 @@ __all__ = [
     "OpenAIVendor",
     "Secret",
     "Vendor",
+    "env_key_for",
     "vendor_class",
     "vendors_from_env",
 ]
@@ -56,6 +57,18 @@ def vendor_class(type_name: str) -> type[Vendor]:
     module, cls = REGISTRY[type_name]
     found: type[Vendor] = getattr(importlib.import_module(f".{module}", __name__), cls)
     return found
+
+
+def env_key_for(name: str) -> str | None:
+    """The environment variable that configures vendor ``name`` (``OPENAI_API_KEY``), if any."""
+    if name not in REGISTRY:
+        return None
+    found: object = getattr(vendor_class(name), "api_key_env", None)
+    if isinstance(found, str):
+        return found
+    if isinstance(found, tuple) and found and isinstance(found[0], str):
+        return found[0]
+    return None
 
 
 def vendors_from_env() -> list[Vendor]:
