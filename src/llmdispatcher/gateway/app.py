@@ -142,10 +142,10 @@ def _middleware(
         except Exception as exc:
             return _error(request, gateway, trace, exc)
         finally:
-            if trace.lease is not None:
-                await tenancy.finish(gateway, trace)
             in_flight.dec()
             CURRENT.reset(token)
+            if trace.lease is not None:  # last: a cancelled request stops waiting here
+                await tenancy.finish(gateway, trace)
 
     return middleware
 

@@ -74,18 +74,14 @@ class KeyCache:
         return found
 
     def budgets(self, metadata: Mapping[str, Any] | None) -> Sequence[Budget]:
-        """The stored budgets a request tagged by the gateway (``api_key``, ``team``) is
-        counted against: its key's and its team's."""
-        if not metadata:
+        """The stored budgets a request is counted against: its stored key's and that key's
+        team's. The key is found by the id the gateway tagged the request with
+        (``api_key_id``); the name and team come from the store, not from the request."""
+        stored = self._keys.get((metadata or {}).get("api_key_id") or "")
+        if stored is None or stored.revoked_at is not None:
             return ()
-        return [
-            budget
-            for budget in (
-                self._key_budgets.get(metadata.get("api_key", "")),
-                self._team_budgets.get(metadata.get("team", "")),
-            )
-            if budget is not None
-        ]
+        found = (self._key_budgets.get(stored.name), self._team_budgets.get(stored.team or ""))
+        return [budget for budget in found if budget is not None]
 
     def key_budget(self, name: str) -> Budget | None:
         return self._key_budgets.get(name)
