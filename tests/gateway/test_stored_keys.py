@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from llmdispatcher import Config, Dispatcher
+from llmdispatcher import Config, Dispatcher, Request, Response
 from llmdispatcher.clock import FakeClock
 from llmdispatcher.config import ApiKeyConfig, GatewayConfig
 from llmdispatcher.gateway.app import create_app
@@ -214,5 +214,39 @@ async def test_revoking_the_last_stored_key_does_not_open_the_gateway(
         await admin.revoke(key.id, actor="test")
         await _status_becomes(client, plaintext, 401)
         assert (await client.post("/v1/chat/completions", json=chat)).status == 401
+    finally:
+        await client.close()
+
+
+class HeldVendor(OneModelVendor):
+    """Answers once ``release`` is set, so requests stay in flight."""
+
+    def __init__(self) -> None:
+        super().__init__("gpt-4o-mini")
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def send(self, request: Request) -> Response:
+        self.entered.set()
+        await self.release.wait()
+        return await super().send(request)
+
+
+async def test_max_concurrency_refuses_the_request_over_it(admin: KeyStore, db: str) -> None:
+    vendor = HeldVendor()
+    dispatcher = Dispatcher(vendors=[vendor], clock=FakeClock())
+    app = create_app(dispatcher, GatewayConfig(key_refresh_s=0.02), key_store=open_key_store(db))
+    client = TestClient(TestServer(app))
+    _, plaintext = await admin.create({"name": "one", "max_concurrency": 1}, actor="test")
+    await client.start_server()  # loads the key
+    try:
+        first = asyncio.ensure_future(client.post("/v1/chat/completions", **_chat(plaintext)))
+        await vendor.entered.wait()  # the first is in flight
+        second = await client.post("/v1/chat/completions", **_chat(plaintext))
+        assert second.status == 429
+        assert "max_concurrency" in (await second.json())["error"]["message"]
+        vendor.release.set()
+        assert (await first).status == 200
+        assert (await client.post("/v1/chat/completions", **_chat(plaintext))).status == 200
     finally:
         await client.close()
