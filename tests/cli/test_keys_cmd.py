@@ -52,6 +52,16 @@ def test_show_update_revoke(cli: CliInvoker) -> None:
     assert table[0].split()[:3] == ["ID", "NAME", "TEAM"]
     assert table[1].split()[-1] == "revoked"
     assert json.loads(cli("keys", "list", "--active", "--json").stdout) == []
+    trail = json.loads(cli("keys", "audit", "--json").stdout)
+    assert [e["action"] for e in trail] == ["revoke", "update", "update", "create"]
+    assert trail[0]["actor"].startswith("cli")
+    assert created["key"] not in json.dumps(trail)
+    assert cli("keys", "audit").stdout.splitlines()[0].split() == [
+        "AT",
+        "ACTOR",
+        "ACTION",
+        "TARGET",
+    ]
 
 
 def test_team_budget(cli: CliInvoker) -> None:

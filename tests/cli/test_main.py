@@ -36,6 +36,7 @@ COMMANDS = [
     ["keys", "update"],
     ["keys", "revoke"],
     ["keys", "team"],
+    ["keys", "audit"],
 ]
 
 

@@ -244,3 +244,18 @@ def _team_text(public: dict[str, Any]) -> str:
     if public["budget_usd"] is None:
         return "no budget"
     return f"${public['budget_usd']}/{public['budget_period']}"
+
+
+@keys.command("audit")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def audit(limit: int, as_json: bool) -> None:
+    """The latest changes to keys and team budgets: who, what, when (never a secret)."""
+    entries = [e.public() for e in run(lambda store: store.audit(limit))]
+    if as_json:
+        echo(json.dumps(entries, indent=2))
+        return
+    rows = [[e["at"] or "", e["actor"], e["action"], e["target"]] for e in entries]
+    for line in render_table(["AT", "ACTOR", "ACTION", "TARGET"], rows):
+        echo(line)
