@@ -175,3 +175,13 @@ async def test_a_gateway_with_an_admin_key_is_never_open(tmp_path: Path) -> None
         assert (await client.post("/v1/chat/completions", json=chat)).status == 401
     finally:
         await client.close()
+
+
+async def test_a_stream_is_counted_once_it_ends(client: TestClient[Any, Any]) -> None:
+    created = await (await client.post("/admin/v1/keys", json={"name": "s"}, headers=ADMIN)).json()
+    auth = {"Authorization": f"Bearer {created['key']}"}
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    response = await client.post("/v1/chat/completions", json=body, headers=auth)
+    assert (await response.text()).endswith("data: [DONE]\n\n")
+    shown = await (await client.get(f"/admin/v1/keys/{created['id']}", headers=ADMIN)).json()
+    assert (shown["usage"]["requests"], shown["usage"]["tokens"]) == (1, 4)
