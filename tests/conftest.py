@@ -1,4 +1,15 @@
-"""Shared test fixtures: the fake vendor servers (tests/fakes)."""
+"""Shared test fixtures: the fake vendor servers (tests/fakes). The whole session, and every
+process it starts, uses a temporary data directory (``LLMDISPATCHER_HOME``): no test ever writes
+to the real one."""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+_HOME = tempfile.mkdtemp(prefix="llmdispatcher-test-home-")
+os.environ["LLMDISPATCHER_HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 pytest_plugins = [
     "tests.fakes.fixtures",

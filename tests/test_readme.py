@@ -28,7 +28,11 @@ def test_the_readme_has_examples() -> None:
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
 def test_python_blocks_run(code: str, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(VENDOR_ENV)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(VENDOR_ENV) or k == "LLMDISPATCHER_HOME"  # the test data directory
+    }
     env |= {"OPENAI_API_KEY": FAKE_OPENAI_KEY, "OPENAI_BASE_URL": fake_openai.url + "/v1"}
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -35,7 +35,7 @@ from .state.base import CounterAdd, StateBackend
 
 Period = Literal["day", "month", "total"]
 PERIODS: tuple[Period, ...] = ("day", "month", "total")
-SCOPE_KINDS = ("user", "key", "group")
+SCOPE_KINDS = ("user", "key", "group", "team")
 _MICRO = Decimal("0.000001")
 
 
@@ -44,7 +44,8 @@ class Budget:
     """A spend limit in US dollars for one scope and period.
 
     ``scope`` is ``"user:<id>"``, ``"key:<id>"`` (a gateway API key), ``"group:<name>"`` (a model
-    group) or ``"global"``; ``period`` is ``"day"`` or ``"month"`` (UTC calendar) or ``"total"``.
+    group), ``"team:<name>"`` (the team of a stored gateway key) or ``"global"``; ``period`` is
+    ``"day"`` or ``"month"`` (UTC calendar) or ``"total"``.
     ``limit_usd`` accepts ``Decimal``, ``int``, ``str`` or ``float`` (read through ``str``, so
     ``5.1`` is exactly 5.1) and is kept as a ``Decimal``.
     """
@@ -96,10 +97,13 @@ class BudgetTracker:
         """The budgets a request with these scopes is counted against (``global`` always)."""
         return tuple(budget for budget in self.budgets if budget.applies_to(scopes))
 
-    async def reserve(self, scopes: Sequence[str], worst_case_usd: Decimal) -> BudgetReservation:
-        """Add ``worst_case_usd`` to every applicable budget, or raise ``BudgetExceeded``."""
+    async def reserve(
+        self, scopes: Sequence[str], worst_case_usd: Decimal, extra: Sequence[Budget] = ()
+    ) -> BudgetReservation:
+        """Add ``worst_case_usd`` to every applicable budget (and every one of ``extra``: budgets
+        known only at run time, such as a stored gateway key's), or raise ``BudgetExceeded``."""
         micros = to_micros(_check_amount(worst_case_usd, "worst_case_usd"), ROUND_CEILING)
-        budgets = self.applicable(scopes)
+        budgets = self.applicable(scopes) + tuple(extra)
         if not budgets:
             return BudgetReservation(micros)
         wall = self.clock.wall()
@@ -209,7 +213,8 @@ def _check_scope(scope: str) -> str:
     if scope == "global" or (sep and kind in SCOPE_KINDS and name.strip() == name and name):
         return scope
     raise ValueError(
-        f"budget.scope: {scope!r} must be 'global' or one of user:<id>, key:<id>, group:<name>"
+        f"budget.scope: {scope!r} must be 'global' or one of user:<id>, key:<id>, group:<name>, "
+        "team:<name>"
     )
 
 

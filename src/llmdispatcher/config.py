@@ -82,6 +82,12 @@ class GatewayConfig:
     dropped. ``auth_failures_per_minute``: requests with a missing or wrong key one client
     address may make (then 429 until it refills); ``vendor_checks_per_minute``: live checks
     (``/api/v1/test/vendor``) per gateway key.
+
+    Stored keys (``llmdispatcher keys``, the admin API) live in ``key_store_url``
+    (``sqlite:///path.db`` or ``postgresql://...``; unset: ``ledger_url``, else the data
+    directory's database); each gateway re-reads what changed every ``key_refresh_s`` seconds.
+    The admin API (``/admin/v1``) needs ``admin_key`` (plain, usually ``${ENV}``) or
+    ``admin_key_sha256`` (or ``LLMDISPATCHER_ADMIN_KEY``); without one it answers 404.
     """
 
     host: str = "127.0.0.1"
@@ -98,6 +104,10 @@ class GatewayConfig:
     allowed_hosts: tuple[str, ...] = ()
     auth_failures_per_minute: int = 10
     vendor_checks_per_minute: int = 10
+    key_store_url: str | None = None
+    key_refresh_s: float = 0.5
+    admin_key: str | None = field(default=None, repr=False)
+    admin_key_sha256: str | None = field(default=None, repr=False)
     passthrough_fields: tuple[str, ...] = (
         "seed",
         "presence_penalty",
@@ -125,6 +135,15 @@ class GatewayConfig:
         names = [k.name for k in self.api_keys]
         if len(set(names)) != len(names):
             raise ValueError("gateway.api_keys: key names must be unique")
+        if not 0 < self.key_refresh_s <= 60:
+            raise ValueError("gateway.key_refresh_s: must be more than 0 and at most 60 seconds")
+        if self.admin_key is not None and len(self.admin_key) < 16:
+            raise ValueError("gateway.admin_key: must be at least 16 characters")
+        digest = self.admin_key_sha256
+        if digest is not None and not (
+            len(digest) == 64 and all(c in "0123456789abcdefABCDEF" for c in digest)
+        ):
+            raise ValueError("gateway.admin_key_sha256: must be 64 hex digits")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from .lifecycle.runner import Runner
 from .lifecycle.scope import Services, Trip
 from .observability.events import Event, Subscriber
 from .observability.stats import Stats, StatsCollector
-from .quotas import Quotas
+from .quotas import BudgetSource, Quotas
 from .resilience.circuit_breaker import BreakerBoard, BreakerState
 from .resilience.deadline import Deadline
 from .resilience.retry_budget import RetryBudgets
@@ -156,6 +156,11 @@ class Dispatcher:
         self._vendors[vendor.name] = vendor
         vendor.listen_to_headers(functools.partial(self._services.quotas.observe, vendor.name))
         self._services.quotas.forget()
+
+    def set_budget_source(self, source: BudgetSource | None) -> None:
+        """Budgets known only at run time (the gateway's stored keys and teams), asked per
+        request, besides ``Config.budgets``."""
+        self._services.quotas.budget_source = source
 
     @property
     def vendors(self) -> dict[str, Vendor]:

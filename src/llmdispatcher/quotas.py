@@ -10,7 +10,7 @@ across replicas sharing Redis. Nothing here runs when no limit and no budget is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -22,15 +22,21 @@ from .settings.routing import Deployment
 from .types import Request
 
 if TYPE_CHECKING:
-    from .budgets import BudgetReservation, BudgetTracker
+    from .budgets import Budget, BudgetReservation, BudgetTracker
     from .resilience.rate_limit import RateLimiter, Reservation
     from .state.base import StateBackend
     from .vendors.base import Vendor
 
 
+# Budgets known only at run time (a stored gateway key's and its team's), asked per request:
+# must be O(1) and do no I/O.
+BudgetSource = Callable[[Request], "Sequence[Budget]"]
+
+
 class Quotas:
     def __init__(self, config: Config, vendors: Mapping[str, Vendor], clock: Clock) -> None:
         self.config = config
+        self.budget_source: BudgetSource | None = None
         self.vendors = vendors
         self.clock = clock
         self._state: StateBackend | None = None
@@ -54,7 +60,7 @@ class Quotas:
 
     @property
     def budgets_active(self) -> bool:
-        return bool(self.config.budgets)
+        return bool(self.config.budgets) or self.budget_source is not None
 
     def state(self) -> StateBackend:
         if self._state is None:
@@ -102,13 +108,14 @@ class Quotas:
     async def reserve_spend(
         self, request: Request, decision: RoutingDecision, worst_usd: Decimal
     ) -> BudgetReservation | None:
-        if not self.budgets_active:
+        extra = self.budget_source(request) if self.budget_source is not None else ()
+        if not (self.config.budgets or extra):
             return None
         if self._budgets is None:
             from .budgets import BudgetTracker
 
             self._budgets = BudgetTracker(self.state(), self.clock, self.config.budgets)
-        return await self._budgets.reserve(budget_scopes(request, decision), worst_usd)
+        return await self._budgets.reserve(budget_scopes(request, decision), worst_usd, extra)
 
     async def settle_spend(
         self, reservation: BudgetReservation | None, actual_usd: Decimal
@@ -137,14 +144,18 @@ def deployment_limits(deployment: Deployment) -> Limits:
 
 
 def budget_scopes(request: Request, decision: RoutingDecision) -> Sequence[str]:
-    """The budget scopes a request falls under: its user, its gateway key (``metadata``
-    ``api_key``, set by the gateway), its model group; ``global`` always applies."""
+    """The budget scopes a request falls under: its user, its gateway key and team (``metadata``
+    ``api_key`` and ``team``, set by the gateway), its model group; ``global`` always applies."""
     scopes = []
     if request.user:
         scopes.append(f"user:{request.user}")
-    key = (request.metadata or {}).get("api_key")
+    metadata = request.metadata or {}
+    key = metadata.get("api_key")
     if key:
         scopes.append(f"key:{key}")
+    team = metadata.get("team")
+    if team:
+        scopes.append(f"team:{team}")
     if decision.group:
         scopes.append(f"group:{decision.group}")
     return scopes

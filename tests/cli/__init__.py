@@ -22,13 +22,21 @@ from tests.fakes.openai_fake import FakeOpenAI
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR_ENV = ("OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "AZURE", "OLLAMA", "LLAMACPP")
 OUR_ENV = ("LLMDISPATCHER_", "NO_COLOR", "FORCE_COLOR")
+# Kept in every test's environment: tests/conftest.py points it at a temporary directory, so
+# nothing a test runs ever writes to the real data directory.
+HERMETIC_ENV = ("LLMDISPATCHER_HOME",)
 # No waiting between retries, so failure tests stay fast.
 FAST_RETRIES = "retry_policy: {max_retries: 0, base_delay: 0, jitter: false}"
 
 
+def is_setting(name: str) -> bool:
+    """Whether ``name`` is a vendor key or one of our settings (the data directory is kept)."""
+    return name.startswith(VENDOR_ENV + OUR_ENV) and name not in HERMETIC_ENV
+
+
 def clean_environ() -> dict[str, str]:
     """The current environment without vendor keys or our own settings."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(VENDOR_ENV + OUR_ENV)}
+    return {k: v for k, v in os.environ.items() if not is_setting(k)}
 
 
 def vendor_yaml(

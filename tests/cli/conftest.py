@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import OUR_ENV, VENDOR_ENV, CliInvoker, write_config
+from tests.cli import CliInvoker, is_setting, write_config
 from tests.fakes.openai_fake import FakeOpenAI
 
 
@@ -15,7 +15,7 @@ from tests.fakes.openai_fake import FakeOpenAI
 def _no_vendor_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the config files a test writes decide which vendors exist."""
     for name in list(os.environ):
-        if name.startswith(VENDOR_ENV + OUR_ENV):
+        if is_setting(name):
             monkeypatch.delenv(name)
 
 

@@ -138,9 +138,20 @@ def test_unknown_vendor_is_a_config_error(
     assert result.exit_code == 2
     assert one_line(result.stderr) == (
         "error: unknown vendor 'nope': the configured vendors are main, backup "
-        "(add it to the config file or export its key)"
+        "(add it to the config file)"
     )
     assert fake_openai.requests == []
+
+
+def test_a_known_vendor_without_its_key_names_the_variable(
+    cli: CliInvoker, two_vendors: Path
+) -> None:
+    result = cli("-c", two_vendors, "chat", "hi", "--vendor", "openai")
+    assert result.exit_code == 2
+    assert one_line(result.stderr) == (
+        "error: unknown vendor 'openai': the configured vendors are main, backup "
+        "(export OPENAI_API_KEY, or add it to the config file)"
+    )
 
 
 def test_footer_shows_fallback_and_retries(

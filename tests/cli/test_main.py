@@ -29,6 +29,14 @@ COMMANDS = [
     ["config", "check"],
     ["stats"],
     ["serve"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "show"],
+    ["keys", "update"],
+    ["keys", "revoke"],
+    ["keys", "team"],
+    ["keys", "audit"],
 ]
 
 
@@ -52,6 +60,7 @@ def test_help_lists_every_command(cli: CliInvoker) -> None:
         "config",
         "stats",
         "serve",
+        "keys",
     ]
 
 

@@ -23,6 +23,7 @@ from tests.fakes.fixtures_anthropic import FAKE_ANTHROPIC_KEY
 from tests.fakes.openai_fake import FakeOpenAI
 
 KEY = "gw-test-key-full-0123456789"
+ADMIN_KEY = "gw-test-admin-key-0123456789"
 MINI_KEY = "gw-test-key-mini-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MINI_AUTH = {"Authorization": f"Bearer {MINI_KEY}"}
@@ -30,9 +31,14 @@ _LISTENING = re.compile(rb"listening on (http://\S+)")
 
 
 def gateway_yaml(
-    openai: FakeOpenAI, backup: FakeOpenAI, anthropic: FakeAnthropic, grace_s: float = 5
+    openai: FakeOpenAI,
+    backup: FakeOpenAI,
+    anthropic: FakeAnthropic,
+    grace_s: float = 5,
+    key_store: Path | None = None,
 ) -> str:
-    """``openai`` (falls back to ``backup``), and ``anthropic`` for ``claude-*`` models."""
+    """``openai`` (falls back to ``backup``), and ``anthropic`` for ``claude-*`` models;
+    ``key_store``: a SQLite file of its own for stored keys, and the admin API on."""
     mini = hashlib.sha256(MINI_KEY.encode()).hexdigest()
     vendors = {
         "openai": {"type": "openai", "base_url": f"{openai.url}/v1", "api_key": FAKE_OPENAI_KEY},
@@ -54,6 +60,11 @@ def gateway_yaml(
             '  - {vendor: anthropic, priority: 1, condition: {model_pattern: "claude-*"}}',
             "gateway:",
             f"  shutdown_grace_s: {grace_s}",
+            *(
+                [f"  key_store_url: 'sqlite:///{key_store}'", f"  admin_key: {ADMIN_KEY}"]
+                if key_store
+                else []
+            ),
             # tests share one gateway (and address): the throttles are tested in-process
             "  auth_failures_per_minute: 100000",
             "  vendor_checks_per_minute: 100000",

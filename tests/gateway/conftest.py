@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import OUR_ENV, VENDOR_ENV
+from tests.cli import is_setting
 from tests.fakes.anthropic_fake import FakeAnthropic
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.gateway import GatewayProcess, gateway_yaml
@@ -18,7 +18,7 @@ from tests.gateway import GatewayProcess, gateway_yaml
 @pytest.fixture(autouse=True)
 def _no_vendor_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(VENDOR_ENV + OUR_ENV):
+        if is_setting(name):
             monkeypatch.delenv(name)
 
 
@@ -29,8 +29,10 @@ def gateway_config(
     fake_openai_b_server: FakeOpenAI,
     fake_anthropic_server: FakeAnthropic,
 ) -> Path:
-    path = tmp_path_factory.mktemp("gateway") / "llmdispatcher.yaml"
-    path.write_text(gateway_yaml(fake_openai_server, fake_openai_b_server, fake_anthropic_server))
+    folder = tmp_path_factory.mktemp("gateway")
+    path = folder / "llmdispatcher.yaml"
+    fakes = (fake_openai_server, fake_openai_b_server, fake_anthropic_server)
+    path.write_text(gateway_yaml(*fakes, key_store=folder / "keys.db"))
     return path
 
 

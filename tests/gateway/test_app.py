@@ -112,7 +112,7 @@ async def test_admission_hook_refusals_are_429_and_counted() -> None:
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/v1/chat/completions", {**CHAT, "metadata": {"api_key": "spoofed", "team": "a"}}),
+        ("/v1/chat/completions", {**CHAT, "metadata": {"api_key": "spoofed", "team": "a", "x": 1}}),
         ("/v1/messages", {**CHAT, "max_tokens": 5}),
         ("/api/v1/chat/completions", {**CHAT, "metadata": {"api_key": "spoofed"}}),
     ],
@@ -120,8 +120,9 @@ async def test_admission_hook_refusals_are_429_and_counted() -> None:
 async def test_requests_carry_the_callers_key_name_not_the_clients_claim(
     path: str, body: dict[str, Any]
 ) -> None:
-    """``key:`` budgets and the ledger read ``metadata["api_key"]``: it must be the name of the
-    key that authenticated, whatever the client wrote into its own metadata."""
+    """``key:``/``team:`` budgets and the ledger read ``metadata["api_key"]`` and ``["team"]``:
+    they must be the key's that authenticated, whatever the client wrote into its own metadata
+    (a claimed team is dropped; other fields are kept)."""
     seen: list[Request] = []
 
     async def admission(key: ApiKey | None, request: Request) -> None:
@@ -137,7 +138,8 @@ async def test_requests_carry_the_callers_key_name_not_the_clients_claim(
         await client.close()
     assert seen[0].metadata is not None
     assert seen[0].metadata["api_key"] == "team-a"
-    assert seen[0].metadata.get("team") == body.get("metadata", {}).get("team")
+    assert "team" not in seen[0].metadata
+    assert seen[0].metadata.get("x") == body.get("metadata", {}).get("x")
 
 
 def test_openai_stream_frames_are_exact() -> None:

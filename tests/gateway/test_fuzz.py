@@ -11,13 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway import KEY
+from tests.gateway import ADMIN_KEY, KEY
 
 CLI = Path(sys.executable).with_name("schemathesis")
 
 
 @pytest.mark.skipif(not CLI.exists() and not shutil.which("schemathesis"), reason="no schemathesis")
-def test_no_server_errors(gateway: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "paths"),
+    [(KEY, "--exclude-path-regex"), (ADMIN_KEY, "--include-path-regex")],
+    ids=["client-key", "admin-key"],
+)
+def test_no_server_errors(gateway: str, tmp_path: Path, key: str, paths: str) -> None:
+    """Every operation with a client key but the admin API's; the admin API with the admin
+    key (the others answer it 403)."""
     command = [
         str(CLI if CLI.exists() else shutil.which("schemathesis")),
         "run",
@@ -27,7 +34,8 @@ def test_no_server_errors(gateway: str, tmp_path: Path) -> None:
         "--max-examples", "20",
         "--phases", "examples,fuzzing",
         "--seed", "1",
-        "--header", f"Authorization: Bearer {KEY}",
+        "--header", f"Authorization: Bearer {key}",
+        paths, "^/admin/",
         "--request-timeout", "10",
         "--workers", "2",
         "--no-color",

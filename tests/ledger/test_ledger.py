@@ -9,8 +9,10 @@ fresh schema per test, dropped afterwards; it is skipped when no server answers,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -33,6 +35,7 @@ from llmdispatcher.observability.ledger import (
     open_ledger,
     open_store,
 )
+from llmdispatcher.observability.ledger_sql import COLUMNS
 from llmdispatcher.types import Attempt
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
@@ -44,6 +47,7 @@ POSTGRES_URL = os.environ.get(
 )
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-live-abcdef123456"
+V1_COLUMNS = 23  # the columns of 001_create_requests
 
 
 # --- backends --------------------------------------------------------------------------------
@@ -372,8 +376,8 @@ async def _index_names(ledger: Ledger) -> set[str]:
 async def test_a_v1_database_is_upgraded_to_the_latest_schema(url: str) -> None:
     old = open_store(url)
     await old.open(MIGRATIONS[:1])  # a database as the first release left it
-    await old.write([LedgerRecord.from_event(finished("from-v1"), at=1.0).as_row()])
     await old.aclose()
+    await asyncio.to_thread(_insert_v1_row, url)  # as the first release wrote them
 
     async with ledger_at(url) as upgraded:
         assert await _migration_names(upgraded) == [m.name for m in MIGRATIONS]
@@ -381,6 +385,20 @@ async def test_a_v1_database_is_upgraded_to_the_latest_schema(url: str) -> None:
         assert (await upgraded.stats()).totals.requests == 1
     async with ledger_at(url) as again:  # opening an up-to-date database changes nothing
         assert await _migration_names(again) == [m.name for m in MIGRATIONS]
+
+
+def _insert_v1_row(url: str) -> None:
+    row = LedgerRecord.from_event(finished("from-v1"), at=1.0).as_row()[:V1_COLUMNS]
+    sql = f"INSERT INTO ledger_requests ({', '.join(COLUMNS[:V1_COLUMNS])}) VALUES "
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            conn.execute(sql + f"({', '.join('?' * V1_COLUMNS)})", row)
+            conn.commit()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql + f"({', '.join(['%s'] * V1_COLUMNS)})", row)  # type: ignore[arg-type]
 
 
 # --- statistics ------------------------------------------------------------------------------

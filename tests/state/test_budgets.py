@@ -28,12 +28,14 @@ D = Decimal
 # -- the Budget value -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scope", ["user:alice", "key:sk-gw-1", "group:gpt-4o", "global"])
+@pytest.mark.parametrize(
+    "scope", ["user:alice", "key:sk-gw-1", "group:gpt-4o", "team:web", "global"]
+)
 def test_scopes(scope: str) -> None:
     assert Budget(scope, 5, "day").scope == scope
 
 
-@pytest.mark.parametrize("scope", ["alice", "user:", "team:x", "global:x", "user: alice", ""])
+@pytest.mark.parametrize("scope", ["alice", "user:", "tenant:x", "global:x", "user: alice", ""])
 def test_bad_scopes(scope: str) -> None:
     with pytest.raises(ValueError, match=r"budget\.scope"):
         Budget(scope, 5, "day")

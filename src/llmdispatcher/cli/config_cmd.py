@@ -118,10 +118,12 @@ on_stream_break: error
 # Spend limits in USD, checked against the worst case before sending.
 budgets: []
 #  - {scope: global, limit_usd: 50, period: day}
-#  - {scope: "user:alice", limit_usd: 5, period: month}   # also key:<gateway key>, group:<name>
+#  - {scope: "user:alice", limit_usd: 5, period: month}   # also key:<gateway key>, group:<name>,
+#                                                           # team:<team of stored keys>
 
 # Every request (never its content unless ledger_content) recorded for `llmdispatcher stats`:
-# sqlite:///ledger.db or postgresql://user:pass@host/db.
+# sqlite:///ledger.db or postgresql://user:pass@host/db; null: the data directory's database
+# ($LLMDISPATCHER_HOME, else ~/.local/share/llmdispatcher); none: record nothing.
 ledger_url: null
 ledger_content: false
 # While the ledger's database is down, records wait in memory, then in a spill file here
@@ -146,6 +148,10 @@ gateway:
   #    key: ${TEAM_A_KEY}     # or key_sha256: <hex>; only the hash is kept
   #    allowed_models: ["gpt-4o*", "chat-*"]
   #    metadata: {tier: basic}  # pinned: replaces the client's metadata (rules, budgets)
+  # Stored keys (`llmdispatcher keys`, /admin/v1): null = ledger_url, else the data directory.
+  key_store_url: null       # or sqlite:///keys.db, postgresql://... (shared by replicas)
+  key_refresh_s: 0.5        # how often each gateway looks for key changes
+  # admin_key: ${LLMDISPATCHER_ADMIN_KEY}   # turns the admin API on (or admin_key_sha256)
   allowed_hosts: []         # Host/Origin names browsers may use; [] = loopback names on loopback
   auth_failures_per_minute: 10   # wrong keys per client address, then 429
   max_body_bytes: 4194304

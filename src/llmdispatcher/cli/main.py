@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config_cmd", "config"),
     "stats": ("stats_cmd", "stats"),
     "serve": ("serve_cmd", "serve"),
+    "keys": ("keys_cmd", "keys"),
 }
 
 NO_VENDORS = (
@@ -103,9 +104,11 @@ def load_dispatcher() -> Dispatcher:
     from ..config import Config
     from ..dispatcher import Dispatcher
     from ..errors import ConfigError
+    from ..home import ledger_url
 
     st = state()
     config = Config.from_file(st.config_path) if st.config_path else Config()
+    config = replace(config, ledger_url=ledger_url(config.ledger_url))
     if st.debug:
         config = replace(config, enable_logging=True)
     dispatcher = Dispatcher(config) if st.config_path else Dispatcher.from_env(config)
@@ -128,9 +131,18 @@ def require_vendor(dispatcher: Dispatcher, name: str) -> None:
 
         known = ", ".join(dispatcher.vendors) or "none"
         raise ConfigError(
-            f"unknown vendor {name!r}: the configured vendors are {known} "
-            "(add it to the config file or export its key)"
+            f"unknown vendor {name!r}: the configured vendors are {known} ({how_to_add(name)})"
         )
+
+
+def how_to_add(name: str) -> str:
+    """How to make vendor ``name`` available: its environment variable, when it has one."""
+    from ..vendors import env_key_for
+
+    env = env_key_for(name)
+    if env is None:
+        return "add it to the config file"
+    return f"export {env}, or add it to the config file"
 
 
 def run_closing(dispatcher: Dispatcher, work: Coroutine[Any, Any, T]) -> T:

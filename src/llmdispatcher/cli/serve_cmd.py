@@ -27,6 +27,7 @@ def gateway_settings(
     workers: int | None,
     allow_unauthenticated: bool,
     env_keys: str | None,
+    admin_key: str | None = None,
 ) -> GatewayConfig:
     """The file's settings with the command line and environment applied on top; keys as
     their digests only (the plain keys are not kept in memory)."""
@@ -41,6 +42,8 @@ def gateway_settings(
     )
     if env_keys:
         settings = replace(settings, api_keys=settings.api_keys + keys_from_env(env_keys))
+    if admin_key:
+        settings = replace(settings, admin_key=admin_key, admin_key_sha256=None)
     return digests_only(settings)
 
 
@@ -100,6 +103,7 @@ def serve(
         workers,
         allow_unauthenticated,
         os.environ.get("LLMDISPATCHER_API_KEYS"),
+        os.environ.get("LLMDISPATCHER_ADMIN_KEY"),
     )
     code = run(config_path, settings)
     if code:

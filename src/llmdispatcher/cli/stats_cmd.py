@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from dataclasses import asdict
@@ -30,24 +29,26 @@ def parse_since(text: str) -> float:
 
 
 def ledger_url(given: str | None) -> str:
-    """--ledger, else the config file's ledger_url, else $LLMDISPATCHER_LEDGER."""
+    """--ledger, else the config file's ledger_url, else $LLMDISPATCHER_LEDGER, else the data
+    directory's database (``home``)."""
     if given:
         return given
+    from .. import home
+
     path = state().config_path
+    configured = None
     if path:
         from ..config import Config
 
-        url = Config.from_file(path).ledger_url
-        if url:
-            return url
-    url = os.environ.get("LLMDISPATCHER_LEDGER")
-    if url:
-        return url
-    raise CliError(
-        "no ledger to read: pass --ledger sqlite:///ledger.db, or set ledger_url in "
-        "the config file (requests are recorded there)",
-        EXIT_USAGE,
-    )
+        configured = Config.from_file(path).ledger_url
+    url = home.ledger_url(configured)
+    if url is None:
+        raise CliError(
+            "recording is off (ledger_url: none or LLMDISPATCHER_NO_LEDGER): pass "
+            "--ledger sqlite:///ledger.db to read a ledger",
+            EXIT_USAGE,
+        )
+    return url
 
 
 async def read(url: str, since: float | None) -> LedgerStats:
@@ -80,8 +81,14 @@ def show(data: LedgerStats) -> None:
         f"tokens; {dollars(float(t.cost_usd))}"
     )
     headers = ["", "REQUESTS", "OK", "PROMPT", "COMPLETION", "COST", "P50", "P95", "P99"]
-    for title, groups in (("VENDOR", data.by_vendor), ("MODEL", data.by_model)):
-        if groups:
+    tables = (
+        ("VENDOR", data.by_vendor),
+        ("MODEL", data.by_model),
+        ("KEY", data.by_key),  # gateway keys and teams, when requests came through a gateway
+        ("TEAM", data.by_team),
+    )
+    for title, groups in tables:
+        if any(name is not None for name in groups):
             echo()
             rows = [_row(name, g) for name, g in sorted(groups.items(), key=lambda i: str(i[0]))]
             for line in render_table([title, *headers[1:]], rows):

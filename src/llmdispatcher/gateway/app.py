@@ -36,7 +36,8 @@ from aiohttp import web
 from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
-from . import anthropic_api, native_api, openai_api
+from ..keys import KeyStore as StoredKeyStore
+from . import admin_api, anthropic_api, native_api, openai_api, tenancy
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -49,6 +50,7 @@ logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ANTHROPIC_PATHS = frozenset({"/v1/messages"})
 OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json"})
+ADMIN_PATHS = "/admin/"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPENAPI = web.AppKey("openapi", bytes)
 
@@ -59,18 +61,21 @@ def create_app(
     *,
     admission: Admission | None = None,
     clock: Clock | None = None,
+    key_store: StoredKeyStore | None = None,
 ) -> web.Application:
     """The gateway for ``dispatcher``. ``admission`` is the per-key limits/budget hook;
-    ``clock`` times the gateway's own throttles."""
+    ``clock`` times the gateway's own throttles; ``key_store`` holds the stored keys (and
+    enables the admin API), see ``tenancy``."""
     settings = digests_only(settings or GatewayConfig())
     gateway = Gateway(
         dispatcher=dispatcher,
         settings=settings,
-        keys=KeyStore(settings.api_keys),
+        keys=KeyStore(settings.api_keys, required=settings.admin_key_sha256 is not None),
         metrics=GatewayMetrics(lambda: known_names(dispatcher)),
         catalog=ModelCatalog(settings.models_cache_s),
         admission=admission,
         clock=clock or SystemClock(),
+        group_models=tenancy.group_models(dispatcher.config),
     )
     dispatcher.subscribe(gateway.metrics.on_event)
     dispatcher.subscribe(count_attempt)
@@ -79,6 +84,9 @@ def create_app(
         client_max_size=settings.max_body_bytes, middlewares=[_middleware(gateway, open_paths)]
     )
     app[GATEWAY] = gateway
+    if key_store is not None:
+        tenancy.attach(app, gateway, key_store)
+    admin_api.add_routes(app, key_store)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -127,7 +135,8 @@ def _middleware(
             if guard is not None:
                 guard.check(request)
             path = request.path
-            if path not in open_paths and keys.enabled:
+            # (the admin handlers check the admin key themselves)
+            if path not in open_paths and keys.enabled and not path.startswith(ADMIN_PATHS):
                 trace.key = _authenticate(gateway, request, trace)
             return await handler(request)
         except Exception as exc:
@@ -135,6 +144,8 @@ def _middleware(
         finally:
             in_flight.dec()
             CURRENT.reset(token)
+            if trace.lease is not None:  # last: a cancelled request stops waiting here
+                await tenancy.finish(gateway, trace)
 
     return middleware
 

@@ -169,6 +169,16 @@ class GatewayMetrics:
         self.cost = self._counter(
             "llmdispatcher_cost_usd", "Cost of answered requests in USD.", ("vendor", "model")
         )
+        self.key_requests = self._counter(
+            "llmdispatcher_key_requests",
+            "Chat requests by gateway key name and team, by outcome (ok or the error class).",
+            ("key", "team", "outcome"),
+        )
+        self.key_cost = self._counter(
+            "llmdispatcher_key_cost_usd",
+            "Cost of answered requests in USD by gateway key name and team.",
+            ("key", "team"),
+        )
         mode: dict[str, Any] = {"multiprocess_mode": "livesum"}
         self.in_flight = Gauge(
             "llmdispatcher_http_requests_in_flight",
@@ -246,6 +256,12 @@ class GatewayMetrics:
             self.tokens("chat", vendor, model, "output").observe(event.usage.completion_tokens)
         if event.cost_usd:
             self.cost(vendor, model).inc(event.cost_usd)
+        tags = event.request.metadata
+        if tags and "api_key" in tags:  # set by the gateway: a key's name, never the key
+            key, team = str(tags["api_key"]), str(tags.get("team") or "")
+            self.key_requests(key, team, outcome).inc()
+            if event.cost_usd:
+                self.key_cost(key, team).inc(event.cost_usd)
 
     # --- the gateway's own ------------------------------------------------------------------
     def observe_overhead(self, vendor: str, model: str, seconds: float) -> None:

@@ -234,6 +234,91 @@ ERROR_STATUSES = ("400", "401", "403", "404", "408", "413", "415", "421", "429",
                   "504")  # fmt: skip
 SSE = {"text/event-stream": {"schema": STRING}}
 
+# --- the admin API (admin_api.py) ------------------------------------------------------------
+POSITIVE = {"type": "integer", "minimum": 1, "maximum": 10**9}
+NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+MONEY = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, STRING]}
+PERIOD = {"enum": ["day", "month", "total"]}
+KEY_FIELDS: dict[str, Schema] = {
+    "team": nullable(NAME),
+    "models": array(NON_EMPTY, 1),
+    "rpm": nullable(POSITIVE),
+    "tpm": nullable(POSITIVE),
+    "max_concurrency": nullable(POSITIVE),
+    "budget_usd": nullable(MONEY),
+    "budget_period": PERIOD,
+    "expires_at": nullable(STRING),
+    "expires_in": nullable(STRING),
+    "metadata": OBJECT,
+}
+KEY = obj(
+    {"id": STRING, "name": STRING, "prefix": STRING, **KEY_FIELDS, "created_at": STRING,
+     "revoked_at": nullable(STRING), "usage": OBJECT, "key": STRING},
+    ("id", "name", "prefix"),
+)  # fmt: skip
+ADMIN_SCHEMAS: dict[str, Schema] = {
+    "KeyCreate": obj({"name": NAME, **KEY_FIELDS}, ("name",)),
+    "KeyUpdate": obj(KEY_FIELDS),
+    "Key": KEY,
+    "KeyList": obj({"object": {"const": "list"}, "data": array(KEY)}),
+    "TeamBudget": obj({"budget_usd": nullable(MONEY), "budget_period": PERIOD}, ("budget_usd",)),
+    "Team": obj({"name": STRING, "budget_usd": nullable(STRING), "budget_period": STRING}),
+    "TeamList": obj({"object": {"const": "list"}, "data": array(OBJECT)}),
+    "AuditList": obj({"object": {"const": "list"}, "data": array(OBJECT)}),
+}
+ADMIN_ERRORS = ("401", "403", "404", "409", "413", "415", "422", "429")
+ID = {"name": "id", "in": "path", "required": True, "schema": STRING}
+TEAM = {"name": "name", "in": "path", "required": True, "schema": NAME}
+# path -> method -> (summary, ok status, response schema, request schema, parameters)
+ADMIN_OPERATIONS: dict[str, dict[str, tuple[str, str, str, str | None, list[Schema]]]] = {
+    "/admin/v1/keys": {
+        "post": ("Create a key; the answer holds it, this once", "201", "Key", "KeyCreate", []),
+        "get": ("List keys (no secrets)", "200", "KeyList", None, [
+            {"name": "team", "in": "query", "schema": STRING},
+            {"name": "revoked", "in": "query", "schema": {"enum": ["true", "false"]}},
+        ]),
+    },
+    "/admin/v1/keys/{id}": {
+        "get": ("A key with its use in the current budget period", "200", "Key", None, [ID]),
+        "patch": ("Change a key's limits, models, budget, expiry or metadata", "200", "Key",
+                  "KeyUpdate", [ID]),
+        "delete": ("Revoke a key (idempotent)", "200", "Key", None, [ID]),
+    },
+    "/admin/v1/teams/{name}": {
+        "put": ("Set or remove a team's shared budget", "200", "Team", "TeamBudget", [TEAM]),
+    },
+    "/admin/v1/teams": {"get": ("Teams with a budget", "200", "TeamList", None, [])},
+    "/admin/v1/audit": {
+        "get": ("Every admin action, newest first", "200", "AuditList", None, [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                         "maximum": 1000}},
+        ]),
+    },
+}  # fmt: skip
+
+
+def _admin_op(
+    summary: str, ok: str, result: str, body: str | None, parameters: list[Schema]
+) -> Schema:
+    error = {"description": "error", "content": {"application/json": {"schema": ref("Error")}}}
+    op: Schema = {
+        "summary": summary,
+        "tags": ["admin"],
+        "security": [{"admin": []}],
+        "responses": {
+            ok: {"description": "ok", "content": {"application/json": {"schema": ref(result)}}},
+            **dict.fromkeys(ADMIN_ERRORS, error),
+        },
+    }
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(body)}},
+        }
+    return op
+
 
 def _op(
     summary: str,
@@ -295,7 +380,11 @@ def _paths() -> dict[str, Any]:
         path: {method: _op(summary, result, body, **options)}
         for path, method, summary, result, body, options in OPERATIONS
     }
-    return {**paths, "/metrics": METRICS_PATH}
+    admin = {
+        path: {method: _admin_op(*spec) for method, spec in methods.items()}
+        for path, methods in ADMIN_OPERATIONS.items()
+    }
+    return {**paths, "/metrics": METRICS_PATH, **admin}
 
 
 def openapi_document() -> Schema:
@@ -308,9 +397,10 @@ def openapi_document() -> Schema:
             "fallbacks and metrics.",
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
+                "admin": {"type": "http", "scheme": "bearer", "description": "the admin key"},
                 "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             },
         },

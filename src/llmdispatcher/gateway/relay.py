@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ..errors import DispatcherError
 from ..types import Request, Response, StreamChunk
-from .auth import check_model
+from .auth import ApiKey, check_model
 from .errors import ApiError, api_error, bad_request
 from .state import CURRENT, Gateway, Trace
 from .validation import check_depth
@@ -97,32 +97,54 @@ async def read_json(request: web.Request, gateway: Gateway) -> dict[str, Any]:
     return body
 
 
+TAGS = ("api_key", "api_key_id", "team")  # set by the gateway only, never by the client
+
+
 def key_tag(trace: Trace, metadata: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """The request's metadata with the caller's key name (for ``key:`` budgets and the
-    ledger), set while the request is built so that ``admit`` need not rebuild it. A key
-    with pinned ``metadata`` gets that instead of the client's."""
+    """The request's metadata with the caller's key name, and for a stored key its id and
+    team (for ``key:``/``team:`` budgets, the ledger and metrics), set while the request is
+    built so that ``admit`` need not rebuild it. A key with pinned ``metadata`` gets that
+    instead of the client's; what a client sent under these names is dropped."""
     key = trace.key
     if key is None:
         return metadata
     base = metadata if key.metadata is None else key.metadata
-    return {**(base or {}), "api_key": key.name}
+    tagged = {k: v for k, v in (base or {}).items() if k not in TAGS}
+    tagged["api_key"] = key.name
+    if key.id is not None:
+        tagged["api_key_id"] = key.id
+    if key.team is not None:
+        tagged["team"] = key.team
+    return tagged
+
+
+def _tagged(metadata: Mapping[str, Any] | None, key: ApiKey) -> bool:
+    found = metadata or {}
+    return (
+        found.get("api_key") == key.name
+        and found.get("api_key_id") == key.id
+        and found.get("team") == key.team
+    )
 
 
 async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
-    """The key's model allow-list, then the per-key limits hook; the request comes back tagged
-    with the key's name (``metadata["api_key"]``) for ``key:`` budgets and the ledger."""
-    check_model(trace.key, request.model)
+    """The key's model allow-list (through model groups too), then the per-key limits hook
+    and a stored key's own limits; the request comes back tagged with the key (``key_tag``)
+    for ``key:``/``team:`` budgets and the ledger."""
     key = trace.key
-    if key is not None and (request.metadata or {}).get("api_key") != key.name:
+    check_model(key, request.model, gateway.group_models)
+    if key is not None and not _tagged(request.metadata, key):
         # The parsers tag requests as they build them (``key_tag``); this covers the rest, and
-        # overrides an ``api_key`` a client put in its own metadata.
+        # overrides tags a client put in its own metadata.
         request = replace(request, metadata=key_tag(trace, request.metadata))
     if key is not None and key.user is not None and request.user != key.user:
         request = replace(request, user=key.user)  # pinned: the client's does not count
-    if gateway.admission is None:
-        return request
     try:
-        await gateway.admission(trace.key, request)
+        if gateway.admission is not None:
+            await gateway.admission(key, request)
+        if key is not None and key.id is not None and gateway.key_usage is not None:
+            period = gateway.stored_keys.period(key.name) if gateway.stored_keys else "month"
+            trace.lease = await gateway.key_usage.reserve(key, request, period)
     except ApiError as exc:
         if exc.status == 429:
             gateway.metrics.observe_rejection(key.name if key else "", exc.code or "limit")

@@ -48,6 +48,7 @@ from aiohttp import web
 from ..config import Config, GatewayConfig
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError
+from ..home import ledger_url
 from .app import create_app
 from .auth import digests_only
 from .origin import is_loopback
@@ -60,9 +61,12 @@ RESTARTS_PER_WORKER = 5  # then the supervisor gives up: something is wrong beyo
 
 
 def check_exposure(settings: GatewayConfig) -> None:
-    """Refuse a non-loopback host without API keys, unless told to allow it."""
+    """Refuse a non-loopback host without API keys (configured, or managed through the admin
+    API), unless told to allow it."""
     if settings.api_keys or settings.allow_unauthenticated or is_loopback(settings.host):
         return
+    if settings.admin_key is not None or settings.admin_key_sha256 is not None:
+        return  # keys are managed at run time: the gateway requires one from the start
     raise ConfigError(
         f"refusing to listen on {settings.host} without API keys: anyone who can reach it could "
         "spend your vendor credits. Add gateway.api_keys (or LLMDISPATCHER_API_KEYS), listen on "
@@ -75,7 +79,11 @@ def build_dispatcher(config_path: str | None, shared_state: str | None = None) -
     ``shared_state`` replaces the state backend (the supervisor passes one only when the config
     leaves it at ``memory://``, which its workers could not share)."""
     config = Config() if config_path is None else Config.from_file(config_path)
-    config = replace(config, gateway=digests_only(config.gateway))  # no plain keys kept
+    config = replace(
+        config,
+        gateway=digests_only(config.gateway),  # no plain keys kept
+        ledger_url=ledger_url(config.ledger_url),  # the data directory's, unless configured
+    )
     if shared_state is not None:
         config = replace(config, state_url=shared_state)
     if config_path is None:
@@ -151,7 +159,11 @@ async def serve_app(
     reuse_port: bool,
     stats_dir: str | None = None,
 ) -> None:
-    app = create_app(dispatcher, settings)
+    from ..home import key_store_url
+    from ..keys import open_key_store
+
+    store_url = key_store_url(settings.key_store_url, dispatcher.config.ledger_url)
+    app = create_app(dispatcher, settings, key_store=open_key_store(store_url))
     shared = None if stats_dir is None else WorkerStats(stats_dir, dispatcher.stats_collector)
     if shared is not None:
         app[WORKER_STATS] = shared

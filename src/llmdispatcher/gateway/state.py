@@ -3,25 +3,30 @@
 A ``Trace`` collects what the response headers report (vendor, model, attempts, time spent
 inside vendor attempts). It is also the request's context variable, so the dispatcher-event
 subscriber ``count_attempt`` (called synchronously inside the request's task) can count the
-attempts a stream made before its first chunk.
+attempts a stream made before its first chunk, and note the tokens and cost of the finished
+request (what a stored key's limits and usage are settled with).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from aiohttp import web
 
 from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
-from ..observability.events import AttemptFinished, Event
+from ..observability.events import AttemptFinished, Event, RequestFinished
 from ..types import Attempt, Response
 from .auth import Admission, ApiKey, KeyStore
 from .catalog import ModelCatalog
+from .key_cache import KeyCache
+from .key_usage import KeyLease, KeyUsage
 from .metrics import GatewayMetrics
 from .throttle import Throttle
 
@@ -38,6 +43,9 @@ class Trace:
     attempts: int = 0
     vendor_s: float = 0.0
     live_attempts: int = 0
+    lease: KeyLease | None = None  # a stored key's limits, settled when the request ends
+    tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
 
     def record(self, response: Response) -> None:
         self.vendor, self.model = response.vendor, response.model
@@ -61,11 +69,17 @@ CURRENT: ContextVar[Trace | None] = ContextVar("llmdispatcher_gateway_trace", de
 
 
 def count_attempt(event: Event) -> None:
-    """Dispatcher subscriber: count attempts against the current request's trace."""
+    """Dispatcher subscriber: count attempts against the current request's trace, and note
+    what the finished request used."""
     if isinstance(event, AttemptFinished):
         trace = CURRENT.get()
         if trace is not None:
             trace.live_attempts += 1
+    elif isinstance(event, RequestFinished):
+        trace = CURRENT.get()
+        if trace is not None and trace.lease is not None:
+            trace.tokens = event.usage.total_tokens if event.usage else 0
+            trace.cost_usd = Decimal(str(event.cost_usd or 0))
 
 
 @dataclass(slots=True)
@@ -79,6 +93,10 @@ class Gateway:
     catalog: ModelCatalog
     admission: Admission | None = None
     clock: Clock = field(default_factory=SystemClock)
+    stored_keys: KeyCache | None = None
+    key_usage: KeyUsage | None = None
+    group_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    settling: set[asyncio.Future[None]] = field(default_factory=set)  # tenancy.finish
     started_at: float = field(default_factory=time.time)
     auth_failures: Throttle = field(init=False)  # by client address
     vendor_checks: Throttle = field(init=False)  # by key name

@@ -152,6 +152,8 @@ class LedgerRecord:
     price_version: str | None = None
     messages: str | None = None
     output: str | None = None
+    api_key_name: str | None = None
+    team: str | None = None
 
     @classmethod
     def from_event(
@@ -167,13 +169,14 @@ class LedgerRecord:
         ``extra_from_event(event)``."""
         extra = extra or extra_from_event(event)
         usage = event.usage
+        tags = event.request.metadata or {}  # the gateway's: the key's id, name and team
         return cls(
             ts=at,
             request_id=event.request_id,
             status=_status(event.error),
             latency_s=event.latency_s,
             user=event.request.user,
-            api_key_id=extra.api_key_id,
+            api_key_id=_text(tags.get("api_key_id")) or extra.api_key_id,
             model_group=extra.group,
             vendor=event.vendor,
             deployment=extra.deployment,
@@ -191,6 +194,8 @@ class LedgerRecord:
             price_version=extra.price_version,
             messages=scrub(_messages_json(event)) if log_content else None,
             output=scrub(extra.output) if log_content and extra.output is not None else None,
+            api_key_name=_text(tags.get("api_key")),
+            team=_text(tags.get("team")),
         )
 
     def as_row(self) -> Row:
@@ -203,7 +208,7 @@ class LedgerRecord:
             self.deployment, self.model, self.status, self.error_type, int(self.stream),
             self.attempts, self.fallbacks, self.prompt_tokens, self.completion_tokens,
             self.cached_tokens, self.reasoning_tokens, nano, self.latency_s, self.ttft_s,
-            self.price_version, self.messages, self.output,
+            self.price_version, self.messages, self.output, self.api_key_name, self.team,
         )  # fmt: skip
 
 

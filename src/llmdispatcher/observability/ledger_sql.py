@@ -7,7 +7,8 @@ Schema (the same on SQLite and PostgreSQL; ``{id}`` is the dialect's identity co
     ledger_requests   (id, ts, request_id, user_id, api_key_id, model_group, vendor,
                        deployment, model, status, error_type, stream, attempts, fallbacks,
                        prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-                       cost_nano_usd, latency_s, ttft_s, price_version, messages, output)
+                       cost_nano_usd, latency_s, ttft_s, price_version, messages, output,
+                       api_key_name, team)
 
 Migrations are named and applied in list order, each in the transaction that records it,
 under a lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock), so replicas starting
@@ -42,7 +43,7 @@ COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "user_id", "api_key_id", "model_group", "vendor", "deployment", "model",
     "status", "error_type", "stream", "attempts", "fallbacks", "prompt_tokens",
     "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_nano_usd", "latency_s",
-    "ttft_s", "price_version", "messages", "output",
+    "ttft_s", "price_version", "messages", "output", "api_key_name", "team",
 )  # fmt: skip
 INSERT_SQL = (
     f"INSERT INTO {REQUESTS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -107,6 +108,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"CREATE INDEX IF NOT EXISTS {REQUESTS}_request_id ON {REQUESTS} (request_id)",
         ),
     ),
+    Migration(
+        "003_key_name_and_team",  # the gateway key's name and team (stored keys: api_key_id)
+        (
+            f"ALTER TABLE {REQUESTS} ADD COLUMN api_key_name TEXT",
+            f"ALTER TABLE {REQUESTS} ADD COLUMN team TEXT",
+        ),
+    ),
 )
 
 
@@ -143,6 +151,8 @@ class LedgerStats:
     by_vendor: dict[str | None, GroupStats] = field(default_factory=dict)
     by_model: dict[str | None, GroupStats] = field(default_factory=dict)
     by_user: dict[str | None, GroupStats] = field(default_factory=dict)
+    by_key: dict[str | None, GroupStats] = field(default_factory=dict)  # gateway key names
+    by_team: dict[str | None, GroupStats] = field(default_factory=dict)
 
     def as_stats(self) -> Stats:
         """The in-memory ``Stats`` shape. Unlike live stats, per-vendor ``requests`` count
@@ -177,6 +187,8 @@ GROUPINGS: tuple[tuple[str, str | None], ...] = (
     ("by_vendor", "vendor"),
     ("by_model", "model"),
     ("by_user", "user_id"),
+    ("by_key", "api_key_name"),
+    ("by_team", "team"),
 )
 SUMS = (
     "SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(attempts), "
@@ -245,6 +257,8 @@ def fold_stats(since: float | None, results: Sequence[Sequence[Row]]) -> LedgerS
         by_vendor=groups["by_vendor"],
         by_model=groups["by_model"],
         by_user=groups["by_user"],
+        by_key=groups["by_key"],
+        by_team=groups["by_team"],
     )
 
 

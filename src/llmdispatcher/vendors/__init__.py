@@ -59,6 +59,7 @@ __all__ = [
     "OpenAIVendor",
     "Secret",
     "Vendor",
+    "env_key_for",
     "type_of",
     "vendor_class",
     "vendors_from_env",
@@ -75,6 +76,21 @@ def vendor_class(type_name: str) -> Callable[..., Vendor]:
 def type_of(vendor: Vendor) -> str | None:
     """The registry type ``vendor`` was built as (its nearest registered class), else None."""
     return next((_TYPES[k.__name__] for k in type(vendor).__mro__ if k.__name__ in _TYPES), None)
+
+
+# The variable each vendor type reads its key from, as its official SDK names it.
+_ENV_KEYS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GEMINI_API_KEY",
+    "azure": "AZURE_OPENAI_API_KEY",
+    "ollama": "OLLAMA_HOST",
+}
+
+
+def env_key_for(name: str) -> str | None:
+    """The environment variable that configures vendor type ``name`` (``OPENAI_API_KEY``)."""
+    return _ENV_KEYS.get(name)
 
 
 def vendors_from_env() -> list[Vendor]:
