@@ -107,7 +107,7 @@ class Dispatcher:
         """The ledger subscribes to the events; records it cannot write yet wait in memory,
         then in a bounded spill file (``ledger_spill_dir``, ``ledger_max_spill_mb``)."""
         config, url = self.config, self.config.ledger_url
-        if not url:
+        if not url or url.strip().lower() == "none":  # "none": recording off, as in files
             return None
         from .observability.ledger import open_ledger
 

@@ -41,6 +41,7 @@ from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import Fail, Reply
+from tests.unit.echo_vendor import EchoVendor
 
 POSTGRES_URL = os.environ.get(
     "LLMDISPATCHER_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test"
@@ -143,7 +144,7 @@ ROW_SQL = (
     "SELECT request_id, status, error_type, user_id, vendor, model, attempts, fallbacks, "
     "prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_nano_usd, "
     "latency_s, ttft_s, stream, messages, output, model_group, deployment, api_key_id, "
-    "price_version, ts FROM ledger_requests ORDER BY id"
+    "price_version, finish_reason, tool_calls, ts FROM ledger_requests ORDER BY id"
 )
 FIELDS = ROW_SQL.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
 
@@ -187,7 +188,7 @@ async def test_success_and_failure_are_recorded(url: str) -> None:
         "prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 2, "reasoning_tokens": 1,
         "cost_nano_usd": None, "latency_s": 0.75, "ttft_s": 0.12, "stream": 1, "messages": None,
         "output": None, "model_group": None, "deployment": None, "api_key_id": None,
-        "price_version": None, "ts": None,
+        "price_version": None, "finish_reason": None, "tool_calls": 0, "ts": None,
     }
     assert ok["ts"] == pytest.approx(1_750_000_000.0)
     assert bad | {"ts": None, "latency_s": None} == ok | {
@@ -554,3 +555,37 @@ def test_a_missing_psycopg_says_what_to_install() -> None:
     out = _python(code)
     assert out.startswith("ConfigError")
     assert "llmdispatcher[postgres]" in out
+
+
+async def test_a_streamed_tool_call_is_in_the_ledger_row(tmp_path: Path) -> None:
+    """The stream's fold reaches the row: its finish reason as the last chunk said it, and its
+    tool calls, though the vendor sent the finish reason nowhere."""
+    from tests.test_lifecycle import ToolStreamer
+
+    async with ledger_at(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        async with Dispatcher(vendors=[ToolStreamer("t")]) as d:
+            d.subscribe(ledger.on_event)
+            chunks = [c async for c in d.stream(HELLO)]
+        (row,) = await rows(ledger)
+    assert chunks[-1].finish_reason == "tool_calls"
+    assert pick(row, "status", "stream", "finish_reason", "tool_calls") == (
+        "ok",
+        1,
+        "tool_calls",
+        1,
+    )
+
+
+def test_a_spilled_row_from_before_the_later_columns_is_completed() -> None:
+    from llmdispatcher.observability.ledger_sql import COLUMNS, LATER_COLUMNS, full_row
+
+    old = tuple(range(len(COLUMNS) - len(LATER_COLUMNS)))
+    assert full_row(old) == (*old, None, None, None, 0)
+    assert full_row((*old, "key", "team", "stop", 2)) == (*old, "key", "team", "stop", 2)
+
+
+async def test_ledger_url_none_turns_recording_off_in_the_library_too() -> None:
+    async with Dispatcher(Config(ledger_url="none"), vendors=[EchoVendor("e")]) as d:
+        await d.send(HELLO)
+        with pytest.raises(ConfigError, match="no ledger"):
+            await d.ledger_stats()

@@ -154,6 +154,8 @@ class LedgerRecord:
     output: str | None = None
     api_key_name: str | None = None
     team: str | None = None
+    finish_reason: str | None = None  # why the answer ended (a stream's, as its last chunk said)
+    tool_calls: int = 0  # how many tool calls the answer made
 
     @classmethod
     def from_event(
@@ -196,6 +198,8 @@ class LedgerRecord:
             output=scrub(extra.output) if log_content and extra.output is not None else None,
             api_key_name=_text(tags.get("api_key")),
             team=_text(tags.get("team")),
+            finish_reason=event.finish_reason,
+            tool_calls=len(event.tool_calls),
         )
 
     def as_row(self) -> Row:
@@ -209,6 +213,7 @@ class LedgerRecord:
             self.attempts, self.fallbacks, self.prompt_tokens, self.completion_tokens,
             self.cached_tokens, self.reasoning_tokens, nano, self.latency_s, self.ttft_s,
             self.price_version, self.messages, self.output, self.api_key_name, self.team,
+            self.finish_reason, self.tool_calls,
         )  # fmt: skip
 
 
@@ -522,20 +527,23 @@ class Ledger:
             batches = None if batches is None else batches - 1
 
     async def _spill_buffer(self) -> None:
-        """Move every buffered record to the spill file (what it cannot take is dropped)."""
-        if self._spill is None or not self._buffer:
-            return
-        rows = [record.as_row() for record in self._buffer]
-        self._buffer.clear()
-        try:
-            kept = await asyncio.to_thread(self._spill.append, rows)
-        except OSError as exc:
-            logger.warning("ledger: cannot write the spill file %s: %s", self._spill.path, exc)
-            kept = 0
-        self.spilled += kept
-        self._spill_waiting = self._spill_waiting or kept > 0
-        if kept < len(rows):
-            self._drop(len(rows) - kept)
+        """Move every buffered record to the spill file (what it cannot take is dropped), and
+        again while records that arrived meanwhile call for it: the last ones of a burst must
+        not wait for a next record that may never come."""
+        first = True
+        while self._spill is not None and self._buffer and (first or self._should_spill()):
+            first = False
+            rows = [record.as_row() for record in self._buffer]
+            self._buffer.clear()
+            try:
+                kept = await asyncio.to_thread(self._spill.append, rows)
+            except OSError as exc:
+                logger.warning("ledger: cannot write the spill file %s: %s", self._spill.path, exc)
+                kept = 0
+            self.spilled += kept
+            self._spill_waiting = self._spill_waiting or kept > 0
+            if kept < len(rows):
+                self._drop(len(rows) - kept)
 
     def _write_failed(self, exc: Exception, retry_s: float) -> None:
         if self._failing_since is not None:

@@ -29,7 +29,7 @@ from typing import IO
 
 import orjson
 
-from .ledger_sql import Row
+from .ledger_sql import Row, full_row
 
 PATTERN = "ledger-*.jsonl"
 
@@ -101,7 +101,7 @@ class SpillFile:
             line = source.readline()
             if not line.endswith(b"\n"):
                 break
-            rows.append(tuple(orjson.loads(line)))
+            rows.append(full_row(tuple(orjson.loads(line))))
         self._read_to = source.tell() if rows else self._read_from
         return rows
 

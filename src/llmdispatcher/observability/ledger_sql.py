@@ -44,7 +44,26 @@ COLUMNS: tuple[str, ...] = (
     "status", "error_type", "stream", "attempts", "fallbacks", "prompt_tokens",
     "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_nano_usd", "latency_s",
     "ttft_s", "price_version", "messages", "output", "api_key_name", "team",
+    "finish_reason", "tool_calls",
 )  # fmt: skip
+# Columns added after the first schema, with their defaults, for rows written before them
+# (a spill file left by an older version).
+LATER_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("api_key_name", None),
+    ("team", None),
+    ("finish_reason", None),
+    ("tool_calls", 0),
+)
+
+
+def full_row(row: Row) -> Row:
+    """``row`` with the defaults of any later column it predates."""
+    missing = len(COLUMNS) - len(row)
+    if not 0 < missing <= len(LATER_COLUMNS):
+        return row
+    return (*row, *(default for _, default in LATER_COLUMNS[-missing:]))
+
+
 INSERT_SQL = (
     f"INSERT INTO {REQUESTS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
@@ -113,6 +132,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             f"ALTER TABLE {REQUESTS} ADD COLUMN api_key_name TEXT",
             f"ALTER TABLE {REQUESTS} ADD COLUMN team TEXT",
+        ),
+    ),
+    Migration(
+        "004_finish_reason_and_tool_calls",
+        (
+            f"ALTER TABLE {REQUESTS} ADD COLUMN finish_reason TEXT",
+            f"ALTER TABLE {REQUESTS} ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0",
         ),
     ),
 )
