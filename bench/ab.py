@@ -41,8 +41,9 @@ CELLS = (("post c=64", "post", 64), ("stream 20 chunks c=16", "stream", 16))
 
 @contextmanager
 def old_tree(ref: str) -> Iterator[Path]:
+    """A detached checkout of ``ref``, removed afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
-        where = Path(tmp) / "old"
+        where = Path(tmp) / "tree"
         subprocess.run(
             ["git", "worktree", "add", "--detach", str(where), ref],
             cwd=ROOT, check=True, capture_output=True,
@@ -94,6 +95,7 @@ def config_for(workdir: Path, upstream: str) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", required=True, help="git ref of the baseline")
+    parser.add_argument("--new", help="git ref to compare (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
@@ -101,7 +103,12 @@ def main() -> int:
     upstream, port = start([*mock, "--latency-ms", "0"], LOAD_CPU, rb"port (\d+)")
     cpu: dict[tuple[str, str], list[float]] = {}
     try:
-        with tempfile.TemporaryDirectory() as tmp, old_tree(args.old) as old:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            old_tree(args.old) as old,
+            old_tree(args.new or args.old) as other,
+        ):
+            new = other if args.new else ROOT
             work = Path(tmp)
             config = config_for(work, f"http://127.0.0.1:{port}/v1")
             scripts = {
@@ -111,7 +118,7 @@ def main() -> int:
                 ),
             }
             for round_ in range(args.rounds):
-                for side, tree in (("old", old), ("new", ROOT)):
+                for side, tree in (("old", old), ("new", new)):
                     with gateway(tree, config) as (url, pid):
                         wrk(url, scripts["post"], 16, 2, pid)  # warm up
                         for label, script, conc in CELLS:

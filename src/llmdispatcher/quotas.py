@@ -106,8 +106,10 @@ class Quotas:
 
     # --- budgets, per request ------------------------------------------------------------------
     async def reserve_spend(
-        self, request: Request, decision: RoutingDecision, worst_usd: Decimal
+        self, request: Request, decision: RoutingDecision, worst_usd: Callable[[], Decimal]
     ) -> BudgetReservation | None:
+        """Reserve the worst-case cost against every budget that applies; ``worst_usd`` is
+        computed only when one does (pricing every candidate is most of the cost)."""
         extra = self.budget_source(request) if self.budget_source is not None else ()
         if not (self.config.budgets or extra):
             return None
@@ -115,7 +117,10 @@ class Quotas:
             from .budgets import BudgetTracker
 
             self._budgets = BudgetTracker(self.state(), self.clock, self.config.budgets)
-        return await self._budgets.reserve(budget_scopes(request, decision), worst_usd, extra)
+        scopes = budget_scopes(request, decision)
+        if not (extra or self._budgets.applicable(scopes)):
+            return None
+        return await self._budgets.reserve(scopes, worst_usd(), extra)
 
     async def settle_spend(
         self, reservation: BudgetReservation | None, actual_usd: Decimal

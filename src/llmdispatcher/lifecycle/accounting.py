@@ -56,8 +56,9 @@ class Accounting:
         """Refuse (BudgetExceeded) a request whose worst-case cost would cross a budget."""
         quotas = self.s.quotas
         if quotas.budgets_active:
-            worst = self._worst_cost(decision)
-            ticket.spend = await quotas.reserve_spend(ticket.request, decision, worst)
+            ticket.spend = await quotas.reserve_spend(
+                ticket.request, decision, lambda: self._worst_cost(decision)
+            )
 
     async def settle_spend(self, ticket: Ticket, cost: float | None) -> None:
         reservation, ticket.spend = ticket.spend, None
