@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import ConfigError, NoVendorsRegistered
+from .home import recording_off
 from .lifecycle.accounting import Accounting, Ticket
 from .lifecycle.kinds import SendKind, StreamKind
 from .lifecycle.relay import StreamRelay
@@ -107,7 +108,7 @@ class Dispatcher:
         """The ledger subscribes to the events; records it cannot write yet wait in memory,
         then in a bounded spill file (``ledger_spill_dir``, ``ledger_max_spill_mb``)."""
         config, url = self.config, self.config.ledger_url
-        if not url or url.strip().lower() == "none":  # "none": recording off, as in files
+        if not url or recording_off(url):
             return None
         from .observability.ledger import open_ledger
 

@@ -21,6 +21,11 @@ DATABASE = "llmdispatcher.db"
 OFF = "none"  # ledger_url: none
 
 
+def recording_off(url: str) -> bool:
+    """Whether a configured ``ledger_url`` says ``none``."""
+    return url.strip().lower() == OFF
+
+
 def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The data directory (not created here)."""
     env = os.environ if environ is None else environ
@@ -43,7 +48,7 @@ def ledger_url(configured: str | None, environ: Mapping[str, str] | None = None)
     if env.get("LLMDISPATCHER_NO_LEDGER", "").strip().lower() in ("1", "true", "yes", "on"):
         return None
     if configured:
-        return None if configured.strip().lower() == OFF else configured
+        return None if recording_off(configured) else configured
     return env.get("LLMDISPATCHER_LEDGER") or database_url(env)
 
 
@@ -54,6 +59,6 @@ def key_store_url(
     ``ledger_url`` (unless ``none``), else the data directory's database."""
     if configured:
         return configured
-    if ledger and ledger.strip().lower() != OFF:
+    if ledger and not recording_off(ledger):
         return ledger
     return database_url(environ)

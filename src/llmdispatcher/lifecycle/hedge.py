@@ -21,6 +21,14 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class Hedge:
+    """Start ``partner`` too if the first has not won after ``delay`` seconds."""
+
+    partner: Deployment
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
 class RaceLost:
     """Both racers failed: their errors, in the order they failed (each already recorded)."""
 

@@ -29,7 +29,7 @@ from ..resilience.retry import CONTENT_FILTER, GiveUp, RetryAfter, RetryDecider
 from ..routing.model import Candidate, RoutingDecision
 from ..routing.router import Router
 from ..settings.routing import Deployment
-from .hedge import RaceLost, Racer, hedge_delay, race
+from .hedge import Hedge, RaceLost, Racer, hedge_delay, race
 from .kinds import AttemptKind
 from .scope import AttemptScope, Services, Trip
 
@@ -113,10 +113,8 @@ class Runner:
                         type(failed.error).__name__,
                     )
                 )
-            partner = self._hedge_partner(trip, queue, position)
-            result = await self._candidate(
-                kind, trip, candidate, partner, position + 1 < len(queue)
-            )
+            hedge = self._hedge(trip, queue, position)
+            result = await self._candidate(kind, trip, candidate, hedge, position + 1 < len(queue))
             if isinstance(result, Won):
                 return result
             failed = result
@@ -132,7 +130,7 @@ class Runner:
         kind: AttemptKind[T],
         trip: Trip,
         candidate: Candidate,
-        partner: Deployment | None,
+        hedge: Hedge | None,
         has_next: bool,
     ) -> Won[T] | Failed:
         deployment = candidate.deployment
@@ -140,9 +138,9 @@ class Runner:
         while True:
             try:
                 self._admit(deployment, first=retry == 0, probe=candidate.probe)
-                if partner is None or retry:
+                if hedge is None or retry:
                     return await self._try(kind, trip, deployment)
-                won = await self._race(kind, trip, deployment, partner)
+                won = await self._race(kind, trip, deployment, hedge)
                 if isinstance(won, RaceLost):  # both raced and failed: both recorded
                     error = won.errors[-1]
                     return Failed(error, raced=True, give_up=self._gives_up(error, trip))
@@ -203,15 +201,13 @@ class Runner:
         return Won(value, deployment, scope)
 
     async def _race(
-        self, kind: AttemptKind[T], trip: Trip, first: Deployment, second: Deployment
+        self, kind: AttemptKind[T], trip: Trip, first: Deployment, hedge: Hedge
     ) -> Won[T] | RaceLost:
-        delay = self._hedge_delay(trip, first)
-        assert delay is not None
         racer: Racer[Won[T]] = Racer(
             start=lambda deployment: self._try(kind, trip, deployment),
             discard=lambda won: _discard(kind, won),
         )
-        return await race(racer, first, second, delay, self._may_race, trip.losers)
+        return await race(racer, first, hedge.partner, hedge.delay, self._may_race, trip.losers)
 
     def _may_race(self, deployment: Deployment) -> bool:
         return self.s.breakers.admit(deployment.id)
@@ -219,16 +215,14 @@ class Runner:
     def _gives_up(self, error: VendorError, trip: Trip) -> bool:
         return self.decider.gives_up(error, trip.deadline.remaining())
 
-    def _hedge_partner(
-        self, trip: Trip, queue: list[Candidate], position: int
-    ) -> Deployment | None:
-        if position != 0 or len(queue) < 2 or self._hedge_delay(trip, queue[0].deployment) is None:
+    def _hedge(self, trip: Trip, queue: list[Candidate], position: int) -> Hedge | None:
+        """The first candidate's hedge: its partner (the second) and the delay, if its group
+        hedges at all."""
+        if position != 0 or len(queue) < 2:
             return None
-        return queue[1].deployment
-
-    def _hedge_delay(self, trip: Trip, deployment: Deployment) -> float | None:
         group = self.router.groups.get(trip.decision.group or "")
-        return hedge_delay(group, self.s.health, deployment, stream=trip.stream)
+        delay = hedge_delay(group, self.s.health, queue[0].deployment, stream=trip.stream)
+        return None if delay is None else Hedge(queue[1].deployment, delay)
 
     def _late_fallbacks(
         self, decision: RoutingDecision, failed: Failed, queue: list[Candidate]
