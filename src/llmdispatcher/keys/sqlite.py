@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..observability.ledger_sql import Row
+from ..observability.ledger_sqlite import use_wal
 from .database import Conflict, Tx
 from .sql import MIGRATIONS, MIGRATIONS_DDL
 
@@ -68,7 +69,7 @@ class SQLiteDatabase:
             path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         if self.path != ":memory:":
-            _use_wal(conn, self._busy_timeout_s)
+            use_wal(conn, self._busy_timeout_s)
         conn.execute("PRAGMA synchronous=NORMAL")
         _migrate(conn)
         self._conn = conn
@@ -89,20 +90,6 @@ class _SQLiteTx:
                 return self._conn.execute(sql, tuple(params)).fetchall()
             except sqlite3.IntegrityError as exc:
                 raise Conflict(str(exc)) from exc
-
-
-def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
-    """WAL, retried while another connection converts the new file (as the ledger does)."""
-    deadline, delay_s = time.monotonic() + timeout_s, 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-        time.sleep(delay_s)  # a worker thread, never the event loop
-        delay_s = min(delay_s * 2, 0.1)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

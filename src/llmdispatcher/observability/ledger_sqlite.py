@@ -65,26 +65,10 @@ class SQLiteStore:
                 isolation_level=None,  # we say BEGIN and COMMIT ourselves
                 check_same_thread=False,  # guarded by self._lock
             )
-            self._use_wal(conn)
+            use_wal(conn, self._busy_timeout_s)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
         return self._conn
-
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch the file to WAL (a no-op once it is). Two connections converting a new file
-        at once can get SQLITE_BUSY straight away (SQLite skips the busy handler where waiting
-        could deadlock), so retry with backoff, within the busy timeout."""
-        deadline = time.monotonic() + self._busy_timeout_s
-        delay_s = 0.001
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay_s)  # a worker thread, never the event loop
-            delay_s = min(delay_s * 2, 0.1)
 
     def _migrate(self, conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
         with _transaction(conn, "BEGIN IMMEDIATE"):
@@ -130,3 +114,20 @@ def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL (a no-op once it is). Two connections converting a new file
+    at once can get SQLITE_BUSY straight away (SQLite skips the busy handler where waiting
+    could deadlock), so retry with backoff, within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(delay_s)  # a worker thread, never the event loop
+        delay_s = min(delay_s * 2, 0.1)
