@@ -101,10 +101,6 @@ class FinalChunk:
         return self.fold.model
 
     @property
-    def usage(self) -> Usage | None:
-        return self.fold.usage
-
-    @property
     def finish_reason(self) -> FinishReason:
         """The vendor's, else ``tool_calls`` when it called tools, else ``stop``."""
         return self.fold.finish_reason or ("tool_calls" if self.fold.has_tool_calls else "stop")
