@@ -41,5 +41,9 @@ def test_without_faults_every_invariant_holds(tmp_path: Path) -> None:
 def test_under_faults_only_known_defects_break_invariants(tmp_path: Path, seed: int) -> None:
     result = soak(tmp_path, "--requests", "500", "--concurrency", "16", "--seed", str(seed))
     assert set(result["violations"]) <= KNOWN, result["examples"]
-    assert sum(sum(f["faults"].values()) for f in result["fakes"].values()) > 20
+    # Faults really were injected at every fake. Not a fixed total: the breaker moves traffic off
+    # the faultiest vendor, so how many requests reach it (and fail) depends on timing; two runs
+    # of seed 1 injected 10, 5 and 5.
+    injected = {name: sum(f["faults"].values()) for name, f in result["fakes"].items()}
+    assert all(n > 0 for n in injected.values()), injected
     assert result["ledger"] == result["ledger"] | {"rows": 500, "missing": 0, "doubled": 0}
