@@ -13,11 +13,13 @@ from .dispatcher import Dispatcher
 from .limits import Limits
 from .observability.stats import Stats, VendorStats
 from .routing.model import RoutingDecision
+from .settings.cache import Cache
 from .settings.resilience import CircuitBreaker, RetryBudget, RetryPolicy
 from .settings.routing import Deployment, ModelGroup, Objective
 from .settings.rules import RoutingCondition, RoutingRule
 from .types import (
     Attempt,
+    CacheControl,
     ImagePart,
     Message,
     Request,
@@ -35,6 +37,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Attempt",
     "Budget",
+    "Cache",
+    "CacheControl",
     "CircuitBreaker",
     "Clock",
     "Config",

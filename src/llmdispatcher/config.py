@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .budgets import Budget
+from .settings.cache import Cache
 from .settings.resilience import CircuitBreaker, RetryBudget, RetryPolicy
 from .settings.routing import STREAM_BREAKS, ModelGroup, StreamBreak
 from .settings.rules import RoutingRule
@@ -192,6 +193,8 @@ class Config:
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     retry_budget: RetryBudget = field(default_factory=RetryBudget)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # The response cache (settings/cache.py); None: off.
+    cache: Cache | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fallback_vendors", tuple(self.fallback_vendors))

@@ -17,7 +17,7 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from .types import Request, Response, StreamChunk
 from .vendors.base import Vendor
 
 if TYPE_CHECKING:
+    from .lifecycle.cached import CachedPath
     from .observability.ledger import Ledger, LedgerStats
 
 logger = logging.getLogger("llmdispatcher")
@@ -90,6 +91,7 @@ class Dispatcher:
         for vendor in (*self._configured_vendors(), *vendors):
             self.register(vendor)
         self._ledger = self._open_ledger()
+        self._cache = self._open_cache()
         if config.enable_logging:
             from .observability.logging import EventLogger, enable_stderr_logging
 
@@ -122,6 +124,17 @@ class Dispatcher:
         )
         self.subscribe(ledger.on_event)
         return ledger
+
+    def _open_cache(self) -> CachedPath | None:
+        """The response cache (``Config.cache``); None, and nothing imported, when off."""
+        settings = self.config.cache
+        if settings is None:
+            return None
+        from .cache.response_cache import ResponseCache
+        from .lifecycle.cached import CachedPath
+
+        cache = ResponseCache(settings, self._clock, self._emit)
+        return CachedPath(cache, lambda r, s: self.plan(r, stream=s), self._accounting)
 
     @classmethod
     def from_env(cls, config: Config | None = None, **kwargs: Any) -> Dispatcher:
@@ -246,7 +259,7 @@ class Dispatcher:
     async def _depart(self, ticket: Ticket) -> Trip:
         """Route, reserve the spend budgets, and set the request's one deadline."""
         request = ticket.request
-        decision = ticket.decision = self.plan(request, stream=ticket.stream)
+        decision = ticket.decision = ticket.decision or self.plan(request, stream=ticket.stream)
         await self._accounting.reserve_spend(ticket, decision)
         context = decision.context
         return Trip(
@@ -262,6 +275,11 @@ class Dispatcher:
     async def send(self, request: Request) -> Response:
         """Send one request and return the complete answer."""
         ticket = self._ticket(request, stream=False)
+        if self._cache is not None:
+            return await self._cache.send(ticket, self._send)
+        return await self._send(ticket)
+
+    async def _send(self, ticket: Ticket) -> Response:
         try:
             trip = await self._depart(ticket)
             won = await self._runner.run(self._send_kind, trip)
@@ -280,15 +298,21 @@ class Dispatcher:
             attempts=tuple(trip.attempts),
             routing=trip.decision,
             cost_usd=cost,
+            cache=ticket.cache,
         )
         self._accounting.finish(ticket)
         return ticket.response
 
     # --- stream -------------------------------------------------------------------------------
-    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+    def stream(self, request: Request) -> AsyncGenerator[StreamChunk, None]:
         """Stream one answer. Text and tool-call pieces arrive as they come; the last chunk
         carries ``finish_reason``, ``usage``, ``cost_usd`` and ``routing``."""
         ticket = self._ticket(request, stream=True)
+        if self._cache is not None:
+            return self._cache.stream(ticket, self._stream)
+        return self._stream(ticket)
+
+    async def _stream(self, ticket: Ticket) -> AsyncGenerator[StreamChunk, None]:
         try:
             trip = await self._depart(ticket)
             won = await self._runner.run(self._stream_kind, trip)
@@ -350,6 +374,8 @@ class Dispatcher:
         await self._services.quotas.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
+        if self._cache is not None:
+            await self._cache.cache.aclose()
 
     def __enter__(self) -> Dispatcher:
         return self

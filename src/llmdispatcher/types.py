@@ -206,6 +206,21 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheControl:
+    """How one request uses the response cache (``Config.cache``): ``no_cache`` skips the
+    lookup (the fresh answer is still stored), ``no_store`` keeps the answer out of the
+    cache, ``ttl_s`` replaces the configured lifetime of the entry it writes."""
+
+    ttl_s: float | None = None
+    no_store: bool = False
+    no_cache: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ttl_s is not None and not self.ttl_s > 0:
+            raise ValueError("request.cache.ttl_s: must be a positive number of seconds")
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """One chat request, vendor-neutral.
 
@@ -229,6 +244,7 @@ class Request:
     timeout: float | None = None
     stream_options: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
+    cache: CacheControl | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -326,6 +342,8 @@ class Response:
     # The routing decision (llmdispatcher.routing.model.RoutingDecision): rule, strategy,
     # scored candidates, exclusions and attempts.
     routing: Any = None
+    # With Config.cache: "hit" (served from the cache, cost 0), "miss" or "bypass".
+    cache: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

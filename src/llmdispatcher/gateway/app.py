@@ -12,6 +12,8 @@ headers go out:
 * ``x-llmdispatcher-vendor`` / ``-model``: who answered (or was tried last); empty when the
   request never reached the dispatcher;
 * ``x-llmdispatcher-attempts``: tries made (for a stream: up to its first chunk);
+* ``x-llmdispatcher-cache``: ``hit``, ``miss`` or ``bypass`` when a response cache is
+  configured (``cache_headers.py``);
 * ``x-llmdispatcher-overhead-ms``: the gateway's own time, i.e. time so far minus the time
   spent inside vendor attempts (the sum of ``Attempt.duration_s``; for a stream, the time
   the dispatcher took to deliver the first chunk).
@@ -39,6 +41,7 @@ from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
 from . import admin_api, anthropic_api, native_api, openai_api, tenancy
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
+from .cache_headers import CACHE_HEADER, cache_control
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
 from .metrics import CONTENT_TYPE, GatewayMetrics, KnownNames
@@ -128,6 +131,7 @@ def _middleware(
         if given is None or not _REQUEST_ID.fullmatch(given):
             given = f"{prefix}{next(counter):012x}"
         trace = Trace(given, time.perf_counter())
+        trace.cache_control = cache_control(request.headers.get("Cache-Control"))
         request[TRACE] = trace
         token = CURRENT.set(trace)
         in_flight.inc()
@@ -220,6 +224,8 @@ async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> 
     headers["x-llmdispatcher-model"] = _header_safe(trace.model)
     headers["x-llmdispatcher-attempts"] = str(trace.attempts)
     headers["x-llmdispatcher-overhead-ms"] = f"{overhead * 1000:.3f}"
+    if trace.cache:
+        headers[CACHE_HEADER] = trace.cache
     if trace.attempts:
         request.app[GATEWAY].metrics.observe_overhead(trace.vendor, trace.model, overhead)
 

@@ -16,6 +16,9 @@ Label values that a client can choose are bounded, so no client can grow the reg
   configured vendor name or deployment id as is; an unconfigured ``vendor/model`` id as its
   vendor (the client's model part dropped); anything else ``other``.
 
+Counters are exported without the ``*_created`` series prometheus-client adds by default (a
+timestamp per label set, doubling the page for no use a dashboard has).
+
 With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set by the server) every worker
 writes its values to that directory and ``/metrics`` on any worker reports the sum.
 """
@@ -27,11 +30,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client import multiprocess as prom_multiprocess
 
 from ..observability.events import (
     AttemptFinished,
+    CacheLookup,
+    CacheStored,
     Event,
     FallbackTaken,
     RequestFinished,
@@ -89,6 +101,7 @@ class GatewayMetrics:
     vendors can be registered after the app is built)."""
 
     def __init__(self, known: Callable[[], KnownNames] = KnownNames) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide, idempotent
         self.registry = CollectorRegistry(auto_describe=False)
         self._read_known = known
         self._known = known()
@@ -179,6 +192,7 @@ class GatewayMetrics:
             "Cost of answered requests in USD by gateway key name and team.",
             ("key", "team"),
         )
+        self._build_cache_metrics()
         mode: dict[str, Any] = {"multiprocess_mode": "livesum"}
         self.in_flight = Gauge(
             "llmdispatcher_http_requests_in_flight",
@@ -191,6 +205,41 @@ class GatewayMetrics:
             "llmdispatcher_breaker_state",
             "Circuit breaker state per vendor: 0 closed, 1 half-open, 2 open.",
             ("vendor",),
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def _build_cache_metrics(self) -> None:
+        self.cache_lookups = self._counter(
+            "llmdispatcher_cache_requests",
+            "Response cache lookups by outcome: hit, miss or bypass.",
+            ("outcome",),
+        )
+        self.cache_evictions = Counter(
+            "llmdispatcher_cache_evictions",
+            "Response cache entries evicted to stay within max_entries / max_bytes.",
+            registry=self.registry,
+        )
+        self.cache_saved_tokens = Counter(
+            "llmdispatcher_cache_saved_tokens",
+            "Tokens not spent because the response cache answered.",
+            registry=self.registry,
+        )
+        self.cache_saved_cost = Counter(
+            "llmdispatcher_cache_saved_cost_usd",
+            "USD not spent because the response cache answered.",
+            registry=self.registry,
+        )
+        # As the store last reported them (with several workers: the largest report).
+        self.cache_bytes = Gauge(
+            "llmdispatcher_cache_bytes",
+            "Bytes held by the response cache.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.cache_entries = Gauge(
+            "llmdispatcher_cache_entries",
+            "Entries held by the response cache.",
             registry=self.registry,
             multiprocess_mode="max",
         )
@@ -240,6 +289,13 @@ class GatewayMetrics:
             from_vendor, to_vendor = (self.vendor_label(event.from_vendor),
                                       self.vendor_label(event.to_vendor))  # fmt: skip
             self.fallbacks(from_vendor, to_vendor, event.reason).inc()
+        elif isinstance(event, CacheLookup):
+            self.cache_lookups(event.outcome).inc()
+        elif isinstance(event, CacheStored):
+            self.cache_bytes.set(event.bytes)
+            self.cache_entries.set(event.entries)
+            if event.evicted:
+                self.cache_evictions.inc(event.evicted)
 
     def _finished(self, event: RequestFinished) -> None:
         vendor = self.vendor_label(event.vendor)
@@ -256,6 +312,10 @@ class GatewayMetrics:
             self.tokens("chat", vendor, model, "output").observe(event.usage.completion_tokens)
         if event.cost_usd:
             self.cost(vendor, model).inc(event.cost_usd)
+        if event.cache == "hit":
+            saved = event.saved_usage
+            self.cache_saved_tokens.inc(saved.total_tokens if saved else 0)
+            self.cache_saved_cost.inc(event.saved_cost_usd or 0.0)
         tags = event.request.metadata
         if tags and "api_key" in tags:  # set by the gateway: a key's name, never the key
             key, team = str(tags["api_key"]), str(tags.get("team") or "")

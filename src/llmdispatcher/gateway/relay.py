@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -139,6 +139,8 @@ async def admit(gateway: Gateway, trace: Trace, request: Request) -> Request:
         request = replace(request, metadata=key_tag(trace, request.metadata))
     if key is not None and key.user is not None and request.user != key.user:
         request = replace(request, user=key.user)  # pinned: the client's does not count
+    if trace.cache_control is not None and request.cache is None:
+        request = replace(request, cache=trace.cache_control)
     try:
         if gateway.admission is not None:
             await gateway.admission(key, request)
@@ -165,7 +167,7 @@ async def send(gateway: Gateway, trace: Trace, request: Request) -> Response:
 
 async def open_stream(gateway: Gateway, trace: Trace, request: Request) -> OpenedStream:
     request = await admit(gateway, trace, request)
-    stream = cast(AsyncGenerator[StreamChunk, None], gateway.dispatcher.stream(request))
+    stream = gateway.dispatcher.stream(request)
     started = time.perf_counter()
     try:
         first = await anext(stream)

@@ -21,8 +21,8 @@ from aiohttp import web
 from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
-from ..observability.events import AttemptFinished, Event, RequestFinished
-from ..types import Attempt, Response
+from ..observability.events import AttemptFinished, CacheLookup, Event, RequestFinished
+from ..types import Attempt, CacheControl, Response
 from .auth import Admission, ApiKey, KeyStore
 from .catalog import ModelCatalog
 from .key_cache import KeyCache
@@ -46,6 +46,8 @@ class Trace:
     lease: KeyLease | None = None  # a stored key's limits, settled when the request ends
     tokens: int = 0
     cost_usd: Decimal = Decimal(0)
+    cache_control: CacheControl | None = None  # from the Cache-Control request header
+    cache: str = ""  # what the response cache did: hit | miss | bypass ("" without one)
 
     def record(self, response: Response) -> None:
         self.vendor, self.model = response.vendor, response.model
@@ -70,7 +72,7 @@ CURRENT: ContextVar[Trace | None] = ContextVar("llmdispatcher_gateway_trace", de
 
 def count_attempt(event: Event) -> None:
     """Dispatcher subscriber: count attempts against the current request's trace, and note
-    what the finished request used."""
+    what the response cache did and what the finished request used."""
     if isinstance(event, AttemptFinished):
         trace = CURRENT.get()
         if trace is not None:
@@ -80,6 +82,10 @@ def count_attempt(event: Event) -> None:
         if trace is not None and trace.lease is not None:
             trace.tokens = event.usage.total_tokens if event.usage else 0
             trace.cost_usd = Decimal(str(event.cost_usd or 0))
+    elif isinstance(event, CacheLookup):
+        trace = CURRENT.get()
+        if trace is not None:
+            trace.cache = event.outcome
 
 
 @dataclass(slots=True)

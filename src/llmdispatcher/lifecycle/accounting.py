@@ -34,6 +34,8 @@ class Ticket:
     deployment: Deployment | None = None
     ttft_s: float | None = None
     response: Response | None = field(default=None, repr=False)
+    cache: str | None = None  # with Config.cache: hit | miss | bypass (lifecycle/cached.py)
+    saved_cost_usd: float | None = None  # a hit: what the first answer cost
 
 
 class Accounting:
@@ -107,6 +109,7 @@ class Accounting:
     def finish(self, ticket: Ticket, error: BaseException | None = None) -> None:
         """Emit the request's one ``RequestFinished`` event."""
         decision, response = ticket.decision, ticket.response
+        hit = ticket.cache == "hit"
         attempts = tuple(
             decision.attempts if decision is not None and decision.attempts else ()
         ) or tuple(getattr(error, "attempts", ()) or ())
@@ -120,7 +123,9 @@ class Accounting:
                 stream=ticket.stream,
                 latency_s=self.s.clock.now() - ticket.started,
                 ttft_s=ticket.ttft_s,
-                usage=response.usage if response is not None and error is None else None,
+                usage=response.usage
+                if response is not None and error is None and not hit
+                else None,
                 error=None if error is None else error_name(error),
                 attempts=attempts,
                 cost_usd=response.cost_usd if response else None,
@@ -134,6 +139,9 @@ class Accounting:
                 else None,
                 finish_reason=response.finish_reason if response is not None else None,
                 tool_calls=response.tool_calls if response is not None else (),
+                cache=ticket.cache,
+                saved_usage=response.usage if hit and response is not None else None,
+                saved_cost_usd=ticket.saved_cost_usd,
             )
         )
 

@@ -59,7 +59,35 @@ class RequestFinished:
     output_text: str | None = None  # the answer, only when the config asks to log content
     finish_reason: str | None = None  # why the answer ended; a stream's as its last chunk said
     tool_calls: tuple[ToolCall, ...] = ()  # the answer's tool calls (a stream's, assembled)
+    # With Config.cache: "hit", "miss" or "bypass". A hit used no tokens (``usage`` is None)
+    # and cost nothing: ``saved_usage`` and ``saved_cost_usd`` are what the first answer took.
+    cache: str | None = None
+    saved_usage: Usage | None = None
+    saved_cost_usd: float | None = None
 
 
-Event = AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """The response cache was asked for a request: ``hit``, ``miss`` or ``bypass`` (not
+    cacheable, or the request said ``no_cache``)."""
+
+    request_id: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStored:
+    """An answer was written to the response cache: its size, the entries evicted to make
+    room, and what the store holds now."""
+
+    request_id: str
+    size: int
+    evicted: int
+    entries: int
+    bytes: int
+
+
+Event = (
+    AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished | CacheLookup | CacheStored
+)
 Subscriber = Callable[[Event], None]

@@ -156,6 +156,9 @@ class LedgerRecord:
     team: str | None = None
     finish_reason: str | None = None  # why the answer ended (a stream's, as its last chunk said)
     tool_calls: int = 0  # how many tool calls the answer made
+    cache: str | None = None  # with a response cache: hit | miss | bypass
+    saved_tokens: int = 0  # a cache hit: the tokens the first answer used
+    saved_cost_usd: Decimal | None = None  # a cache hit: what the first answer cost
 
     @classmethod
     def from_event(
@@ -200,21 +203,26 @@ class LedgerRecord:
             team=_text(tags.get("team")),
             finish_reason=event.finish_reason,
             tool_calls=len(event.tool_calls),
+            cache=event.cache,
+            saved_tokens=event.saved_usage.total_tokens if event.saved_usage else 0,
+            saved_cost_usd=_decimal(event.saved_cost_usd),
         )
 
     def as_row(self) -> Row:
         """The values in ``COLUMNS`` order."""
-        nano = None
-        if self.cost_usd is not None:
-            nano = int((self.cost_usd * NANO).to_integral_value(ROUND_HALF_EVEN))
+        nano, saved_nano = _nano(self.cost_usd), _nano(self.saved_cost_usd)
         return (
             self.ts, self.request_id, self.user, self.api_key_id, self.model_group, self.vendor,
             self.deployment, self.model, self.status, self.error_type, int(self.stream),
             self.attempts, self.fallbacks, self.prompt_tokens, self.completion_tokens,
             self.cached_tokens, self.reasoning_tokens, nano, self.latency_s, self.ttft_s,
             self.price_version, self.messages, self.output, self.api_key_name, self.team,
-            self.finish_reason, self.tool_calls,
+            self.finish_reason, self.tool_calls, self.cache, self.saved_tokens, saved_nano,
         )  # fmt: skip
+
+
+def _nano(usd: Decimal | None) -> int | None:
+    return None if usd is None else int((usd * NANO).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _status(error: str | None) -> str:

@@ -44,7 +44,7 @@ COLUMNS: tuple[str, ...] = (
     "status", "error_type", "stream", "attempts", "fallbacks", "prompt_tokens",
     "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_nano_usd", "latency_s",
     "ttft_s", "price_version", "messages", "output", "api_key_name", "team",
-    "finish_reason", "tool_calls",
+    "finish_reason", "tool_calls", "cache", "saved_tokens", "saved_cost_nano_usd",
 )  # fmt: skip
 # Columns added after the first schema, with their defaults, for rows written before them
 # (a spill file left by an older version).
@@ -53,6 +53,9 @@ LATER_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("team", None),
     ("finish_reason", None),
     ("tool_calls", 0),
+    ("cache", None),
+    ("saved_tokens", 0),
+    ("saved_cost_nano_usd", None),
 )
 
 
@@ -141,6 +144,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {REQUESTS} ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        "005_response_cache",  # hit | miss | bypass, and what a hit saved
+        (
+            f"ALTER TABLE {REQUESTS} ADD COLUMN cache TEXT",
+            f"ALTER TABLE {REQUESTS} ADD COLUMN saved_tokens BIGINT NOT NULL DEFAULT 0",
+            f"ALTER TABLE {REQUESTS} ADD COLUMN saved_cost_nano_usd BIGINT",
+        ),
+    ),
 )
 
 
@@ -165,6 +176,9 @@ class GroupStats:
     latency_p95_s: float | None = None
     latency_p99_s: float | None = None
     ttft_p50_s: float | None = None
+    cache_hits: int = 0
+    tokens_saved: int = 0
+    cost_saved_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,9 @@ class LedgerStats:
             retries=t.retries,
             fallbacks=t.fallbacks,
             vendor_stats={k: _vendor_stats(g) for k, g in self.by_vendor.items() if k},
+            cache_hits=t.cache_hits,
+            tokens_saved=t.tokens_saved,
+            cost_saved_usd=float(t.cost_saved_usd),
         )
 
 
@@ -220,7 +237,8 @@ SUMS = (
     "SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(attempts), "
     "SUM(CASE WHEN attempts > fallbacks + 1 THEN attempts - fallbacks - 1 ELSE 0 END), "
     "SUM(fallbacks), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), "
-    "SUM(reasoning_tokens), SUM(cost_nano_usd)"
+    "SUM(reasoning_tokens), SUM(cost_nano_usd), SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), "
+    "SUM(saved_tokens), SUM(saved_cost_nano_usd)"
 )
 
 
@@ -289,9 +307,10 @@ def fold_stats(since: float | None, results: Sequence[Sequence[Row]]) -> LedgerS
 
 
 def _group(sums: Row, latency: Row | None, ttft: Any) -> GroupStats:
-    n, ok, attempts, retries, fallbacks, prompt, completion, cached, reasoning, nano = (
-        int(v or 0) for v in sums
+    n, ok, attempts, retries, fallbacks, prompt, completion, cached, reasoning, nano, hits = (
+        int(v or 0) for v in sums[:11]
     )
+    saved_tokens, saved_nano = (int(v or 0) for v in sums[11:])
     p50, p95, p99 = latency or (None, None, None)
     return GroupStats(
         requests=n,
@@ -310,6 +329,9 @@ def _group(sums: Row, latency: Row | None, ttft: Any) -> GroupStats:
         latency_p95_s=_float(p95),
         latency_p99_s=_float(p99),
         ttft_p50_s=_float(ttft),
+        cache_hits=hits,
+        tokens_saved=saved_tokens,
+        cost_saved_usd=Decimal(saved_nano).scaleb(-9) if saved_nano else Decimal(0),
     )
 
 

@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 
 from ..redaction import redact
-from .events import AttemptFinished, Event, FallbackTaken, RequestFinished, RetryScheduled
+from .events import (
+    AttemptFinished,
+    CacheLookup,
+    CacheStored,
+    Event,
+    FallbackTaken,
+    RequestFinished,
+    RetryScheduled,
+)
 
 logger = logging.getLogger("llmdispatcher")
 
@@ -48,7 +56,7 @@ class EventLogger:
                 **asdict(event.attempt),
                 "ttft_s": event.ttft_s,
             }
-        if isinstance(event, RetryScheduled | FallbackTaken):
+        if isinstance(event, RetryScheduled | FallbackTaken | CacheLookup | CacheStored):
             return {"event": type(event).__name__, **asdict(event)}
         assert isinstance(event, RequestFinished)
         record: dict[str, Any] = {
@@ -62,6 +70,7 @@ class EventLogger:
             "usage": asdict(event.usage) if event.usage else None,
             "error": event.error,
             "attempts": len(event.attempts),
+            "cache": event.cache,
         }
         if self._log_content:
             record["messages"] = [

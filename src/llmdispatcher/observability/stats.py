@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from .events import AttemptFinished, Event, FallbackTaken, RequestFinished, RetryScheduled
 
@@ -42,6 +42,10 @@ class Stats:
     retries: int = 0
     fallbacks: int = 0
     vendor_stats: dict[str, VendorStats] = field(default_factory=dict)
+    # Requests answered by the response cache, and the tokens and USD they did not spend.
+    cache_hits: int = 0
+    tokens_saved: int = 0
+    cost_saved_usd: float = 0.0
 
 
 @dataclass(slots=True)
@@ -76,6 +80,9 @@ class StatsExport(TypedDict):
     retries: int
     fallbacks: int
     vendors: dict[str, VendorExport]
+    cache_hits: NotRequired[int]  # absent in an older worker's export
+    tokens_saved: NotRequired[int]
+    cost_saved_usd: NotRequired[float]
 
 
 _TOTALS = ("total_requests", "successful_requests", "failed_requests", "retries", "fallbacks")
@@ -91,6 +98,8 @@ class StatsCollector:
     def __init__(self) -> None:
         self._total = self._ok = self._failed = self._retries = self._fallbacks = 0
         self._vendors: dict[str, _VendorCounters] = {}
+        self._hits = self._tokens_saved = 0
+        self._cost_saved = 0.0
         self.changes = 0
 
     def on_event(self, event: Event) -> None:
@@ -118,6 +127,11 @@ class StatsCollector:
                 self._ok += 1
             else:
                 self._failed += 1
+            if event.cache == "hit":
+                self._hits += 1
+                saved = event.saved_usage
+                self._tokens_saved += saved.total_tokens if saved else 0
+                self._cost_saved += event.saved_cost_usd or 0.0
 
     def _vendor(self, name: str) -> _VendorCounters:
         counters = self._vendors.get(name)
@@ -133,6 +147,9 @@ class StatsCollector:
             retries=self._retries,
             fallbacks=self._fallbacks,
             vendor_stats={name: _freeze(c) for name, c in self._vendors.items()},
+            cache_hits=self._hits,
+            tokens_saved=self._tokens_saved,
+            cost_saved_usd=self._cost_saved,
         )
 
     def export(self) -> StatsExport:
@@ -155,6 +172,9 @@ class StatsCollector:
                 }
                 for name, c in self._vendors.items()
             },
+            "cache_hits": self._hits,
+            "tokens_saved": self._tokens_saved,
+            "cost_saved_usd": self._cost_saved,
         }
 
 
@@ -168,6 +188,9 @@ def merge_exports(exports: Iterable[StatsExport]) -> Stats:
         merged._failed += export["failed_requests"]
         merged._retries += export["retries"]
         merged._fallbacks += export["fallbacks"]
+        merged._hits += export.get("cache_hits", 0)
+        merged._tokens_saved += export.get("tokens_saved", 0)
+        merged._cost_saved += export.get("cost_saved_usd", 0.0)
         for name, found in export["vendors"].items():
             counters = merged._vendors.setdefault(
                 name, _VendorCounters(latencies=deque(), ttfts=deque())
