@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz clean
+.PHONY: setup run test services unit lint format typecheck coverage bench bench-cache soak fuzz clean
 
 ## setup: create .venv; install the package, its dev, local and fuzz extras and the default model
 setup: $(STAMP)
@@ -51,6 +51,11 @@ coverage: setup
 ## bench: the gateway against a direct upstream (bench/gateway.py; needs wrk and taskset)
 bench: setup
 	$(PY) bench/gateway.py
+
+## bench-cache: a response-cache hit against a miss through the gateway, and the cache's byte
+## bound (bench/cache.py; needs taskset)
+bench-cache: setup
+	$(PY) bench/cache.py
 
 ## soak: REQUESTS (200,000) through the gateway, three fake vendors failing in every way a real
 ## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability.md)

@@ -580,8 +580,11 @@ def test_a_spilled_row_from_before_the_later_columns_is_completed() -> None:
     from llmdispatcher.observability.ledger_sql import COLUMNS, LATER_COLUMNS, full_row
 
     old = tuple(range(len(COLUMNS) - len(LATER_COLUMNS)))
-    assert full_row(old) == (*old, None, None, None, 0)
-    assert full_row((*old, "key", "team", "stop", 2)) == (*old, "key", "team", "stop", 2)
+    assert full_row(old) == (*old, None, None, None, 0, None, 0, None)
+    between = (*old, "key", "team", "stop", 2)  # written before 005_response_cache
+    assert full_row(between) == (*between, None, 0, None)
+    latest = (*between, "hit", 12, 5)
+    assert full_row(latest) == latest
 
 
 async def test_ledger_url_none_turns_recording_off_in_the_library_too() -> None:
