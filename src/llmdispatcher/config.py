@@ -12,6 +12,7 @@ from .settings.cache import Cache
 from .settings.resilience import CircuitBreaker, RetryBudget, RetryPolicy
 from .settings.routing import STREAM_BREAKS, ModelGroup, StreamBreak
 from .settings.rules import RoutingRule
+from .settings.tracing import Tracing
 from .state.base import StatePolicy
 
 
@@ -195,6 +196,8 @@ class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     # The response cache (settings/cache.py); None: off.
     cache: Cache | None = None
+    # OpenTelemetry traces (settings/tracing.py); None: off, and nothing of OTel imported.
+    tracing: Tracing | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fallback_vendors", tuple(self.fallback_vendors))

@@ -46,6 +46,7 @@ from .vendors.base import Vendor
 if TYPE_CHECKING:
     from .lifecycle.cached import CachedPath
     from .observability.ledger import Ledger, LedgerStats
+    from .observability.tracing import RequestTracer
 
 logger = logging.getLogger("llmdispatcher")
 
@@ -71,6 +72,7 @@ class Dispatcher:
         self._vendors: dict[str, Vendor] = {}
         self._stats = StatsCollector()
         self._subscribers: list[Subscriber] = [self._stats.on_event]
+        self._tracer = self._open_tracer()
         self._services = Services(
             config,
             self._vendors,
@@ -81,6 +83,7 @@ class Dispatcher:
             BreakerBoard(config.circuit_breaker, self._clock),
             RetryBudgets(config.retry_budget, self._clock),
             Quotas(config, self._vendors, self._clock),
+            self._tracer,
         )
         self._accounting = Accounting(self._services)
         self._send_kind, self._stream_kind = SendKind(config), StreamKind()
@@ -124,6 +127,25 @@ class Dispatcher:
         )
         self.subscribe(ledger.on_event)
         return ledger
+
+    def _open_tracer(self) -> RequestTracer | None:
+        """OpenTelemetry spans (``Config.tracing``); None, and nothing imported, when off."""
+        if self.config.tracing is None:
+            return None
+        try:
+            from .observability.tracing import RequestTracer
+        except ImportError as exc:
+            raise ConfigError(
+                "tracing needs OpenTelemetry: pip install 'llmdispatcher[otel]'"
+            ) from exc
+        tracer = RequestTracer(self.config.tracing, log_content=self.config.log_content)
+        self._subscribers.append(tracer.on_event)
+        return tracer
+
+    @property
+    def tracing(self) -> bool:
+        """Whether this dispatcher records OpenTelemetry spans."""
+        return self._tracer is not None
 
     def _open_cache(self) -> CachedPath | None:
         """The response cache (``Config.cache``); None, and nothing imported, when off."""
@@ -254,7 +276,10 @@ class Dispatcher:
         """A request id unique to this dispatcher's life: a random per-dispatcher prefix and a
         counter (not a ``getrandom`` system call per request)."""
         request_id = f"{self._id_prefix}{next(self._id_counter):08x}"
-        return Ticket(request_id, request, self._clock.now(), stream)
+        ticket = Ticket(request_id, request, self._clock.now(), stream)
+        if self._tracer is not None:
+            self._tracer.request_started(ticket)
+        return ticket
 
     async def _depart(self, ticket: Ticket) -> Trip:
         """Route, reserve the spend budgets, and set the request's one deadline."""
@@ -269,6 +294,7 @@ class Dispatcher:
             Deadline.after(self._clock, request.timeout or self.config.timeout),
             ticket.stream,
             context.prompt_tokens + context.max_tokens if context is not None else 0,
+            span=ticket.span,
         )
 
     # --- send --------------------------------------------------------------------------------
@@ -376,6 +402,8 @@ class Dispatcher:
             await self._ledger.aclose()
         if self._cache is not None:
             await self._cache.cache.aclose()
+        if self._tracer is not None:
+            self._tracer.shutdown()
 
     def __enter__(self) -> Dispatcher:
         return self

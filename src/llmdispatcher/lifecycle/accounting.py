@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..observability.events import RequestFinished
 from ..routing.model import RoutingDecision
@@ -36,6 +36,8 @@ class Ticket:
     response: Response | None = field(default=None, repr=False)
     cache: str | None = None  # with Config.cache: hit | miss | bypass (lifecycle/cached.py)
     saved_cost_usd: float | None = None  # a hit: what the first answer cost
+    span: Any = field(default=None, repr=False)  # with tracing on: the request's span
+    trace_id: str | None = None  # ... and its trace id (hex)
 
 
 class Accounting:
@@ -114,36 +116,36 @@ class Accounting:
             decision.attempts if decision is not None and decision.attempts else ()
         ) or tuple(getattr(error, "attempts", ()) or ())
         vendor = response.vendor if response else (attempts[-1].vendor if attempts else None)
-        self.s.emit(
-            RequestFinished(
-                request_id=ticket.request_id,
-                request=ticket.request,
-                vendor=vendor,
-                model=response.model if response else None,
-                stream=ticket.stream,
-                latency_s=self.s.clock.now() - ticket.started,
-                ttft_s=ticket.ttft_s,
-                usage=response.usage
-                if response is not None and error is None and not hit
-                else None,
-                error=None if error is None else error_name(error),
-                attempts=attempts,
-                cost_usd=response.cost_usd if response else None,
-                deployment=ticket.deployment.id if ticket.deployment else None,
-                group=decision.group if decision else None,
-                fallbacks=len({a.vendor + "/" + a.model for a in attempts}) - 1 if attempts else 0,
-                price_version=self._price_table.version if self._price_table else None,
-                api_key_id=(ticket.request.metadata or {}).get("api_key"),
-                output_text=response.content
-                if response is not None and self.s.config.ledger_content
-                else None,
-                finish_reason=response.finish_reason if response is not None else None,
-                tool_calls=response.tool_calls if response is not None else (),
-                cache=ticket.cache,
-                saved_usage=response.usage if hit and response is not None else None,
-                saved_cost_usd=ticket.saved_cost_usd,
-            )
+        event = RequestFinished(
+            request_id=ticket.request_id,
+            request=ticket.request,
+            vendor=vendor,
+            model=response.model if response else None,
+            stream=ticket.stream,
+            latency_s=self.s.clock.now() - ticket.started,
+            ttft_s=ticket.ttft_s,
+            usage=response.usage if response is not None and error is None and not hit else None,
+            error=None if error is None else error_name(error),
+            attempts=attempts,
+            cost_usd=response.cost_usd if response else None,
+            deployment=ticket.deployment.id if ticket.deployment else None,
+            group=decision.group if decision else None,
+            fallbacks=len({a.vendor + "/" + a.model for a in attempts}) - 1 if attempts else 0,
+            price_version=self._price_table.version if self._price_table else None,
+            api_key_id=(ticket.request.metadata or {}).get("api_key"),
+            output_text=response.content
+            if response is not None and self.s.config.ledger_content
+            else None,
+            finish_reason=response.finish_reason if response is not None else None,
+            tool_calls=response.tool_calls if response is not None else (),
+            cache=ticket.cache,
+            saved_usage=response.usage if hit and response is not None else None,
+            saved_cost_usd=ticket.saved_cost_usd,
+            trace_id=ticket.trace_id,
         )
+        self.s.emit(event)
+        if self.s.tracer is not None:
+            self.s.tracer.request_finished(ticket, event)
 
 
 def error_name(error: BaseException) -> str:

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..clock import Clock
 from ..config import Config
@@ -24,10 +24,22 @@ from ..types import Attempt, Request, Usage
 from ..vendors.base import Vendor
 
 if TYPE_CHECKING:
+    from ..observability.events import RequestFinished
     from ..quotas import Quotas
     from ..resilience.rate_limit import Reservation
+    from .accounting import Ticket
 
 LOST = "lost the hedge: another deployment answered first"
+
+
+class Tracer(Protocol):
+    """Spans for requests and tries (observability/tracing.py; None when tracing is off)."""
+
+    def request_started(self, ticket: Ticket) -> None: ...
+
+    def attempt_started(self, trip: Trip, deployment: Deployment) -> None: ...
+
+    def request_finished(self, ticket: Ticket, event: RequestFinished) -> None: ...
 
 
 @dataclass(slots=True)
@@ -43,6 +55,7 @@ class Services:
     breakers: BreakerBoard
     retry_budgets: RetryBudgets
     quotas: Quotas
+    tracer: Tracer | None = None
 
 
 @dataclass(slots=True)
@@ -56,6 +69,7 @@ class Trip:
     stream: bool
     worst_tokens: int = 0  # reserved against rate limits per try: estimated prompt + max_tokens
     losers: set[str] = field(default_factory=set)  # deployments that lost a hedge race
+    span: Any = None  # the request's span, parent of each try's (with tracing on)
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -105,6 +119,8 @@ class AttemptScope:
         """Reserve the limits and count the try; raises ``LocalRateLimited`` (recorded)."""
         s, deployment = self._s, self.deployment
         self.started = s.clock.now()
+        if s.tracer is not None:
+            s.tracer.attempt_started(self.trip, deployment)
         if s.quotas.limits_active:
             try:
                 self._reservation = await s.quotas.reserve_limits(

@@ -64,6 +64,7 @@ class RequestFinished:
     cache: str | None = None
     saved_usage: Usage | None = None
     saved_cost_usd: float | None = None
+    trace_id: str | None = None  # with tracing on: the request span's trace id (32 hex digits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from .connection import Connection
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
 from .http import HttpClient
 from .sse import FrameTooLarge
-from .transport import BufferedResponse, HttpRequest, Transport
+from .transport import BufferedResponse, HttpRequest, Transport, traced
 
 # What a translation hook raises when the vendor's JSON is not the shape it expects (a missing
 # key, a list for an object, a string for a number, bytes that are not UTF-8).
@@ -122,7 +122,7 @@ class HttpVendor(Vendor):
     async def send(self, request: Request) -> Response:
         call = self.build_call(request, stream=False)
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body)
+            HttpRequest("POST", call.url, traced(call.headers), call.body)
         )
         try:
             body = await response.read()
@@ -140,7 +140,7 @@ class HttpVendor(Vendor):
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         call = self.build_call(request, stream=True)
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body, stream=True)
+            HttpRequest("POST", call.url, traced(call.headers), call.body, stream=True)
         )
         try:
             self._heard(response.headers)

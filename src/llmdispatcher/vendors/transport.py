@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,27 @@ class HttpRequest:
     headers: Mapping[str, str]
     body: bytes | None = None
     stream: bool = False
+
+
+@dataclass(slots=True)
+class TryTrace:
+    """The W3C trace headers (``traceparent``, ``tracestate``) of the try in progress, set by
+    the tracer (observability/tracing.py) when tracing is on; ``live`` turns False when the
+    try ends, so a later request of the same task never carries a finished try's context."""
+
+    headers: Mapping[str, str]
+    live: bool = True
+
+
+TRY_TRACE: ContextVar[TryTrace | None] = ContextVar("llmdispatcher_try_trace", default=None)
+
+
+def traced(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """``headers`` with the current try's trace context, if a tracer set one."""
+    found = TRY_TRACE.get()
+    if found is None or not found.live:
+        return headers
+    return {**headers, **found.headers}
 
 
 class HttpResponse(ABC):
