@@ -90,6 +90,8 @@ class GatewayConfig:
     directory's database); each gateway re-reads what changed every ``key_refresh_s`` seconds.
     The admin API (``/admin/v1``) needs ``admin_key`` (plain, usually ``${ENV}``) or
     ``admin_key_sha256`` (or ``LLMDISPATCHER_ADMIN_KEY``); without one it answers 404.
+    ``log_format="json"``: every log line a JSON object, and one access line per request
+    (``gateway/access_log.py``).
     """
 
     host: str = "127.0.0.1"
@@ -110,6 +112,7 @@ class GatewayConfig:
     key_refresh_s: float = 0.5
     admin_key: str | None = field(default=None, repr=False)
     admin_key_sha256: str | None = field(default=None, repr=False)
+    log_format: Literal["text", "json"] = "text"
     passthrough_fields: tuple[str, ...] = (
         "seed",
         "presence_penalty",
@@ -126,6 +129,8 @@ class GatewayConfig:
             raise ValueError("gateway.port: must be 0-65535")
         if self.workers < 1:
             raise ValueError("gateway.workers: must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("gateway.log_format: must be text or json")
         if self.max_body_bytes < 1024:
             raise ValueError("gateway.max_body_bytes: must be at least 1024")
         for name in ("auth_failures_per_minute", "vendor_checks_per_minute"):

@@ -402,8 +402,8 @@ class Dispatcher:
             await self._ledger.aclose()
         if self._cache is not None:
             await self._cache.cache.aclose()
-        if self._tracer is not None:
-            self._tracer.shutdown()
+        if self._tracer is not None:  # flushes spans over the network: off the event loop
+            await asyncio.to_thread(self._tracer.shutdown)
 
     def __enter__(self) -> Dispatcher:
         return self

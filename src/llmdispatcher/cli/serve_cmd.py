@@ -1,16 +1,17 @@
 """``serve``: run the OpenAI- and Anthropic-compatible HTTP gateway.
 
 Settings come from, in order of precedence: the options here, their environment variables
-(``LLMDISPATCHER_HOST``, ``_PORT``, ``_WORKERS``, ``_ALLOW_UNAUTHENTICATED``), the config file's
-``gateway:`` section, the defaults. ``LLMDISPATCHER_API_KEYS`` (comma-separated) adds keys to
-the file's ``gateway.api_keys``. The gateway itself is imported only when the command runs.
+(``LLMDISPATCHER_HOST``, ``_PORT``, ``_WORKERS``, ``_ALLOW_UNAUTHENTICATED``,
+``_LOG_FORMAT``), the config file's ``gateway:`` section, the defaults.
+``LLMDISPATCHER_API_KEYS`` (comma-separated) adds keys to the file's ``gateway.api_keys``.
+The gateway itself is imported only when the command runs.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -28,6 +29,7 @@ def gateway_settings(
     allow_unauthenticated: bool,
     env_keys: str | None,
     admin_key: str | None = None,
+    log_format: Literal["text", "json"] | None = None,
 ) -> GatewayConfig:
     """The file's settings with the command line and environment applied on top; keys as
     their digests only (the plain keys are not kept in memory)."""
@@ -39,6 +41,7 @@ def gateway_settings(
         port=base.port if port is None else port,
         workers=base.workers if workers is None else workers,
         allow_unauthenticated=base.allow_unauthenticated or allow_unauthenticated,
+        log_format=base.log_format if log_format is None else log_format,
     )
     if env_keys:
         settings = replace(settings, api_keys=settings.api_keys + keys_from_env(env_keys))
@@ -69,9 +72,19 @@ def gateway_settings(
     envvar="LLMDISPATCHER_ALLOW_UNAUTHENTICATED",
     help="Listen on a non-loopback address without API keys.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    envvar="LLMDISPATCHER_LOG_FORMAT",
+    help="json: one JSON object per log line, and an access line per request. [default: text]",
+)
 @config_option
 def serve(
-    host: str | None, port: int | None, workers: int | None, allow_unauthenticated: bool
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    allow_unauthenticated: bool,
+    log_format: Literal["text", "json"] | None,
 ) -> None:
     """Run the OpenAI- and Anthropic-compatible HTTP gateway.
 
@@ -104,6 +117,7 @@ def serve(
         allow_unauthenticated,
         os.environ.get("LLMDISPATCHER_API_KEYS"),
         os.environ.get("LLMDISPATCHER_ADMIN_KEY"),
+        log_format,
     )
     code = run(config_path, settings)
     if code:

@@ -31,6 +31,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 
 import orjson
 from aiohttp import web
@@ -40,6 +41,7 @@ from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
 from . import admin_api, anthropic_api, native_api, openai_api, tenancy
+from .access_log import log_access
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .cache_headers import CACHE_HEADER, cache_control
 from .catalog import ModelCatalog
@@ -124,6 +126,8 @@ def _middleware(
     guard = None if hosts is None else OriginGuard(hosts)
     # Request ids: a random per-app prefix and a counter (no syscall per request).
     prefix, counter = os.urandom(6).hex(), itertools.count(1)
+    tracing = tracing_hooks() if gateway.dispatcher.tracing else None
+    json_logs = gateway.settings.log_format == "json"
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -135,6 +139,7 @@ def _middleware(
         request[TRACE] = trace
         token = CURRENT.set(trace)
         in_flight.inc()
+        parent = tracing.remote_parent(request.headers) if tracing is not None else None
         try:
             if guard is not None:
                 guard.check(request)
@@ -142,16 +147,28 @@ def _middleware(
             # (the admin handlers check the admin key themselves)
             if path not in open_paths and keys.enabled and not path.startswith(ADMIN_PATHS):
                 trace.key = _authenticate(gateway, request, trace)
-            return await handler(request)
+            response = await handler(request)
         except Exception as exc:
-            return _error(request, gateway, trace, exc)
+            response = _error(request, gateway, trace, exc)
         finally:
             in_flight.dec()
             CURRENT.reset(token)
+            if parent is not None:
+                tracing.release(parent)  # type: ignore[union-attr]
             if trace.lease is not None:  # last: a cancelled request stops waiting here
                 await tenancy.finish(gateway, trace)
+        if json_logs:
+            log_access(trace, response.status)
+        return response
 
     return middleware
+
+
+def tracing_hooks() -> ModuleType:
+    """observability.tracing, imported only when the dispatcher traces."""
+    from ..observability import tracing
+
+    return tracing
 
 
 def _authenticate(gateway: Gateway, request: web.Request, trace: Trace) -> ApiKey | None:

@@ -49,6 +49,7 @@ from ..config import Config, GatewayConfig
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError
 from ..home import ledger_url
+from ..settings.tracing import OTLP_ENV, Tracing
 from .app import create_app
 from .auth import digests_only
 from .origin import is_loopback
@@ -86,6 +87,8 @@ def build_dispatcher(config_path: str | None, shared_state: str | None = None) -
     )
     if shared_state is not None:
         config = replace(config, state_url=shared_state)
+    if config.tracing is None and any(os.environ.get(name) for name in OTLP_ENV):
+        config = replace(config, tracing=Tracing())  # configured the standard way
     if config_path is None:
         return Dispatcher.from_env(config)
     dispatcher = Dispatcher(config)
@@ -115,7 +118,12 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def configure_logging() -> None:
+def configure_logging(log_format: str = "text") -> None:
+    if log_format == "json":
+        from .access_log import configure_json_logging
+
+        configure_json_logging()
+        return
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s llmdispatcher[%(process)d]: %(message)s",
@@ -146,7 +154,7 @@ def run_worker(
     where the workers of one gateway publish their statistics (``worker_stats``)."""
     # config errors surface before logging starts
     dispatcher = build_dispatcher(config_path, shared_state)
-    configure_logging()
+    configure_logging(settings.log_format)
     logger.info("%s", describe(dispatcher, config_path))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve_app(dispatcher, settings, reuse_port=reuse_port, stats_dir=stats_dir))
@@ -307,7 +315,7 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     """Reserve the port, start the workers, supervise them until a signal stops them all."""
     # fail here, once, on a file the workers cannot load
     state_url = (Config() if config_path is None else Config.from_file(config_path)).state_url
-    configure_logging()
+    configure_logging(settings.log_format)
     reserved = bind(settings.host, settings.port, reuse_port=True)  # bound, never listening
     port = reserved.getsockname()[1]
     run_dir = tempfile.mkdtemp(prefix="llmdispatcher-workers-")

@@ -48,6 +48,12 @@ class Trace:
     cost_usd: Decimal = Decimal(0)
     cache_control: CacheControl | None = None  # from the Cache-Control request header
     cache: str = ""  # what the response cache did: hit | miss | bypass ("" without one)
+    # Noted when the dispatcher finishes the request (for the access log).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ttft_s: float | None = None
+    trace_id: str | None = None
+    cost: float | None = None
 
     def record(self, response: Response) -> None:
         self.vendor, self.model = response.vendor, response.model
@@ -79,8 +85,14 @@ def count_attempt(event: Event) -> None:
             trace.live_attempts += 1
     elif isinstance(event, RequestFinished):
         trace = CURRENT.get()
-        if trace is not None and trace.lease is not None:
-            trace.tokens = event.usage.total_tokens if event.usage else 0
+        if trace is None:
+            return
+        usage = event.usage
+        if usage is not None:
+            trace.input_tokens, trace.output_tokens = usage.prompt_tokens, usage.completion_tokens
+        trace.cost, trace.ttft_s, trace.trace_id = event.cost_usd, event.ttft_s, event.trace_id
+        if trace.lease is not None:
+            trace.tokens = usage.total_tokens if usage else 0
             trace.cost_usd = Decimal(str(event.cost_usd or 0))
     elif isinstance(event, CacheLookup):
         trace = CURRENT.get()

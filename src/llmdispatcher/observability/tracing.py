@@ -31,7 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ..settings.tracing import Tracing
+from ..settings.tracing import OTLP_ENV, Tracing
 from ..vendors.transport import TRY_TRACE, TryTrace
 from .events import AttemptFinished, Event, RequestFinished
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from ..settings.routing import Deployment
 
 W3C = TraceContextTextMapPropagator()
-OTLP_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 class RequestTracer:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Set in the environment, these turn tracing on for ``llmdispatcher serve`` (standard OTel).
+OTLP_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
 
 @dataclass(frozen=True, slots=True)
 class Tracing:
