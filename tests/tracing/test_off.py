@@ -11,10 +11,12 @@ import asyncio, sys
 from llmdispatcher import Dispatcher, Request
 from tests.unit.echo_vendor import EchoVendor
 
+HI = Request(model="m", messages=[{"role": "user", "content": "hi"}])
+
 async def main():
     async with Dispatcher(vendors=[EchoVendor("e")]) as d:
-        await d.send(Request(model="m", messages=[{"role": "user", "content": "hi"}]))
-        [c async for c in d.stream(Request(model="m", messages=[{"role": "user", "content": "hi"}]))]
+        await d.send(HI)
+        [c async for c in d.stream(HI)]
 
 asyncio.run(main())
 loaded = [m for m in sys.modules if m.startswith(("opentelemetry", "llmdispatcher.cache",
