@@ -5,8 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from llmdispatcher import Cache, Request
+import pytest
+
+from llmdispatcher import Cache, Config, Request
 from llmdispatcher.cache.key import cache_key
+from llmdispatcher.errors import ConfigError
 
 TOOL = {
     "type": "function",
@@ -55,3 +58,12 @@ def test_the_resolved_model_and_a_forced_vendor_are_in_the_key() -> None:
 
 def _fields(request: Request) -> dict[str, object]:
     return {name: getattr(request, name) for name in request.__dataclass_fields__}
+
+
+def test_the_config_file_section_and_its_errors() -> None:
+    config = Config.from_dict({"cache": {"url": "sqlite:///c.db", "ttl_s": 60, "shared": True}})
+    assert config.cache == Cache(url="sqlite:///c.db", ttl_s=60, shared=True)
+    with pytest.raises(ConfigError, match=r"cache\.when"):
+        Config.from_dict({"cache": {"when": "sometimes"}})
+    with pytest.raises(ConfigError, match=r"cache\.url"):
+        Config.from_dict({"cache": {"url": "mongodb://x"}})
