@@ -21,7 +21,7 @@ Cluster pick a prefix with a hash tag (``{llmd}:``) so a request's counters shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,7 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..errors import StateError
+from ..errors import StateBusy, StateError
 from .base import AddResult, BackendBase, CounterAdd, LeaseResult, check_adds
 
 _GRACE_MS = 60_000
@@ -134,9 +134,16 @@ def split_prefix(url: str, default: str) -> tuple[str, str]:
 
 
 class RedisState(BackendBase):
-    """``timeout_s`` bounds each command, ``connect_timeout_s`` each connection attempt and the
-    wait for a free pooled connection; a call as a whole never takes longer than their sum. No
-    retries here: a failure is a ``StateError`` at once, and ``FailoverState`` decides."""
+    """``timeout_s`` bounds each command and ``connect_timeout_s`` each connection attempt; a
+    call, once it has a connection, never takes longer than their sum. No retries here: a
+    failure is a ``StateError`` at once, and ``FailoverState`` decides.
+
+    At most ``max_connections`` calls run at once; the others wait for a slot, for up to
+    ``pool_wait_s``. That wait is ours, not Redis's: it is outside the call's bound, and running
+    out of it raises ``StateBusy`` (refuse this one request), never the ``StateError`` that
+    starts an outage. A burst of thousands of requests on a healthy Redis therefore queues
+    instead of tripping a false outage.
+    """
 
     def __init__(
         self,
@@ -146,10 +153,16 @@ class RedisState(BackendBase):
         max_connections: int = 64,
         timeout_s: float = 0.5,
         connect_timeout_s: float = 0.5,
+        pool_wait_s: float = 5.0,
     ) -> None:
         self.url = _redact(url)
         redis_url, self.prefix = split_prefix(url, prefix)
         self._call_timeout_s = timeout_s + connect_timeout_s
+        self._pool_wait_s = pool_wait_s
+        self._max_connections = max_connections
+        # The slots keep the pool from ever blocking: the pool's own wait would count against
+        # the call's bound and look like a dead Redis.
+        self._slots = asyncio.Semaphore(max_connections)
         pool = BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
@@ -216,7 +229,16 @@ class RedisState(BackendBase):
             self._scripts[script](keys=[self.prefix + k for k in keys], args=args)
         )
 
-    async def _bounded(self, call: Awaitable[Any]) -> Any:
+    async def _bounded(self, call: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._pool_wait_s):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            call.close()  # never awaited: close it so no "never awaited" warning is logged
+            raise StateBusy(
+                f"Redis state {self._where()}: all {self._max_connections} connections stayed busy "
+                f"for {self._pool_wait_s:g}s: Redis is slow or this replica is overloaded"
+            ) from exc
         try:
             async with asyncio.timeout(self._call_timeout_s):
                 return await call
@@ -227,6 +249,8 @@ class RedisState(BackendBase):
             ) from exc
         except (RedisError, OSError) as exc:
             raise StateError(f"Redis state {self._where()}: {exc}") from exc
+        finally:
+            self._slots.release()
 
     def _where(self) -> str:
         parts = urlsplit(self.url)
