@@ -21,7 +21,7 @@ Cluster pick a prefix with a hash tag (``{llmd}:``) so a request's counters shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -219,29 +219,28 @@ class RedisState(BackendBase):
         return bool(await self._eval("renew", [key], [holder, _ms(now), _ms(expires_at)]))
 
     async def release_lease(self, key: str, holder: str) -> bool:
-        return bool(await self._bounded(self.redis.zrem(self.prefix + key, holder)))
+        return bool(await self._bounded(lambda: self.redis.zrem(self.prefix + key, holder)))
 
     async def close(self) -> None:
         await self.redis.aclose(close_connection_pool=True)
 
     async def _eval(self, script: str, keys: list[str], args: list[str | int]) -> Any:
-        return await self._bounded(
-            self._scripts[script](keys=[self.prefix + k for k in keys], args=args)
-        )
+        keys = [self.prefix + k for k in keys]
+        return await self._bounded(lambda: self._scripts[script](keys=keys, args=args))
 
-    async def _bounded(self, call: Coroutine[Any, Any, Any]) -> Any:
+    async def _bounded(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call()`` once a slot is free (made only then, so a refused call sends nothing)."""
         try:
             async with asyncio.timeout(self._pool_wait_s):
                 await self._slots.acquire()
         except TimeoutError as exc:
-            call.close()  # never awaited: close it so no "never awaited" warning is logged
             raise StateBusy(
                 f"Redis state {self._where()}: all {self._max_connections} connections stayed busy "
                 f"for {self._pool_wait_s:g}s: Redis is slow or this replica is overloaded"
             ) from exc
         try:
             async with asyncio.timeout(self._call_timeout_s):
-                return await call
+                return await call()
         except TimeoutError as exc:
             raise StateError(
                 f"Redis state {self._where()}: no answer within {self._call_timeout_s:g}s "
