@@ -142,6 +142,7 @@ class Accounting:
             saved_usage=response.usage if hit and response is not None else None,
             saved_cost_usd=ticket.saved_cost_usd,
             trace_id=ticket.trace_id,
+            routing=decision,
         )
         self.s.emit(event)
         if self.s.tracer is not None:

@@ -79,7 +79,9 @@ class RequestTracer:
             f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes
         )
         ticket.span = span
-        ticket.trace_id = format(span.get_span_context().trace_id, "032x")
+        found = span.get_span_context()
+        if found.is_valid:  # not under a no-op provider (the application set none up)
+            ticket.trace_id = format(found.trace_id, "032x")
 
     def request_finished(self, ticket: Ticket, event: RequestFinished) -> None:
         span = ticket.span
