@@ -244,7 +244,7 @@ class Request:
     timeout: float | None = None
     stream_options: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
-    cache: CacheControl | None = None
+    cache: CacheControl | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -274,6 +274,15 @@ class Request:
             raise ValueError("request.max_tokens: must be a positive integer")
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError("request.timeout: must be a positive number of seconds")
+        if isinstance(self.cache, Mapping):
+            try:
+                object.__setattr__(self, "cache", CacheControl(**self.cache))
+            except TypeError:
+                raise ValueError(
+                    "request.cache: expected ttl_s, no_store and no_cache (a CacheControl)"
+                ) from None
+        elif self.cache is not None and not isinstance(self.cache, CacheControl):
+            raise ValueError("request.cache: expected a CacheControl")
         if self.tool_choice is not None and self.tools is None:
             raise ValueError(
                 "request.tool_choice: set request.tools too (there is nothing to choose)"
@@ -291,6 +300,11 @@ class Request:
     @property
     def stop_list(self) -> tuple[str, ...]:
         return self.stop or ()  # type: ignore[return-value]
+
+    @property
+    def cache_control(self) -> CacheControl | None:
+        """``cache``, typed (a mapping given is a CacheControl after construction)."""
+        return self.cache  # type: ignore[return-value]
 
 
 def _check_range(name: str, value: float | None, low: float, high: float) -> None:

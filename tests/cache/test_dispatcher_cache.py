@@ -26,7 +26,7 @@ from llmdispatcher.errors import BudgetExceeded, StreamInterrupted, VendorUnavai
 from llmdispatcher.observability.events import CacheLookup, Event, RequestFinished
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.script import BreakStream, Fail, Reply, ToolCallSpec
+from tests.fakes.script import BreakStream, Fail, Reply, Stall, ToolCallSpec
 
 KEY = "sk-test-fake-0123456789"
 HI = [{"role": "user", "content": "Say hello"}]
@@ -158,12 +158,20 @@ async def test_errors_and_broken_streams_are_never_cached(fake_openai: FakeOpenA
     assert len(fake_openai.requests) == 3
 
 
-async def test_a_stream_the_caller_abandons_is_not_cached(fake_openai: FakeOpenAI) -> None:
-    fake_openai.enqueue(Reply("one two three four five six", chunk_size=3))
+async def test_a_stream_the_caller_abandons_is_closed_at_once_and_not_cached(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.enqueue(Stall(30.0, after_chunks=1))
+    events: list[Event] = []
     async with cached(fake_openai) as d:
+        d.subscribe(events.append)
         stream = d.stream(ask())
         await anext(stream)
         await stream.aclose()
+        # closed within aclose, not later by the garbage collector
+        assert [e.error for e in events if isinstance(e, RequestFinished)] == ["cancelled"]
+        assert await fake_openai.wait_for_disconnect_async()  # the vendor saw the hang-up
+        fake_openai.reset()
         after = await d.send(ask())
     assert after.cache == "miss"
 

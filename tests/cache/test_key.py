@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from llmdispatcher import Cache, Config, Request
+from llmdispatcher import Cache, CacheControl, Config, Request
 from llmdispatcher.cache.key import cache_key
 from llmdispatcher.errors import ConfigError
 
@@ -67,3 +67,13 @@ def test_the_config_file_section_and_its_errors() -> None:
         Config.from_dict({"cache": {"when": "sometimes"}})
     with pytest.raises(ConfigError, match=r"cache\.url"):
         Config.from_dict({"cache": {"url": "mongodb://x"}})
+
+
+def test_cache_control_may_be_given_as_a_mapping_and_is_checked() -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    given = Request(model="m", messages=hi, cache={"no_store": True})
+    assert given.cache_control == CacheControl(no_store=True)
+    with pytest.raises(ValueError, match=r"request\.cache"):
+        Request(model="m", messages=hi, cache={"forever": True})
+    with pytest.raises(ValueError, match=r"request\.cache\.ttl_s"):
+        Request(model="m", messages=hi, cache=CacheControl(ttl_s=0))

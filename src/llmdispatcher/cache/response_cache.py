@@ -60,7 +60,7 @@ class ResponseCache:
     @asynccontextmanager
     async def flight(self, request_id: str, request: Request, model: str) -> AsyncIterator[Flight]:
         """The cache's part in one request for ``model`` (the resolved group or model)."""
-        control = request.cache or NO_CONTROL
+        control = request.cache_control or NO_CONTROL
         if not eligible(self.settings, request):
             yield self._looked_up(request_id, Flight("bypass"))
             return

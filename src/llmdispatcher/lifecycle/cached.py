@@ -7,7 +7,8 @@ no usage and no cost, and the tokens and cost it saved.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 
 from ..cache.entry import Entry
 from ..cache.response_cache import ResponseCache
@@ -45,19 +46,22 @@ class CachedPath:
             return response
 
     async def stream(
-        self, ticket: Ticket, upstream: Callable[[Ticket], AsyncIterator[StreamChunk]]
+        self, ticket: Ticket, upstream: Callable[[Ticket], AsyncGenerator[StreamChunk, None]]
     ) -> AsyncGenerator[StreamChunk, None]:
         model = self._model(ticket)
         async with self.cache.flight(ticket.request_id, ticket.request, model) as flight:
             if flight.entry is not None:
-                async for chunk in self._replay(ticket, flight.entry):
-                    yield chunk
+                async with aclosing(self._replay(ticket, flight.entry)) as replay:
+                    async for chunk in replay:
+                        yield chunk
                 return
             ticket.cache = flight.outcome
             last = None
-            async for chunk in upstream(ticket):
-                last = chunk
-                yield chunk
+            # aclosing: a caller that stops early closes the vendor's stream now, not at GC.
+            async with aclosing(upstream(ticket)) as chunks:
+                async for chunk in chunks:
+                    last = chunk
+                    yield chunk
             # Only a stream that ran to its final chunk on one deployment is an answer to keep.
             if last is not None and not last.resumed_from and ticket.response is not None:
                 deployment = ticket.deployment.id if ticket.deployment else None
