@@ -112,3 +112,12 @@ async def test_metrics_count_hits_and_bytes_and_carry_no_created_series(
     size = next(line for line in text.splitlines() if line.startswith("llmdispatcher_cache_bytes "))
     assert float(size.split()[1]) > 0
     assert "_created" not in text
+
+
+async def test_a_hit_reports_no_attempt_streamed_or_not(client: TestClient[Any, Any]) -> None:
+    await outcome(client, CHAT)
+    for body in (CHAT, {**CHAT, "stream": True}):
+        reply = await client.post("/v1/chat/completions", json=body)
+        await reply.read()
+        assert reply.headers["x-llmdispatcher-cache"] == "hit"
+        assert reply.headers["x-llmdispatcher-attempts"] == "0"

@@ -178,7 +178,8 @@ async def open_stream(gateway: Gateway, trace: Trace, request: Request) -> Opene
         raise ApiError(502, "the vendor's stream ended without an answer") from None
     trace.vendor_s = time.perf_counter() - started
     trace.vendor, trace.model = first.vendor, first.model
-    trace.attempts = trace.live_attempts + 1  # the failed ones so far, and this one
+    # the failed ones so far, and this one (none for an answer from the cache)
+    trace.attempts = trace.live_attempts + (trace.cache != "hit")
     return OpenedStream(first, stream)
 
 
