@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from llmdispatcher.observability.events import CacheLookup, Event, RequestFinish
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import BreakStream, Fail, Reply, Stall, ToolCallSpec
+from tests.redis_fixtures import delete_prefix
 
 KEY = "sk-test-fake-0123456789"
 HI = [{"role": "user", "content": "Say hello"}]
@@ -278,3 +280,22 @@ async def test_no_cache_configured_means_no_cache_outcome(fake_openai: FakeOpenA
         answers = [await d.send(ask()) for _ in range(2)]
     assert [a.cache for a in answers] == [None, None]
     assert len(fake_openai.requests) == 2
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_replicas_sharing_a_store_answer_each_others_requests(
+    kind: str, fake_openai: FakeOpenAI, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url, prefix = f"sqlite:///{tmp_path / 'cache.db'}", f"llmd-test-{uuid.uuid4().hex[:12]}:"
+    if kind == "redis":  # keys under a prefix of this test's own, deleted after
+        url = request.getfixturevalue("redis_url") + f"?prefix={prefix}"
+    settings = Cache(url=url)
+    try:
+        async with cached(fake_openai, settings) as one, cached(fake_openai, settings) as two:
+            first = await one.send(ask(messages=[{"role": "user", "content": kind}]))
+            second = await two.send(ask(messages=[{"role": "user", "content": kind}]))
+    finally:
+        if kind == "redis":
+            delete_prefix(request.getfixturevalue("redis_url"), prefix)
+    assert (first.cache, second.cache) == ("miss", "hit")
+    assert len(fake_openai.requests) == 1

@@ -1,9 +1,9 @@
 """``redis://host:6379/0``: entries shared by every replica; the soonest to expire are evicted
 first.
 
-Layout under a prefix (``llmd:cache:`` by default): each entry is a hash ``{v: value, x: expiry
-in epoch ms}`` (read against the caller's ``now``, as the other stores do; a Redis TTL of the
-expiry plus a grace minute reclaims it), the index ``idx`` a sorted set of entry names by
+Layout under a prefix (``llmd:cache:`` by default, ``?prefix=`` in the URL): each entry is a
+hash ``{v: value, x: expiry in epoch ms}`` (read against the caller's ``now``, as the other
+stores do; a Redis TTL of the expiry plus a grace minute reclaims it), the index ``idx`` a sorted set of entry names by
 expiry, ``sizes`` a hash of their sizes and ``bytes`` their total. A put is one Lua script:
 it drops expired entries, writes, then evicts the soonest to expire until the bounds hold, so
 replicas never race on the bounds. Entry names are built inside the script, so this layout
@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from ..state.redis import split_prefix
 from .store import Bounds, PutResult
 
 _GRACE_MS = 60_000
@@ -61,6 +62,7 @@ return {stored, evicted, redis.call('ZCARD', idx), size()}
 class RedisCacheStore:
     def __init__(self, url: str, bounds: Bounds, prefix: str) -> None:
         self.url = url.rsplit("@", maxsplit=1)[-1]  # never the password
+        url, prefix = split_prefix(url, prefix)  # ``?prefix=app1:`` in the URL wins
         self._bounds, self._prefix = bounds, prefix
         self._redis = Redis.from_url(
             url, socket_timeout=_TIMEOUT_S, socket_connect_timeout=_TIMEOUT_S
