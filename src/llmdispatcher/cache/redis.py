@@ -3,11 +3,11 @@ first.
 
 Layout under a prefix (``llmd:cache:`` by default, ``?prefix=`` in the URL): each entry is a
 hash ``{v: value, x: expiry in epoch ms}`` (read against the caller's ``now``, as the other
-stores do; a Redis TTL of the expiry plus a grace minute reclaims it), the index ``idx`` a sorted set of entry names by
-expiry, ``sizes`` a hash of their sizes and ``bytes`` their total. A put is one Lua script:
-it drops expired entries, writes, then evicts the soonest to expire until the bounds hold, so
-replicas never race on the bounds. Entry names are built inside the script, so this layout
-is for a single Redis (not Cluster).
+stores do; a Redis TTL of the expiry plus a grace minute reclaims it), the index ``idx`` a
+sorted set of entry names by expiry, ``sizes`` a hash of their sizes and ``bytes`` their total.
+A put is one Lua script: it drops expired entries, writes, then evicts the soonest to expire
+until the bounds hold, so replicas never race on the bounds. Entry names are built inside the
+script, so this layout is for a single Redis (not Cluster).
 """
 
 from __future__ import annotations
