@@ -138,6 +138,22 @@ prices: {}
 #  openai:
 #    my-finetune: {input: 0.30, output: 1.20, cached_input: 0.15, as_of: 2026-11-01}
 
+# Answers kept and served again to identical requests (free: no tokens, limits or budget).
+cache: null
+#  url: memory://          # or sqlite:///cache.db (one host), redis://127.0.0.1:6379/0
+#  ttl_s: 3600
+#  max_entries: 10000
+#  max_bytes: 67108864
+#  when: deterministic     # temperature 0 or a seed only; always: every request
+#  shared: false           # true: one cache for every gateway key
+
+# OpenTelemetry traces (pip install 'llmdispatcher[otel]'); `serve` also turns them on when
+# OTEL_EXPORTER_OTLP_ENDPOINT is set. Unset fields follow the standard OTEL_* variables.
+tracing: null
+#  endpoint: http://127.0.0.1:4318    # an OTLP/HTTP collector
+#  service_name: llmdispatcher
+#  sample_ratio: 1.0
+
 # `llmdispatcher serve`: the OpenAI- and Anthropic-compatible gateway.
 gateway:
   host: 127.0.0.1           # without api_keys only loopback is allowed (see allow_unauthenticated)
@@ -156,6 +172,7 @@ gateway:
   auth_failures_per_minute: 10   # wrong keys per client address, then 429
   max_body_bytes: 4194304
   shutdown_grace_s: 30      # in-flight streams may finish this long after SIGTERM
+  log_format: text          # json: JSON log lines and one access line per request
 
 # name: {type: ..., settings}. The type defaults to the name; types: openai, anthropic,
 # google, azure, ollama, llamacpp, openai_compatible.
