@@ -121,3 +121,30 @@ async def test_a_hit_reports_no_attempt_streamed_or_not(client: TestClient[Any, 
         await reply.read()
         assert reply.headers["x-llmdispatcher-cache"] == "hit"
         assert reply.headers["x-llmdispatcher-attempts"] == "0"
+
+
+async def test_a_streamed_hit_reads_like_the_original_in_the_anthropic_sdk(
+    client: TestClient[Any, Any], fake_openai: FakeOpenAI
+) -> None:
+    import anthropic
+
+    fake_openai.enqueue(Reply("Bonjour from the cache", prompt_tokens=11, completion_tokens=5))
+    base = str(client.make_url("")).rstrip("/")
+    ask: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+        # this SDK (2.x) has no temperature parameter any more; the Messages API still does
+        "extra_body": {"temperature": 0},
+    }
+    async with anthropic.AsyncAnthropic(base_url=base, api_key="unused", max_retries=0) as sdk:
+        raw = await sdk.messages.with_raw_response.create(**ask)
+        first = await raw.parse()
+        async with sdk.messages.stream(**ask) as stream:
+            final = await stream.get_final_message()
+    assert raw.headers["x-llmdispatcher-cache"] == "miss"
+    assert final.content[0].text == first.content[0].text == "Bonjour from the cache"  # type: ignore[union-attr]
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (11, 5)
+    assert (first.usage.input_tokens, first.usage.output_tokens) == (11, 5)
+    assert final.stop_reason == first.stop_reason == "end_turn"
+    assert len(fake_openai.requests) == 1
