@@ -112,6 +112,8 @@ async def test_metrics_count_hits_and_bytes_and_carry_no_created_series(
     size = next(line for line in text.splitlines() if line.startswith("llmdispatcher_cache_bytes "))
     assert float(size.split()[1]) > 0
     assert "_created" not in text
+    stats = await (await client.get("/api/v1/stats")).json()
+    assert (stats["total_requests"], stats["cache_hits"], stats["tokens_saved"]) == (3, 2, 42)
 
 
 async def test_a_hit_reports_no_attempt_streamed_or_not(client: TestClient[Any, Any]) -> None:
