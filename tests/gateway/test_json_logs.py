@@ -1,6 +1,7 @@
 """``serve --log-format json`` as a real process: one JSON access line per request with the
-listed fields and no secret, tracing turned on by the standard ``OTEL_*`` variables (the
-spans reach a receiver run by the test), and the response cache's outcome in each line."""
+listed fields and no secret (499 for a client that went away mid-stream), tracing turned on
+by the standard ``OTEL_*`` variables (the spans reach a receiver run by the test), and the
+response cache's outcome in each line."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import pytest
 
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.script import Reply
-from tests.gateway import GatewayProcess, call
+from tests.fakes.script import Reply, Stall
+from tests.gateway import GatewayProcess, call, open_stream
 
 KEY = "gw-json-logs-key-0123456789"
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -87,10 +88,18 @@ def test_one_json_access_line_per_request_and_spans_exported(
         wrong = {"Authorization": "Bearer gw-not-a-key-0123456789"}
         assert call("POST", f"{url}/v1/chat/completions", body, wrong).status == 401
         gateway.read_until(re.compile(rb'"status":401'))
+        fake_openai.enqueue(Stall(30.0, after_chunks=1))
+        conn, reply = open_stream(
+            f"{url}/v1/chat/completions", {**body, "stream": True, "temperature": 1}, headers
+        )
+        assert reply.status == 200
+        reply.read1(1)
+        conn.close()  # the client goes away mid-stream
+        gateway.read_until(re.compile(rb'"status":499'))
     finally:
         gateway.stop()
     assert all(json.loads(line) for line in gateway.lines if line.strip())  # JSON, every line
-    miss, hit, refused = access_lines(gateway)
+    miss, hit, refused, gone = access_lines(gateway)
     assert miss["key"] == hit["key"] == "logtest"
     assert (miss["status"], miss["cache"], miss["vendor"]) == (200, "miss", "openai")
     assert (miss["input_tokens"], miss["output_tokens"]) == (9, 12)
@@ -98,7 +107,8 @@ def test_one_json_access_line_per_request_and_spans_exported(
     assert (hit["cache"], hit["input_tokens"], hit["cost_usd"]) == ("hit", 0, 0.0)
     assert miss["trace_id"] == hit["trace_id"] == CLIENT_TRACE
     assert (refused["status"], refused["key"]) == (401, None)
-    for line in (miss, hit, refused):
+    assert (gone["status"], gone["cache"], gone["key"]) == (499, "bypass", "logtest")
+    for line in (miss, hit, refused, gone):
         assert set(line) >= {"request_id", "model", "latency_s", "ttft_s"}
     text = gateway.log.decode()
     assert KEY not in text

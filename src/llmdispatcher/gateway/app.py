@@ -140,6 +140,7 @@ def _middleware(
         token = CURRENT.set(trace)
         in_flight.inc()
         parent = tracing.remote_parent(request.headers) if tracing is not None else None
+        response: web.StreamResponse | None = None
         try:
             if guard is not None:
                 guard.check(request)
@@ -155,10 +156,10 @@ def _middleware(
             CURRENT.reset(token)
             if parent is not None:
                 tracing.release(parent)  # type: ignore[union-attr]
+            if json_logs:  # 499: the client went away first (nginx's code for it)
+                log_access(trace, response.status if response is not None else 499)
             if trace.lease is not None:  # last: a cancelled request stops waiting here
                 await tenancy.finish(gateway, trace)
-        if json_logs:
-            log_access(trace, response.status)
         return response
 
     return middleware
