@@ -16,6 +16,10 @@ Label values that a client can choose are bounded, so no client can grow the reg
   configured vendor name or deployment id as is; an unconfigured ``vendor/model`` id as its
   vendor (the client's model part dropped); anything else ``other``.
 
+The response cache (``Config.cache``) adds ``llmdispatcher_cache_requests{outcome}`` (hit,
+miss, bypass), ``_cache_evictions``, ``_cache_saved_tokens``, ``_cache_saved_cost_usd`` and
+the gauges ``_cache_bytes`` and ``_cache_entries`` (as the store last reported them).
+
 Counters are exported without the ``*_created`` series prometheus-client adds by default (a
 timestamp per label set, doubling the page for no use a dashboard has).
 
