@@ -250,10 +250,10 @@ async def test_the_ledger_and_stats_record_embeddings(
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"input": []}, "embedding.input"),
-        ({"input": ["a", ""]}, r"embedding.input\[1\]"),
-        ({"input": "a", "dimensions": 0}, "embedding.dimensions"),
-        ({"input": "a", "model": ""}, "embedding.model"),
+        ({"input": []}, "request.input"),
+        ({"input": ["a", ""]}, r"request.input\[1\]"),
+        ({"input": "a", "dimensions": 0}, "request.dimensions"),
+        ({"input": "a", "model": ""}, "request.model"),
     ],
 )
 def test_bad_requests_name_the_field(kwargs: dict[str, object], field: str) -> None:

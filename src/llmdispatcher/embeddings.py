@@ -37,14 +37,14 @@ class EmbeddingRequest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
-            raise ValueError("embedding.model: a non-empty model name is required")
+            raise ValueError("request.model: a non-empty model name is required")
         texts = (self.input,) if isinstance(self.input, str) else self.input
         if isinstance(texts, bytes) or not isinstance(texts, Sequence) or not texts:
-            raise ValueError("embedding.input: give a string or a non-empty list of strings")
+            raise ValueError("request.input: give a string or a non-empty list of strings")
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text:
                 raise ValueError(
-                    f"embedding.input[{i}]: must be a non-empty string (vendors refuse empty "
+                    f"request.input[{i}]: must be a non-empty string (vendors refuse empty "
                     "inputs; drop it or put a placeholder)"
                 )
         object.__setattr__(
@@ -55,9 +55,9 @@ class EmbeddingRequest:
             or not isinstance(self.dimensions, int)
             or self.dimensions < 1
         ):
-            raise ValueError("embedding.dimensions: must be a positive integer")
+            raise ValueError("request.dimensions: must be a positive integer")
         if self.timeout is not None and not self.timeout > 0:
-            raise ValueError("embedding.timeout: must be a positive number of seconds")
+            raise ValueError("request.timeout: must be a positive number of seconds")
 
     @property
     def inputs(self) -> tuple[str, ...]:

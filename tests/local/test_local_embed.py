@@ -69,7 +69,7 @@ async def test_it_refuses_chat_and_other_dimensions(embedder: LocalEmbedVendor) 
     async with Dispatcher(vendors=[embedder]) as d:
         with pytest.raises(UnsupportedRequest, match="cannot take chat requests"):
             await d.send(Request(model="local-embed", messages=[{"role": "user", "content": "hi"}]))
-        with pytest.raises(UnsupportedRequest, match="embedding.dimensions"):
+        with pytest.raises(UnsupportedRequest, match="request.dimensions"):
             await d.embed(EmbeddingRequest(model="local-embed", input="x", dimensions=128))
 
 

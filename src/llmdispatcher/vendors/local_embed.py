@@ -70,7 +70,7 @@ class LocalEmbedVendor(Vendor):
 
         if request.dimensions not in (None, DIMENSIONS):
             raise UnsupportedRequest(
-                f"embedding.dimensions: {request.model} makes {DIMENSIONS}-dimensional vectors "
+                f"request.dimensions: {request.model} makes {DIMENSIONS}-dimensional vectors "
                 "and cannot shorten them; leave dimensions out",
                 vendor=self.name,
             )
