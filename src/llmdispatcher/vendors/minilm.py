@@ -9,7 +9,8 @@ the model's ``max_seq_length``.
 
 Why numpy and not torch or onnxruntime: the forward pass is a few matrix products, numpy is
 ~20 MB against torch's ~800 MB, and the wheel ships safetensors (no ONNX file) — read here with
-no safetensors library, the format being a JSON header and raw little-endian arrays.
+no safetensors library, the format being a JSON header and raw little-endian arrays. The
+products run on one BLAS thread (threadpoolctl), the caller's worker thread.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class MiniLM:
     """The loaded model; ``encode`` is thread-safe (it only reads the weights)."""
 
     def __init__(self, archive: Path) -> None:
+        from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
         with zipfile.ZipFile(archive) as files:
@@ -42,6 +44,12 @@ class MiniLM:
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
         self._tokenizer = tokenizer
+        self._blas = ThreadpoolController()
+        self._t = {  # every dense layer's weight, transposed and contiguous, once
+            name.removesuffix(".weight"): np.ascontiguousarray(weight.T)
+            for name, weight in self._w.items()
+            if name.endswith(".weight") and weight.ndim == 2 and "embeddings" not in name
+        }
         self._layers = int(config["num_hidden_layers"])
         self._heads = int(config["num_attention_heads"])
         self._eps = float(config["layer_norm_eps"])
@@ -51,7 +59,10 @@ class MiniLM:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-        states = self._forward(ids, mask)
+        # One BLAS thread: these products are small, and OpenBLAS's spinning threads made a
+        # batch 5x slower on a busy 2-core machine (measured: 4.8 s against 0.8 s for 64 texts).
+        with self._blas.limit(limits=1, user_api="blas"):
+            states = self._forward(ids, mask)
         pooled = (states * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)[
             :, None
         ]
@@ -91,7 +102,10 @@ class MiniLM:
         return self._dense(context, p + "attention.output.dense")
 
     def _dense(self, x: Array, name: str) -> Array:
-        result: Array = x @ self._w[name + ".weight"].T + self._w[name + ".bias"]
+        # One 2-D product on the pre-transposed weight: numpy hands it to BLAS as one sgemm,
+        # where a (batch, tokens, in) @ (in, out) product of a transposed view is a slow loop.
+        flat = x.reshape(-1, x.shape[-1]) @ self._t[name] + self._w[name + ".bias"]
+        result: Array = flat.reshape(*x.shape[:-1], flat.shape[-1])
         return result
 
     def _norm(self, x: Array, name: str) -> Array:
