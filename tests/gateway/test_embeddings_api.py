@@ -5,6 +5,7 @@ model with no key and no config."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 
 import openai
@@ -37,7 +38,7 @@ def test_the_sdk_defaults_to_base64_and_gets_the_vectors(
 ) -> None:
     raw = client.embeddings.with_raw_response.create(model=SMALL, input=TEXTS, dimensions=8)
     done = raw.parse()
-    assert raw.http_request.content and b'"encoding_format":"base64"' in raw.http_request.content
+    assert b'"encoding_format":"base64"' in (raw.http_request.content or b"")
     assert isinstance(raw.http_response.json()["data"][0]["embedding"], str)  # base64 on the wire
     assert [d.index for d in done.data] == [0, 1]
     assert all(close(d.embedding, fake_vector(t, 8)) for d, t in zip(done.data, TEXTS, strict=True))
@@ -120,3 +121,11 @@ def test_the_openapi_document_describes_it(gateway: str) -> None:
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/EmbeddingRequest"
     }
+
+
+def test_metrics_name_the_operation_embeddings(client: openai.OpenAI, gateway: str) -> None:
+    client.embeddings.create(model=SMALL, input="x")
+    text = call("GET", f"{gateway}/metrics", headers=AUTH).body.decode()
+    usage = r'gen_ai_client_token_usage_count\{{gen_ai_operation_name="embeddings"[^}}]*type="{}"'
+    assert re.search(usage.format("input"), text)
+    assert not re.search(usage.format("output"), text)  # an embedding writes no tokens
