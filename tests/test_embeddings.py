@@ -270,5 +270,5 @@ def test_openai_vendor_reads_base64_answers_too() -> None:
 
 def test_hosts_without_embeddings_say_so() -> None:
     groq = OpenAICompatibleVendor(name="g", preset="groq", api_key="gsk-x")
-    assert not groq.takes("embedding")
-    assert OpenAIVendor(api_key="sk-x").takes("embedding")
+    assert not groq.accepts_kind("embedding")
+    assert OpenAIVendor(api_key="sk-x").accepts_kind("embedding")

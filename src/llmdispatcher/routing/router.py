@@ -154,7 +154,7 @@ class Router:
         reason = "default_vendor"
         if not name:
             claiming = [v for v, vendor in self.vendors.items() if vendor.serves(model)]
-            takers = [v for v, vendor in self.vendors.items() if vendor.takes(request.kind)]
+            takers = [v for v, vendor in self.vendors.items() if vendor.accepts_kind(request.kind)]
             name, reason = (
                 (claiming[0], f"vendor serves {model!r}")
                 if claiming

@@ -91,14 +91,14 @@ class Vendor(ABC):
         """Whether this vendor is known to serve ``model`` (False: unknown, not refused)."""
         return model.startswith(self.model_prefixes) if self.model_prefixes else False
 
-    def takes(self, kind: RequestKind) -> bool:
+    def accepts_kind(self, kind: RequestKind) -> bool:
         """Whether this vendor serves requests of ``kind`` at all (chat, embedding)."""
         caps = self.capabilities
         return caps.embeddings if kind == "embedding" else caps.chat
 
     def check(self, request: Request) -> None:
         """Refuse, before anything is sent, a request this vendor cannot honour."""
-        if not self.takes(request.kind):
+        if not self.accepts_kind(request.kind):
             what = "embedding requests" if request.kind == "embedding" else "chat requests"
             raise UnsupportedRequest(
                 f"vendor {self.name!r} cannot take {what}: route them to a vendor that can "
