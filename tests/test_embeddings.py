@@ -272,3 +272,16 @@ def test_hosts_without_embeddings_say_so() -> None:
     groq = OpenAICompatibleVendor(name="g", preset="groq", api_key="gsk-x")
     assert not groq.accepts_kind("embedding")
     assert OpenAIVendor(api_key="sk-x").accepts_kind("embedding")
+
+
+def test_a_config_file_says_a_compatible_host_has_no_embeddings(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "vendors:\n"
+        '  chat-only: {type: openai_compatible, base_url: "http://127.0.0.1:9/v1",'
+        " embeddings: false}\n"
+    )
+    with Dispatcher(Config.from_file(path)) as d:
+        assert not d.vendors["chat-only"].accepts_kind("embedding")
+        with pytest.raises(UnsupportedRequest, match="cannot take embedding requests"):
+            d.embed_sync(EmbeddingRequest(model="any", input="x"))
