@@ -20,7 +20,13 @@ from llmdispatcher import (
     RoutingCondition,
     RoutingRule,
 )
-from llmdispatcher.errors import RateLimitError, UnsupportedRequest, VendorUnavailable
+from llmdispatcher.budgets import Budget
+from llmdispatcher.errors import (
+    BudgetExceeded,
+    RateLimitError,
+    UnsupportedRequest,
+    VendorUnavailable,
+)
 from llmdispatcher.vendors import AnthropicVendor, OpenAICompatibleVendor, OpenAIVendor, Vendor
 from tests.fakes import azure_fake, gemini_fake, llamacpp_fake, ollama_fake, openai_fake
 from tests.fakes.anthropic_fake import FakeAnthropic
@@ -285,3 +291,15 @@ def test_a_config_file_says_a_compatible_host_has_no_embeddings(tmp_path: Path) 
         assert not d.vendors["chat-only"].accepts_kind("embedding")
         with pytest.raises(UnsupportedRequest, match="cannot take embedding requests"):
             d.embed_sync(EmbeddingRequest(model="any", input="x"))
+
+
+async def test_budgets_reserve_and_settle_the_input_cost(fake_openai: FakeOpenAI) -> None:
+    budgets = (Budget("user:alice", "0.00025", "day"),)  # 2.5 of these $0.0001 requests
+    text = "word " * 5000  # 5,000 tokens at $0.02 per million
+    async with dispatcher(openai_fake.adapter_for(fake_openai), budgets=budgets) as d:
+        for _ in range(2):
+            done = await d.embed(EmbeddingRequest(model=SMALL, input=text, user="alice"))
+            assert done.cost_usd == pytest.approx(0.0001)
+        with pytest.raises(BudgetExceeded, match="user:alice"):
+            await d.embed(EmbeddingRequest(model=SMALL, input=text, user="alice"))
+    assert len(fake_openai.requests) == 2  # the third never left
