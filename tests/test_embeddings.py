@@ -27,6 +27,7 @@ from llmdispatcher.errors import (
     UnsupportedRequest,
     VendorUnavailable,
 )
+from llmdispatcher.settings.routing import Deployment, ModelGroup
 from llmdispatcher.vendors import AnthropicVendor, OpenAICompatibleVendor, OpenAIVendor, Vendor
 from tests.fakes import azure_fake, gemini_fake, llamacpp_fake, ollama_fake, openai_fake
 from tests.fakes.anthropic_fake import FakeAnthropic
@@ -303,3 +304,21 @@ async def test_budgets_reserve_and_settle_the_input_cost(fake_openai: FakeOpenAI
         with pytest.raises(BudgetExceeded, match="user:alice"):
             await d.embed(EmbeddingRequest(model=SMALL, input=text, user="alice"))
     assert len(fake_openai.requests) == 2  # the third never left
+
+
+async def test_a_model_group_of_embedding_deployments(
+    fake_openai: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    group = ModelGroup(
+        "embed",
+        (Deployment("google", "gemini-embedding-001"), Deployment("openai", SMALL)),
+        strategy="priority",
+    )
+    fake_gemini.enqueue(Fail("overloaded"), Fail("overloaded"))
+    vendors = (gemini_fake.adapter_for(fake_gemini), openai_fake.adapter_for(fake_openai))
+    async with dispatcher(*vendors, model_groups=(group,)) as d:
+        done = await d.embed(EmbeddingRequest(model="embed", input=TEXTS, dimensions=8))
+    assert (done.vendor, done.model) == ("openai", SMALL)
+    assert [a.vendor for a in done.attempts] == ["google", "google", "openai"]
+    assert done.routing.group == "embed"
+    assert done.vectors == [fake_vector(t, 8) for t in TEXTS]
