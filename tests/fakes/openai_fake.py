@@ -1,4 +1,5 @@
-"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``).
+"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``) and
+Embeddings (``/v1/embeddings``, ``embeddings_wire.py``).
 
 Wire format per the shared protocol reference vendors.md (sections 1 and 8), checked with the
 official ``openai`` SDK (tests/test_fake_openai_sdk.py). Usage::
@@ -13,7 +14,7 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -21,11 +22,13 @@ from aiohttp import web
 
 from llmdispatcher.vendors.openai import OpenAIVendor
 
+from .embeddings_wire import EmbeddingProblem, openai_answer
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3-mini", "gpt-5")
+EMBEDDING_DIMS = 1536
 _ALNUM = string.ascii_letters + string.digits
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -126,10 +129,19 @@ class FakeOpenAI(FakeServer):
         """``api_key=None`` accepts any Bearer key (a missing one is still 401)."""
         super().__init__(api_key=api_key, host=host)
         self.models = list(models)
+        self.embedding_dims = EMBEDDING_DIMS  # for models without a documented size
+
+    def reset(self) -> None:
+        super().reset()
+        self.embedding_dims = EMBEDDING_DIMS
 
     # ------------------------------------------------------------------------------ routing
     def routes(self) -> dict[tuple[str, str], Handler]:
-        return {("POST", "/v1/chat/completions"): self._chat, ("GET", "/v1/models"): self._models}
+        return {
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/embeddings"): self._embeddings,
+            ("GET", "/v1/models"): self._models,
+        }
 
     def match(self, method: str, path: str) -> Handler | None:
         if method == "GET" and path.startswith("/v1/models/"):
@@ -221,6 +233,29 @@ class FakeOpenAI(FakeServer):
             fingerprint="fp_" + secrets.token_hex(5),
         )
         return await self.run_step(call)
+
+    async def _embeddings(self, call: Call) -> web.StreamResponse:
+        return await self.embeddings(call, self._auth)
+
+    async def embeddings(
+        self, call: Call, auth: Callable[[Call], web.Response | None], model: str | None = None
+    ) -> web.StreamResponse:
+        """``/embeddings`` for this fake and its OpenAI-shaped relatives (``model``: the one
+        that answers whatever the body names, e.g. an Azure deployment's)."""
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        if model is not None:
+            body = {**body, "model": model}
+        call.meta["model"] = body.get("model")
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := auth(call)) is not None:
+            return denied
+        self.next_step()  # a scripted Reply answers one embedding request too
+        try:
+            answer = openai_answer(body if call.json_ok else None, self.embedding_dims)  # type: ignore[arg-type]
+        except EmbeddingProblem as p:
+            return self.error(call, p.status, p.message, "invalid_request_error", p.param)
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
     async def _models(self, call: Call) -> web.StreamResponse:
         if (denied := self._auth(call)) is not None:

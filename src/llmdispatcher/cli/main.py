@@ -32,6 +32,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # command name -> (module in llmdispatcher.cli, attribute). Listed in this order by --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("chat", "chat"),
+    "embed": ("embed_cmd", "embed"),
     "vendors": ("vendors_cmd", "vendors"),
     "test-vendor": ("vendors_cmd", "test_vendor"),
     "models": ("vendors_cmd", "models"),

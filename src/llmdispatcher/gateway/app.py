@@ -37,7 +37,7 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import admin_api, anthropic_api, native_api, openai_api, tenancy
+from . import admin_api, anthropic_api, embeddings_api, native_api, openai_api, tenancy
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -106,6 +106,7 @@ def known_names(dispatcher: Dispatcher) -> KnownNames:
 
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings_api.embeddings)
     app.router.add_get("/v1/models", openai_api.list_models)
     app.router.add_post("/v1/messages", anthropic_api.messages)
     native_api.add_routes(app)

@@ -12,8 +12,8 @@
    model, so pass the model the response names, not the deployment name;
 4. OpenRouter names carry the model's maker (``anthropic/claude-sonnet-4.5``): the maker's own
    section prices it (OpenRouter charges the maker's list price); ``…:free`` variants cost 0;
-5. local servers (``ollama``, ``llamacpp``, and the ``vllm``/``lmstudio`` presets) cost 0 unless
-   a row says otherwise.
+5. local servers (``ollama``, ``llamacpp``, and the ``vllm``/``lmstudio`` presets) and the
+   in-process ``local`` models cost 0 unless a row says otherwise.
 
 Anything else is unknown: ``lookup`` returns ``None`` and the caller reports cost ``None`` (not a
 guess), logging it once per model with ``warn_unknown``. A section is a vendor type or an
@@ -46,7 +46,7 @@ ROUTED_BY_PREFIX: Mapping[str, Mapping[str, str]] = {
     "openrouter": {"openai": "openai", "anthropic": "anthropic", "google": "google"},
 }
 # Models that run on the caller's own hardware: free unless a row prices them.
-LOCAL: frozenset[str] = frozenset({"ollama", "llamacpp", "vllm", "lmstudio"})
+LOCAL: frozenset[str] = frozenset({"ollama", "llamacpp", "vllm", "lmstudio", "local"})
 
 _RATES = ("input", "output", "cached_input", "cache_write", "reasoning")
 _ROW_KEYS = (*_RATES, "context_window", "max_output", "long_context", "aliases", "as_of", "note")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,7 +28,11 @@ from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .openai_embeddings import BATCH_LIMIT, embedding_body, embeddings_from_openai
 from .presets import OPENAI, Preset
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, Embeddings
 from .sse import SSEDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -49,7 +54,10 @@ class OpenAIVendor(HttpVendor):
     ``connection`` holds timeouts, headers and the pool size; ``limits`` what the host allows.
     """
 
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    embed_batch_size = BATCH_LIMIT
 
     def __init__(
         self,
@@ -80,6 +88,8 @@ class OpenAIVendor(HttpVendor):
         self.model_prefixes = preset.model_prefixes
         self.limits = limits or Limits()
         self._headers = self._auth_headers(organization, project)
+        if not preset.embeddings:
+            self.capabilities = replace(self.capabilities, embeddings=False)
 
     @classmethod
     def from_env(cls) -> OpenAIVendor | None:
@@ -117,6 +127,20 @@ class OpenAIVendor(HttpVendor):
             stream=stream,
             stream_usage=self.preset.stream_usage,
         )
+
+    def embeddings_url(self, model: str) -> str:
+        return f"{self.base_url}/embeddings"
+
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        body = embedding_body(request, self.embedding_model(request.model))
+        return HttpCall(self.embeddings_url(request.model), self._headers, orjson.dumps(body))
+
+    def embedding_model(self, model: str) -> str:
+        """The ``model`` the body names (Azure: the deployment)."""
+        return model
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        return embeddings_from_openai(data, request.model)
 
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:
