@@ -98,6 +98,8 @@ def check_body(body: Mapping[str, Any]) -> None:
     require(body, "model", "the model to use")
     check_model_name(body["model"])
     require(body, "input", "a string or an array of input items")
+    if body.get("max_output_tokens") is not None and body["max_output_tokens"] < 1:
+        raise bad_request("max_output_tokens", "must be a positive integer")
     if body.get("truncation") not in (None, "disabled"):
         raise bad_request("truncation", 'only "disabled" is supported')
 
