@@ -388,6 +388,8 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document() -> Schema:
+    from . import openapi_responses as responses  # it builds on this module
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -397,7 +399,7 @@ def openapi_document() -> Schema:
             "fallbacks and metrics.",
         },
         "components": {
-            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS},
+            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS, **responses.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "admin": {"type": "http", "scheme": "bearer", "description": "the admin key"},
@@ -405,5 +407,5 @@ def openapi_document() -> Schema:
             },
         },
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **responses.paths(_op)},
     }

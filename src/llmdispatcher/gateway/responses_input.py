@@ -196,6 +196,8 @@ def tool_choice(value: Any) -> Any:
 def response_format(text: Mapping[str, Any] | None) -> Item | None:
     """``text.format`` as Chat Completions' ``response_format``."""
     fmt = (text or {}).get("format")
+    if fmt is not None and not isinstance(fmt, dict):
+        raise bad_request("text.format", "expected an object with a type")
     if fmt is None or fmt.get("type") == "text":
         return None
     if fmt.get("type") == "json_object":
@@ -233,7 +235,7 @@ def build_request(
 # --- items in normal form ---------------------------------------------------------------------
 def _message(raw: Mapping[str, Any], where: str) -> Item:
     role = raw.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise bad_request(f"{where}.role", "expected user, system, developer or assistant")
     content = raw.get("content")
     if isinstance(content, str):
@@ -268,8 +270,10 @@ def _part(raw: Any, where: str) -> Item:
                 f"{where}.image_url", "expected an https URL or a data: URI (file_id is not "
                 "supported: send the image itself)",
             )  # fmt: skip
-        part: Item = {"type": "input_image", "image_url": url, "detail": raw.get("detail", "auto")}
-        return part
+        detail = raw.get("detail", "auto")
+        if detail not in ("auto", "low", "high"):
+            raise bad_request(f"{where}.detail", "expected auto, low or high")
+        return {"type": "input_image", "image_url": url, "detail": detail}
     raise bad_request(f"{where}.type", "expected input_text, input_image or output_text")
 
 
@@ -293,8 +297,10 @@ def _function_output(raw: Mapping[str, Any], where: str) -> Item:
     check_fields(raw, {"call_id": STRING}, f"{where}.")
     require(raw, "call_id", "the call_id of the function_call it answers", f"{where}.")
     output = raw.get("output")
-    if isinstance(output, list):  # content parts: the text of them (images cannot go in a tool
-        output = "".join(p.get("text", "") for p in output if isinstance(p, dict))  # result)
+    if isinstance(output, list) and all(
+        isinstance(p, dict) and isinstance(p.get("text"), str) for p in output
+    ):  # text parts: their text (an image cannot go in every vendor's tool result)
+        output = "".join(p["text"] for p in output)
     if not isinstance(output, str):
         raise bad_request(f"{where}.output", "expected a string or an array of text parts")
     item_id = raw.get("id") if isinstance(raw.get("id"), str) else new_id("fco_")
