@@ -64,6 +64,8 @@ async def test_create_with_fake_anthropic(
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 3)
     assert response.usage.total_tokens == 14
+    assert response.usage.model_extra is not None
+    assert response.usage.model_extra["cost_usd"] > 0  # from the price table
     sent = fake_anthropic.last_request.json
     assert sent["system"] == "Be brief."
     assert sent["max_tokens"] == 50
@@ -285,3 +287,53 @@ async def test_another_keys_response_is_not_found(
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["param"] == "previous_response_id"
     assert (await sdk.responses.retrieve(made.id)).output_text == "mine"
+
+
+PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+async def test_image_input_and_named_tool_choice(
+    sdk: openai.AsyncOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(
+        Reply(text="", tool_calls=[ToolCallSpec("get_weather", {"city": "Oslo"})], finish="stop")
+    )
+    response = await sdk.responses.create(
+        model=CLAUDE,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Where is this? Then the weather."},
+                    {"type": "input_image", "image_url": PIXEL, "detail": "low"},
+                ],
+            }
+        ],
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "name": "get_weather"},
+        user="user-7",
+    )
+    assert response.output[0].type == "function_call"
+    sent = fake_anthropic.last_request.json
+    blocks = sent["messages"][0]["content"]
+    assert [b["type"] for b in blocks] == ["text", "image"]
+    assert blocks[1]["source"]["media_type"] == "image/png"
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_weather"}
+    assert sent["metadata"] == {"user_id": "user-7"}
+
+
+async def test_a_cut_answer_is_incomplete(sdk: openai.AsyncOpenAI, fake_gemini: FakeGemini) -> None:
+    fake_gemini.enqueue(
+        Reply(text="Once upon a", finish="length"), Reply(text="Once", finish="length")
+    )
+    response = await sdk.responses.create(model=GEMINI, input="story", max_output_tokens=3)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    stream = await sdk.responses.create(model=GEMINI, input="story", stream=True)
+    last = [event async for event in stream][-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details.reason == "max_output_tokens"  # type: ignore[union-attr]

@@ -95,6 +95,10 @@ async def test_missing_previous_response_is_404(client: TestClient[Any, Any]) ->
     [
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
         ({"tools": [{"type": "function", "name": "f"}, {"type": "file_search"}]}, "tools[1]"),
+        (
+            {"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "web_search"}},
+            "tool_choice",
+        ),
     ],
 )
 async def test_hosted_tools_are_refused_off_openai(

@@ -41,7 +41,7 @@ async def on_responses(fake_openai: FakeOpenAI) -> AsyncIterator[openai.AsyncOpe
 async def test_hosted_tools_reach_openais_responses_api(
     on_responses: openai.AsyncOpenAI, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.enqueue(Reply(text="It rained."))
+    fake_openai.enqueue(Reply(text="It rained.", reasoning_tokens=5, cached_tokens=2))
     response = await on_responses.responses.create(
         model="gpt-5",
         input="Weather news?",
@@ -50,6 +50,9 @@ async def test_hosted_tools_reach_openais_responses_api(
         parallel_tool_calls=False,
     )
     assert response.output_text == "It rained."
+    assert response.usage is not None
+    assert response.usage.output_tokens_details.reasoning_tokens == 5
+    assert response.usage.input_tokens_details.cached_tokens == 2
     sent = fake_openai.last_request.json
     assert sent["tools"][1] == SEARCH
     assert sent["tools"][0]["name"] == "f"

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import ImagePart, Message, Request, TextPart, ToolCall
+from ..types import ImagePart, Message, Request, Role, TextPart, ToolCall
 from .errors import ApiError, bad_request
 from .validation import (
     ARRAY,
@@ -66,7 +66,9 @@ IGNORED = frozenset(
         "prompt_cache_key", "stream_options", "top_logprobs",
     }
 )  # fmt: skip
-ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
+ROLES: dict[str, Role] = {
+    "user": "user", "system": "system", "developer": "system", "assistant": "assistant",
+}  # fmt: skip
 ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
 
 
@@ -151,7 +153,7 @@ def to_messages(instructions: str | None, items: Iterable[Item]) -> list[Message
     for item in items:
         kind = item["type"]
         if kind == "message":
-            messages.append(Message(ROLES[item["role"]], _content(item["content"])))  # type: ignore[arg-type]
+            messages.append(Message(ROLES[item["role"]], _content(item["content"])))
         elif kind == "function_call":
             call = ToolCall(item["call_id"], item["name"], item["arguments"])
             last = messages[-1] if messages else None

@@ -187,12 +187,11 @@ class ResponsesStreamEncoder:
             out += self._close()
             item = call_item(call_id or new_id("call_"), name or "", "", "in_progress")
             out += self._add(item, call)
-        item = self.output[self._open.index]  # type: ignore[union-attr]
-        if not arguments:
-            return out
-        item["arguments"] += arguments
         where = self._where()
         del where["content_index"]
+        if not arguments:
+            return out
+        self.output[where["output_index"]]["arguments"] += arguments
         return out + self._event("response.function_call_arguments.delta", **where, delta=arguments)
 
     def _add(self, item: Item, call: int | None) -> bytes:
