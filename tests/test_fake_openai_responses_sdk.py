@@ -13,6 +13,7 @@ import pytest
 
 from llmdispatcher import Config, Dispatcher, Request, RetryPolicy
 from llmdispatcher.errors import (
+    ConfigError,
     RateLimitError,
     StreamInterrupted,
     UnsupportedRequest,
@@ -164,3 +165,9 @@ async def test_vendor_errors(dispatcher: Dispatcher, fake_openai: FakeOpenAI) ->
     with pytest.raises(UnsupportedRequest, match="no stop sequences"):
         await dispatcher.send(Request(model="gpt-5", messages=request.messages, stop="END"))
     await dispatcher.aclose()
+
+
+def test_api_is_chat_or_responses(fake_openai: FakeOpenAI) -> None:
+    assert adapter_for(fake_openai).api == "chat"
+    with pytest.raises(ConfigError, match="api must be chat or responses"):
+        adapter_for(fake_openai, api="assistants")

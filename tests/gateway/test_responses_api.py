@@ -199,6 +199,9 @@ async def test_streamed_answer_is_stored_before_it_completes(
     assert second.output_text == "second"
     got = await sdk.responses.retrieve(first.id)
     assert got.output_text == "first"
+    # stored as streamed: the same item, closed
+    assert [(i.id, i.status) for i in got.output] == [(i.id, "completed") for i in first.output]
+    assert got.usage == first.usage
 
 
 async def test_json_schema_answer(sdk: openai.AsyncOpenAI, fake_gemini: FakeGemini) -> None:

@@ -163,8 +163,10 @@ class ResponsesStreamEncoder:
         return out + self._event("error", code=error.code, message=error.message, param=error.param)
 
     def final(self) -> Item:
-        """The response object as it stands when the stream has ended."""
-        return self.head_info.body("completed", self.output, self._usage, finish=self._finish)
+        """The response object as it stands when the stream has ended (the last item may
+        not be closed yet: ``tail`` closes it after this is stored)."""
+        output = [{**item, "status": "completed"} for item in self.output]
+        return self.head_info.body("completed", output, self._usage, finish=self._finish)
 
     # --- items -------------------------------------------------------------------------------
     def _text(self, delta: str) -> bytes:
