@@ -127,3 +127,30 @@ async def test_failure_mid_stream_is_response_failed_then_error(
     assert "fell over" in failed.error.message
     assert failed.output[0].content[0].text == "Hello"  # type: ignore[union-attr]
     assert events[-1].code == "vendor_error"  # type: ignore[union-attr]
+
+
+async def test_echoed_items_are_read(client: TestClient[Any, Any]) -> None:
+    """What agent frameworks send back: reasoning items (skipped: no other vendor can read
+    them), output items with their ids and status, a tool output as text parts."""
+    body = {
+        "model": MODEL,
+        "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "x", "annotations": [], "logprobs": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f",
+             "arguments": "{}", "status": "completed"},
+            {"type": "function_call_output", "call_id": "c1",
+             "output": [{"type": "input_text", "text": "4"}, {"type": "input_text", "text": "2"}]},
+        ],
+    }  # fmt: skip
+    reply = await client.post("/v1/responses", json=body)
+    assert reply.status == 200
+    made = await reply.json()
+    listed = await (await client.get(f"/v1/responses/{made['id']}/input_items?order=asc")).json()
+    assert [item["type"] for item in listed["data"]] == [
+        "message", "message", "function_call", "function_call_output",
+    ]  # fmt: skip
+    assert listed["data"][1]["id"] == "msg_1"
+    assert listed["data"][3]["output"] == "42"
