@@ -57,6 +57,21 @@ async def test_hosted_tools_reach_openais_responses_api(
     assert sent["tools"][1] == SEARCH
     assert sent["tools"][0]["name"] == "f"
     assert sent["parallel_tool_calls"] is False
+    assert sent["tool_choice"] == "required"
+
+
+async def test_tool_choice_with_hosted_tools_only(
+    on_responses: openai.AsyncOpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.enqueue(Reply(text="ok"), Reply(text="ok"))
+    await on_responses.responses.create(
+        model="gpt-5", input="news?", tools=[SEARCH], tool_choice="required"
+    )
+    assert fake_openai.last_request.json["tool_choice"] == "required"
+    await on_responses.responses.create(
+        model="gpt-5", input="news?", tools=[SEARCH], tool_choice={"type": "web_search"}
+    )
+    assert fake_openai.last_request.json["tool_choice"] == {"type": "web_search"}
 
 
 async def test_hosted_tools_refused_on_chat_completions(fake_openai: FakeOpenAI) -> None:

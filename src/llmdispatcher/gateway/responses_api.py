@@ -132,7 +132,6 @@ def _parse(
     return ResponsesCall(
         request=request,
         input_items=items,
-        hosted_tools=hosted,
         stream=body.get("stream") is True,
         store=body.get("store") is not False,
         echo=_echo(body),
@@ -150,18 +149,17 @@ def _openai_only(
     if not hosted and not hosted_choice and not serial:
         return {}
     vendors = gateway.dispatcher.vendors
-    names = gateway.dispatcher.plan(request).vendors
-    found = [vendors[name] for name in names if name in vendors]
+    reached = {name: vendors.get(name) for name in gateway.dispatcher.plan(request).vendors}
+    extra: dict[str, Any] = {}
     if hosted or hosted_choice:
-        for name, vendor in zip(names, found, strict=False):
+        for name, vendor in reached.items():
             if not (isinstance(vendor, OpenAIVendor) and vendor.api == "responses"):
                 raise _hosted_refused(body, name)
-        extra: dict[str, Any] = {"tools": hosted} if hosted else {}
-        if hosted_choice:
-            extra["tool_choice"] = choice
-    else:
-        extra = {}
-    if serial and all(isinstance(vendor, OpenAIVendor) for vendor in found):
+        if hosted:
+            extra["tools"] = hosted
+        if choice is not None and (hosted_choice or request.tools is None):
+            extra["tool_choice"] = choice  # (our Request has no tool_choice without functions)
+    if serial and all(isinstance(vendor, OpenAIVendor) for vendor in reached.values()):
         extra["parallel_tool_calls"] = False
     return extra
 

@@ -74,12 +74,11 @@ ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output"
 
 @dataclass(frozen=True, slots=True)
 class ResponsesCall:
-    """A parsed body: the dispatcher's request, this call's input items (normal form), the
-    hosted tools it asks for, and what the response object echoes back."""
+    """A parsed body: the dispatcher's request, this call's input items (normal form), and
+    what the response object echoes back."""
 
     request: Request
     input_items: list[Item]
-    hosted_tools: list[Item]
     stream: bool
     store: bool
     echo: Item
