@@ -170,49 +170,36 @@ def stream_plan(call: Call, reply: Reply) -> StreamPlan:
 
 
 def _item_frames(call: Call, reply: Reply, index: int, item: dict[str, Any]) -> list[bytes]:
+    """One frame per delta, the item's opening events riding on the first and its closing
+    events on the last (so ``after_chunks`` counts pieces of the answer, as for chat)."""
     where = {"item_id": item["id"], "output_index": index}
     if item["type"] == "message":
-        opened = {**item, "status": "in_progress", "content": []}
         part = item["content"][0]
-        frames = [
-            event(call, "response.output_item.added", output_index=index, item=opened),
-            event(call, "response.content_part.added", **where, content_index=0,
-                  part={**part, "text": ""}),
-        ]  # fmt: skip
-        frames += [
-            event(
-                call,
-                "response.output_text.delta",
-                **where,
-                content_index=0,
-                delta=piece,
-                logprobs=[],
-            )
+        opened = {**item, "status": "in_progress", "content": []}
+        head = event(call, "response.output_item.added", output_index=index, item=opened)
+        head += event(call, "response.content_part.added", **where, content_index=0,
+                      part={**part, "text": ""})  # fmt: skip
+        deltas = [
+            event(call, "response.output_text.delta", **where, content_index=0, delta=piece,
+                  logprobs=[])
             for piece in reply.text_pieces()
-        ]
-        frames += [
-            event(
-                call,
-                "response.output_text.done",
-                **where,
-                content_index=0,
-                text=part["text"],
-                logprobs=[],
-            ),
-            event(call, "response.content_part.done", **where, content_index=0, part=part),
-        ]
+        ]  # fmt: skip
+        tail = event(call, "response.output_text.done", **where, content_index=0,
+                     text=part["text"], logprobs=[])  # fmt: skip
+        tail += event(call, "response.content_part.done", **where, content_index=0, part=part)
     else:
         opened = {**item, "status": "in_progress", "arguments": ""}
-        frames = [event(call, "response.output_item.added", output_index=index, item=opened)]
-        frames += [
+        head = event(call, "response.output_item.added", output_index=index, item=opened)
+        deltas = [
             event(call, "response.function_call_arguments.delta", **where, delta=piece)
             for piece in split_text(item["arguments"], reply.chunk_size)
         ]
-        frames.append(
-            event(call, "response.function_call_arguments.done", **where, name=item["name"],
-                  arguments=item["arguments"])
-        )  # fmt: skip
-    frames.append(event(call, "response.output_item.done", output_index=index, item=item))
+        tail = event(call, "response.function_call_arguments.done", **where, name=item["name"],
+                     arguments=item["arguments"])  # fmt: skip
+    tail += event(call, "response.output_item.done", output_index=index, item=item)
+    frames = deltas or [b""]
+    frames[0] = head + frames[0]
+    frames[-1] += tail
     return frames
 
 
