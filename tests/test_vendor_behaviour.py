@@ -165,6 +165,8 @@ GEMINI_WIRE = Wire(
     tool_result=gemini_tool_result,
     tool_result_by="name",  # Gemini pairs results with calls by name and order
 )
+
+
 def responses_tool_result(body: Body) -> tuple[str, Any]:
     (item,) = [i for i in body["input"] if i.get("type") == "function_call_output"]
     return item["call_id"], json.loads(item["output"])

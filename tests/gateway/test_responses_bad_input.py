@@ -59,6 +59,8 @@ async def refused(client: TestClient[Any, Any], body: dict[str, Any]) -> tuple[i
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "hi", "text": {"format": {"type": "xml"}}}, "text.format.type"),
         ({"input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+        ({"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": []}]},
+         "tools[0].parameters"),
         ({"input": "hi", "truncation": "auto"}, "truncation"),
         ({}, "input"),
     ],

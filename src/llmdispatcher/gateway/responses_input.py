@@ -176,7 +176,8 @@ def split_tools(tools: list[Any] | None) -> tuple[list[Item], list[Item]]:
         if tool["type"] != "function":
             hosted.append(tool)
             continue
-        check_fields(tool, {"name": STRING, "description": STRING, "parameters": OBJECT}, where)
+        fields = {"name": STRING, "description": STRING, "parameters": OBJECT}
+        check_fields(tool, fields, f"{where}.")
         require(tool, "name", "the function's name", f"{where}.")
         fn = {k: tool[k] for k in ("name", "description", "parameters") if tool.get(k)}
         functions.append({"type": "function", "function": fn})
