@@ -62,6 +62,8 @@ async def refused(client: TestClient[Any, Any], body: dict[str, Any]) -> tuple[i
         ({"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": []}]},
          "tools[0].parameters"),
         ({"input": "hi", "truncation": "auto"}, "truncation"),
+        ({"input": "hi", "background": True}, "background"),
+        ({"input": "hi", "conversation": "conv_1"}, "conversation"),
         ({}, "input"),
     ],
 )  # fmt: skip

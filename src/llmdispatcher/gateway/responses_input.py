@@ -12,6 +12,8 @@ Fields, decided once:
 * accepted and not forwarded (hints with no effect on an answer we can honour everywhere):
   ``include, reasoning, truncation: "disabled", service_tier, safety_identifier,
   prompt_cache_key, stream_options, top_logprobs``;
+* refused with a 400 saying what to do instead (they need OpenAI's servers): ``background,
+  conversation, prompt, max_tool_calls``;
 * anything else is a 400 naming it, as OpenAI answers an unknown parameter.
 
 Input items are kept in one normal form (ids added, a string content as an ``input_text``
@@ -66,6 +68,13 @@ IGNORED = frozenset(
         "prompt_cache_key", "stream_options", "top_logprobs",
     }
 )  # fmt: skip
+# OpenAI's own fields that need its servers: refused with what to do instead.
+UNSUPPORTED = {
+    "background": "background runs are not supported: wait for the answer, or stream it",
+    "conversation": "conversation objects are not supported: chain previous_response_id",
+    "prompt": "stored prompt templates are OpenAI's: send instructions and input",
+    "max_tool_calls": "not supported: it limits hosted tool calls, which run on OpenAI only",
+}
 ROLES: dict[str, Role] = {
     "user": "user", "system": "system", "developer": "system", "assistant": "assistant",
 }  # fmt: skip
@@ -91,7 +100,9 @@ def new_id(prefix: str) -> str:
 def check_body(body: Mapping[str, Any]) -> None:
     """Types and required fields; an unknown field is a 400 naming it."""
     for name in body:
-        if name not in FIELDS and name not in IGNORED:
+        if name in UNSUPPORTED and body[name] not in (None, False):
+            raise bad_request(name, UNSUPPORTED[name])
+        if name not in FIELDS and name not in IGNORED and name not in UNSUPPORTED:
             raise ApiError(
                 400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter"
             )
