@@ -61,6 +61,8 @@ async def test_create_with_fake_anthropic(
     assert response.output_text == "Bonjour!"
     assert response.status == "completed"
     assert response.id.startswith("resp_")
+    assert response.completed_at is not None
+    assert response.completed_at >= response.created_at
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 3)
     assert response.usage.total_tokens == 14

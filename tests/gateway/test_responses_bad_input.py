@@ -158,3 +158,5 @@ async def test_echoed_items_are_read(client: TestClient[Any, Any]) -> None:
     ]  # fmt: skip
     assert listed["data"][1]["id"] == "msg_1"
     assert listed["data"][3]["output"] == "42"
+    deleted = await client.delete(f"/v1/responses/{made['id']}")
+    assert await deleted.json() == {"id": made["id"], "object": "response.deleted", "deleted": True}

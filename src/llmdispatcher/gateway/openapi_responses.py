@@ -19,7 +19,7 @@ from .openapi import (
 
 CONTENT_PART = obj(
     {"type": {"enum": ["input_text", "output_text", "input_image"]}, "text": STRING,
-     "image_url": NON_EMPTY, "detail": {"enum": ["auto", "low", "high"]}},
+     "image_url": NON_EMPTY, "detail": {"enum": ["auto", "low", "high", "original"]}},
     ("type",),
 )  # fmt: skip
 INPUT_ITEM = obj(

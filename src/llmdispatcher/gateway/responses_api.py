@@ -254,7 +254,7 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.StreamResponse:
     found = await _stored(request)
     await request.app[STORE].delete(found.id, found.owner)
-    return json_response({"id": found.id, "object": "response", "deleted": True})
+    return json_response({"id": found.id, "object": "response.deleted", "deleted": True})
 
 
 async def input_items(request: web.Request) -> web.StreamResponse:

@@ -75,6 +75,7 @@ UNSUPPORTED = {
     "prompt": "stored prompt templates are OpenAI's: send instructions and input",
     "max_tool_calls": "not supported: it limits hosted tool calls, which run on OpenAI only",
 }
+DETAILS = ("auto", "low", "high", "original")  # "original": no hint reaches the vendor
 ROLES: dict[str, Role] = {
     "user": "user", "system": "system", "developer": "system", "assistant": "assistant",
 }  # fmt: skip
@@ -284,8 +285,8 @@ def _part(raw: Any, where: str) -> Item:
                 "supported: send the image itself)",
             )  # fmt: skip
         detail = raw.get("detail", "auto")
-        if detail not in ("auto", "low", "high"):
-            raise bad_request(f"{where}.detail", "expected auto, low or high")
+        if detail not in DETAILS:
+            raise bad_request(f"{where}.detail", "expected auto, low, high or original")
         return {"type": "input_image", "image_url": url, "detail": detail}
     raise bad_request(f"{where}.type", "expected input_text, input_image or output_text")
 
@@ -330,7 +331,7 @@ def _content(parts: list[Item]) -> tuple[TextPart | ImagePart, ...] | str:
     if all(p["type"] != "input_image" for p in parts):
         return "".join(p["text"] for p in parts)
     return tuple(
-        ImagePart(p["image_url"], p.get("detail"))
+        ImagePart(p["image_url"], None if p["detail"] == "original" else p["detail"])
         if p["type"] == "input_image"
         else TextPart(p["text"])
         for p in parts

@@ -51,10 +51,12 @@ class ResponseHead:
         reason = INCOMPLETE.get(finish or "")
         if reason is not None and status == "completed":
             status = "incomplete"
+        ended = status in ("completed", "incomplete")
         return {
             "id": self.id,
             "object": "response",
             "created_at": self.created_at,
+            "completed_at": int(time.time()) if ended else None,
             "status": status,
             "error": error,
             "incomplete_details": {"reason": reason} if reason else None,
