@@ -165,6 +165,21 @@ GEMINI_WIRE = Wire(
     tool_result=gemini_tool_result,
     tool_result_by="name",  # Gemini pairs results with calls by name and order
 )
+
+
+def responses_tool_result(body: Body) -> tuple[str, Any]:
+    (item,) = [i for i in body["input"] if i.get("type") == "function_call_output"]
+    return item["call_id"], json.loads(item["output"])
+
+
+RESPONSES_WIRE = Wire(  # OpenAI's Responses API (OpenAIVendor(api="responses"))
+    image=lambda body: [p for p in body["input"][-1]["content"] if p["type"] == "input_image"],
+    image_expected=[{"type": "input_image", "image_url": PNG_URI, "detail": "auto"}],
+    json_ask=lambda body: body.get("text"),
+    json_expected={"format": {"type": "json_object"}},
+    tool_result=responses_tool_result,
+    tool_result_by="id",
+)
 OLLAMA_WIRE = Wire(
     image=lambda body: body["messages"][-1].get("images"),
     image_expected=[PNG_B64],  # bare base64, no data: prefix
@@ -242,6 +257,18 @@ CASES = [
         model="gpt-4o-mini",
         wire=OPENAI_WIRE,
         image_model="gpt-4o-mini",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+    ),
+    Case(
+        id="openai_responses",
+        vendor="openai",
+        fixture="fake_openai",
+        adapter=lambda fake: openai_fake.adapter_for(fake, api="responses"),
+        model="gpt-5",
+        wire=RESPONSES_WIRE,
+        image_model="gpt-5",
         blind=None,
         reports_cached=True,
         reports_reasoning=True,

@@ -1,5 +1,6 @@
-"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``) and
-Embeddings (``/v1/embeddings``, ``embeddings_wire.py``).
+"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``),
+Embeddings (``/v1/embeddings``, ``embeddings_wire.py``) and the Responses API
+(``/v1/responses``, rendered by ``openai_responses_fake``).
 
 Wire format per the shared protocol reference vendors.md (sections 1 and 8), checked with the
 official ``openai`` SDK (tests/test_fake_openai_sdk.py). Usage::
@@ -23,6 +24,7 @@ from aiohttp import web
 from llmdispatcher.vendors.openai import OpenAIVendor
 
 from .embeddings_wire import EmbeddingProblem, openai_answer
+from . import openai_responses_fake as responses_api
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
@@ -140,6 +142,7 @@ class FakeOpenAI(FakeServer):
         return {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,
+            ("POST", "/v1/responses"): self._responses,
             ("GET", "/v1/models"): self._models,
         }
 
@@ -256,6 +259,20 @@ class FakeOpenAI(FakeServer):
         except EmbeddingProblem as p:
             return self.error(call, p.status, p.message, "invalid_request_error", p.param)
         return web.Response(body=orjson.dumps(answer), content_type="application/json")
+    async def _responses(self, call: Call) -> web.StreamResponse:
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        call.meta["model"] = body.get("model")
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := self._auth(call)) is not None:
+            return denied
+        try:
+            responses_api.validate_responses(call.body if call.json_ok else None)
+        except Problem as p:
+            return self.error(call, p.status, p.message, "invalid_request_error", p.param, p.code)
+        call.stream = body.get("stream") is True
+        responses_api.start(call, body)
+        return await self.run_step(call)
 
     async def _models(self, call: Call) -> web.StreamResponse:
         if (denied := self._auth(call)) is not None:
@@ -302,6 +319,8 @@ class FakeOpenAI(FakeServer):
     def stream_error_frame(self, call: Call, kind: str) -> bytes:
         _, type_, param, code, message = FAILS[kind]
         message = message.replace("{model}", str(call.meta.get("model") or "gpt-4o"))
+        if call.meta.get("api") == "responses":
+            return responses_api.stream_error_frame(call, kind, message)
         return b"data: " + orjson.dumps(error_body(message, type_, param, code)) + b"\n\n"
 
     def _tool_calls(self, call: Call, reply: Reply) -> list[dict[str, Any]]:
@@ -335,6 +354,9 @@ class FakeOpenAI(FakeServer):
         }
 
     def reply_response(self, call: Call, reply: Reply) -> web.StreamResponse:
+        if call.meta.get("api") == "responses":
+            body = responses_api.response_object(call, reply, "completed")
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
         tool_calls = self._tool_calls(call, reply)
         message: dict[str, Any] = {
             "role": "assistant",
@@ -359,6 +381,8 @@ class FakeOpenAI(FakeServer):
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
+        if call.meta.get("api") == "responses":
+            return responses_api.stream_plan(call, reply)
         meta = call.meta
 
         def frame(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:

@@ -151,6 +151,7 @@ gateway:
   # Stored keys (`llmdispatcher keys`, /admin/v1): null = ledger_url, else the data directory.
   key_store_url: null       # or sqlite:///keys.db, postgresql://... (shared by replicas)
   key_refresh_s: 0.5        # how often each gateway looks for key changes
+  responses_retention_s: 2592000  # stored /v1/responses answers (previous_response_id): 30 days
   # admin_key: ${LLMDISPATCHER_ADMIN_KEY}   # turns the admin API on (or admin_key_sha256)
   allowed_hosts: []         # Host/Origin names browsers may use; [] = loopback names on loopback
   auth_failures_per_minute: 10   # wrong keys per client address, then 429

@@ -37,7 +37,15 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import admin_api, anthropic_api, embeddings_api, native_api, openai_api, tenancy
+from . import (
+    admin_api,
+    anthropic_api,
+    embeddings_api,
+    native_api,
+    openai_api,
+    responses_api,
+    tenancy,
+)
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -87,6 +95,7 @@ def create_app(
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
+    responses_api.add_routes(app, key_store)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)

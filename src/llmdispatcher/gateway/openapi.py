@@ -431,6 +431,8 @@ KEY_LINKS = {
 
 
 def openapi_document() -> Schema:
+    from . import openapi_responses as responses  # it builds on this module
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -440,7 +442,7 @@ def openapi_document() -> Schema:
             "fallbacks and metrics.",
         },
         "components": {
-            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS},
+            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS, **responses.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "admin": {"type": "http", "scheme": "bearer", "description": "the admin key"},
@@ -448,5 +450,5 @@ def openapi_document() -> Schema:
             },
         },
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **responses.paths(_op)},
     }
