@@ -46,6 +46,7 @@ from llmdispatcher.vendors.openai_compatible import OpenAICompatibleVendor
 from tests.fakes import (
     anthropic_fake,
     azure_fake,
+    bedrock_fake,
     gemini_fake,
     llamacpp_fake,
     ollama_fake,
@@ -116,6 +117,13 @@ def gemini_tool_result(body: Body) -> tuple[str, Any]:
     return part["functionResponse"]["name"], part["functionResponse"]["response"]
 
 
+def bedrock_tool_result(body: Body) -> tuple[str, Any]:
+    block = next(
+        b["toolResult"] for m in body["messages"] for b in m["content"] if "toolResult" in b
+    )
+    return block["toolUseId"], block["content"][0]["json"]
+
+
 def ollama_tool_result(body: Body) -> tuple[str, Any]:
     message = _tool_message(body)
     return message["tool_name"], json.loads(message["content"])
@@ -164,6 +172,18 @@ GEMINI_WIRE = Wire(
     json_expected="application/json",
     tool_result=gemini_tool_result,
     tool_result_by="name",  # Gemini pairs results with calls by name and order
+)
+BEDROCK_WIRE = Wire(
+    image=lambda body: [b for b in body["messages"][-1]["content"] if "image" in b],
+    image_expected=[{"image": {"format": "png", "source": {"bytes": PNG_B64}}}],
+    # no schema-free JSON mode in Converse: the forced tool, as for Anthropic
+    json_ask=lambda body: (
+        body["toolConfig"].get("toolChoice"),
+        [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]],
+    ),
+    json_expected=({"tool": {"name": "json_output"}}, ["json_output"]),
+    tool_result=bedrock_tool_result,
+    tool_result_by="id",
 )
 OLLAMA_WIRE = Wire(
     image=lambda body: body["messages"][-1].get("images"),
@@ -282,6 +302,19 @@ CASES = [
         blind=None,
         reports_cached=True,
         reports_reasoning=True,
+    ),
+    Case(
+        id="bedrock",
+        vendor="bedrock",
+        fixture="fake_bedrock",
+        adapter=bedrock_fake.adapter_for,
+        model="anthropic.claude-sonnet-4-5-20250929-v1:0",
+        wire=BEDROCK_WIRE,
+        image_model="anthropic.claude-sonnet-4-5-20250929-v1:0",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=False,  # Converse usage has no reasoning count
+        json_step=json_as_forced_tool,
     ),
     Case(
         id="ollama",
