@@ -51,6 +51,7 @@ from tests.fakes import (
     llamacpp_fake,
     ollama_fake,
     openai_fake,
+    vertex_fake,
 )
 from tests.fakes.llamacpp_fake import FakeLlamaServer
 from tests.fakes.openai_fake import FakeOpenAI
@@ -314,6 +315,31 @@ CASES = [
         blind=None,
         reports_cached=True,
         reports_reasoning=False,  # Converse usage has no reasoning count
+        json_step=json_as_forced_tool,
+    ),
+    Case(
+        id="vertex_gemini",
+        vendor="vertex",
+        fixture="fake_vertex",
+        adapter=vertex_fake.adapter_for,
+        model="gemini-2.5-flash",
+        wire=GEMINI_WIRE,
+        image_model="gemini-2.5-flash",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+    ),
+    Case(
+        id="vertex_claude",
+        vendor="vertex",
+        fixture="fake_vertex",
+        adapter=vertex_fake.adapter_for,
+        model="claude-sonnet-4-5@20250929",
+        wire=ANTHROPIC_WIRE,
+        image_model="claude-sonnet-4-5@20250929",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
         json_step=json_as_forced_tool,
     ),
     Case(

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from .bedrock_fake import FakeBedrock
+from .vertex_fake import FakeVertex
 
-__all__ = ["fake_bedrock", "fake_bedrock_server"]
+__all__ = ["fake_bedrock", "fake_bedrock_server", "fake_vertex", "fake_vertex_server"]
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +26,18 @@ def fake_bedrock(fake_bedrock_server: FakeBedrock) -> Iterator[FakeBedrock]:
     fake_bedrock_server.reset()
     yield fake_bedrock_server
     fake_bedrock_server.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_vertex_server() -> Iterator[FakeVertex]:
+    """The session's FakeVertex (not reset between tests: use ``fake_vertex``)."""
+    with FakeVertex() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_vertex(fake_vertex_server: FakeVertex) -> Iterator[FakeVertex]:
+    """A started FakeVertex with an empty queue, log and token store."""
+    fake_vertex_server.reset()
+    yield fake_vertex_server
+    fake_vertex_server.reset()
