@@ -5,7 +5,6 @@ answers (JSON, binary event-stream frames, errors) the SDK parses into the docum
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -32,8 +31,8 @@ def client_for(fake: FakeBedrock, secret: str = FAKE_AWS_SECRET, region: str = "
 
 
 @pytest.fixture
-def client(fake_bedrock: FakeBedrock) -> Iterator[Any]:
-    yield client_for(fake_bedrock)
+def client(fake_bedrock: FakeBedrock) -> Any:
+    return client_for(fake_bedrock)
 
 
 def ask(text: str = "hi") -> list[dict[str, Any]]:
