@@ -16,12 +16,14 @@ from .base import Capabilities, Health, Secret, Vendor
 if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
     from .azure import AzureOpenAIVendor
+    from .bedrock import BedrockVendor
     from .connection import Connection
     from .gemini import GeminiVendor
     from .llamacpp import LlamaCppVendor
     from .ollama import OllamaVendor
     from .openai import OpenAIVendor
     from .openai_compatible import OpenAICompatibleVendor
+    from .vertex import VertexVendor
 
 # type name -> (module, class or factory). Imported lazily so a config naming one vendor loads
 # one module.
@@ -33,10 +35,12 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "ollama": ("ollama", "OllamaVendor"),
     "llamacpp": ("llamacpp", "LlamaCppVendor"),
     "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
+    "bedrock": ("bedrock", "BedrockVendor"),
+    "vertex": ("vertex", "VertexVendor"),
 }
 # The types the environment alone can configure, in the order ``Dispatcher.from_env()``
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
-FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama")
+FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama", "bedrock", "vertex")
 # Public names imported on first use (``--help`` must load no vendor module).
 _LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
@@ -49,6 +53,7 @@ __all__ = [
     "REGISTRY",
     "AnthropicVendor",
     "AzureOpenAIVendor",
+    "BedrockVendor",
     "Capabilities",
     "Connection",
     "GeminiVendor",
@@ -59,6 +64,7 @@ __all__ = [
     "OpenAIVendor",
     "Secret",
     "Vendor",
+    "VertexVendor",
     "env_key_for",
     "type_of",
     "vendor_class",
@@ -85,6 +91,8 @@ _ENV_KEYS = {
     "google": "GEMINI_API_KEY",
     "azure": "AZURE_OPENAI_API_KEY",
     "ollama": "OLLAMA_HOST",
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",
+    "vertex": "GOOGLE_CLOUD_PROJECT",
 }
 
 

@@ -136,7 +136,9 @@ class BedrockVendor(HttpVendor):
         # Explicit keys or a profile ask for SigV4; otherwise a Bedrock API key wins if set.
         chain = api_key is None and (aws_keys is not None or profile is not None)
         key = Secret("") if chain else secret_from(api_key, TOKEN_ENV)
-        session = None if key else botocore_session(profile, vendor_name)
+        # botocore is imported here only to read the region from the profile's config;
+        # otherwise on the first signed request.
+        session = None if key or region else botocore_session(profile, vendor_name)
         found = region_from(region, session)
         if not found:
             raise ConfigError(
@@ -151,7 +153,7 @@ class BedrockVendor(HttpVendor):
             connection=connection,
         )
         self.auth: Authoriser = (
-            BearerKey(key) if key else SigV4(found, session, aws_keys, vendor_name)
+            BearerKey(key) if key else SigV4(found, profile, session, aws_keys, vendor_name)
         )
         self.pricing_name = f"bedrock/{found}"
         self.limits = limits or Limits()

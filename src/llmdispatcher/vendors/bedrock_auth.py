@@ -70,9 +70,12 @@ class BearerKey:
 class SigV4:
     """SigV4 signing with botocore's credential chain (see the module docstring)."""
 
-    def __init__(self, region: str, session: Any, keys: AwsKeys | None, vendor: str) -> None:
+    def __init__(
+        self, region: str, profile: str | None, session: Any, keys: AwsKeys | None, vendor: str
+    ) -> None:
         self.region = region
-        self._session = session
+        self._profile = profile
+        self._session = session  # None: made on the first request, in a worker thread
         self._keys = keys
         self._vendor = vendor
         self._credentials: Any = None
@@ -92,6 +95,8 @@ class SigV4:
 
     def _resolve(self) -> Any:
         """Frozen credentials (blocking: botocore may read files or call a metadata service)."""
+        if self._session is None:  # also the check that botocore is installed
+            self._session = botocore_session(self._profile, self._vendor)
         from botocore.exceptions import BotoCoreError
 
         try:
