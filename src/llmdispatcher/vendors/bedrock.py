@@ -241,7 +241,7 @@ class BedrockVendor(HttpVendor):
         return ErrorInfo(
             message=str(message) if message else body_text(status, body),
             error_type=kind,
-            request_id=headers.get("x-amzn-requestid"),
+            request_id=header_value(headers, "x-amzn-requestid"),
         )
 
     def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> VendorError:
@@ -372,11 +372,19 @@ class ConverseStreamDecoder:
 
 def error_type(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
     """botocore's rule: ``x-amzn-ErrorType`` up to the first ``:``, else the body's type."""
-    header = headers.get("x-amzn-errortype") or headers.get("X-Amzn-ErrorType")
+    header = header_value(headers, "x-amzn-errortype")
     if header:
         return header.split(":", 1)[0]
     kind = body.get("__type") or body.get("code")
     return str(kind).rsplit("#", 1)[-1] if kind else None
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by its lowercase name, whatever case the transport kept."""
+    found = headers.get(name)
+    if found is None:
+        found = next((v for k, v in headers.items() if k.lower() == name), None)
+    return found
 
 
 def refine_error(error: VendorError) -> VendorError:
