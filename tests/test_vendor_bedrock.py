@@ -325,7 +325,7 @@ async def test_a_malformed_tool_use_stop_is_retryable() -> None:
     assert caught.value.retryable
 
 
-# --- the event-stream decoder ----------------------------------------------------------------------
+# --- the event-stream decoder -----------------------------------------------------------------
 def typed_frame() -> bytes:
     """A frame with a header of every value type, built by hand (as botocore documents it)."""
 
