@@ -9,7 +9,8 @@ OAuth2 token endpoint that Google credentials refresh against.
   (``vertex-2023-10-16`` or the SDK's ``2026-10-21``; sampling parameters only on the first), no
   ``x-api-key``; answers rendered as ``FakeAnthropic`` does.
 * ``GET /v1beta1/publishers/{google|anthropic}/models``: the Model Garden listing.
-* ``POST /token``: an OAuth2 token endpoint (``refresh_token`` grant), issuing ``ya29.`` tokens
+* ``POST /token``: an OAuth2 token endpoint (``refresh_token`` grant for user credentials, the
+  JWT-bearer grant for a service account's signed assertion), issuing ``ya29.`` tokens
   that live ``token_lifetime`` seconds. Model requests need ``Authorization: Bearer`` with an
   issued token (or one from ``issue_token()``), the fake's project and location.
 
@@ -21,6 +22,7 @@ Google's front end (RPC shape), the rest from the model (Anthropic's shape).
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import threading
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import orjson
 from aiohttp import web
 
 from . import anthropic_fake
@@ -47,6 +50,11 @@ FAKE_PROJECT = "fake-project-123"
 FAKE_LOCATION = "us-east5"
 FAKE_CLIENT_ID = "fake-client.apps.googleusercontent.com"
 FAKE_REFRESH_TOKEN = "1//fake-refresh-token"
+FAKE_SERVICE_ACCOUNT = "llm-gateway@fake-project-123.iam.gserviceaccount.com"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# google-auth signs service-account assertions for Google's endpoint, wherever it sends them
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 GEMINI_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro")
 CLAUDE_MODELS = ("claude-sonnet-4-5@20250929", "claude-haiku-4-5@20251001")
 ANTHROPIC_VERSIONS = ("vertex-2023-10-16", "2026-10-21")
@@ -126,16 +134,36 @@ class FakeVertex(FakeGemini):
     # ----------------------------------------------------------------------------- handlers
     async def _token(self, call: Call) -> web.StreamResponse:
         form = {k: v[0] for k, v in parse_qs(call.record.raw.decode()).items()}
-        if form.get("grant_type") != "refresh_token" or form.get("client_id") != FAKE_CLIENT_ID:
+        grant = form.get("grant_type")
+        if grant == JWT_GRANT:  # a service account's signed assertion
+            problem = self._assertion_problem(call, form.get("assertion", ""))
+        elif grant == "refresh_token" and form.get("client_id") == FAKE_CLIENT_ID:
+            problem = None if form.get("refresh_token") == FAKE_REFRESH_TOKEN else "Bad Request"
+        else:
             return web.json_response({"error": "invalid_client"}, status=401)
-        if form.get("refresh_token") != FAKE_REFRESH_TOKEN:
-            body = {"error": "invalid_grant", "error_description": "Bad Request"}
+        if problem is not None:
+            body = {"error": "invalid_grant", "error_description": problem}
             return web.json_response(body, status=400)
         with self._token_lock:
             self.token_requests += 1
         token = self.issue_token()
         body = {"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
         return web.json_response(body)
+
+    def _assertion_problem(self, call: Call, assertion: str) -> str | None:
+        """A service-account JWT must be for Google's token endpoint, the cloud-platform scope
+        and the fake's account (its RS256 signature is taken on trust: the key is the test's
+        own)."""
+        parts = assertion.split(".")
+        if len(parts) != 3:
+            return "Invalid JWT"
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        header = orjson.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+        if header.get("alg") != "RS256" or claims.get("iss") != FAKE_SERVICE_ACCOUNT:
+            return "Invalid JWT Signature."
+        if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE or SCOPE not in str(claims.get("scope", "")):
+            return f"Invalid JWT: aud {claims.get('aud')!r} or scope {claims.get('scope')!r}"
+        return None
 
     def _vertex_auth(self, call: Call) -> web.Response | None:
         headers = call.request.headers
