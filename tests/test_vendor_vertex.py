@@ -4,7 +4,6 @@ they expire, Application Default Credentials from a file), URLs per location, th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ from llmdispatcher.vendors.vertex import root_url
 from tests.fakes.script import Reply
 from tests.fakes.vertex_fake import (
     FAKE_CLIENT_ID,
-    FAKE_SERVICE_ACCOUNT,
     FakeVertex,
     adapter_for,
     credentials_for,
+    write_service_account,
 )
 
 GEMINI = "gemini-2.5-flash"
@@ -74,31 +73,7 @@ async def test_a_token_near_its_expiry_is_refreshed_first(fake_vertex: FakeVerte
 async def test_application_default_credentials_from_a_file(
     fake_vertex: FakeVertex, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # A service-account key file (google-auth ignores token_uri in user-credential files,
-    # always using Google's; a service account's token_uri is honoured).
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    adc = tmp_path / "service-account.json"
-    adc.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": fake_vertex.project,
-                "private_key_id": "fake-key-1",
-                "private_key": pem.decode(),
-                "client_email": FAKE_SERVICE_ACCOUNT,
-                "client_id": "1234567890",
-                "token_uri": f"{fake_vertex.url}/token",
-            }
-        )
-    )
+    adc = write_service_account(fake_vertex, tmp_path / "service-account.json")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", fake_vertex.location)  # project: from the file
     fake_vertex.enqueue(Reply(text="via ADC"))

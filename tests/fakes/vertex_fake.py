@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -305,3 +306,28 @@ def credentials_for(fake: FakeVertex) -> Any:
         client_secret="fake-client-secret",
         token_uri=f"{fake.url}/token",
     )
+
+
+def write_service_account(fake: FakeVertex, path: Path) -> Path:
+    """A service-account key file for the fake's account whose ``token_uri`` is the fake's
+    (google-auth honours it for service accounts; user-credential files always use Google's)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    info = {
+        "type": "service_account",
+        "project_id": fake.project,
+        "private_key_id": "fake-key-1",
+        "private_key": pem.decode(),
+        "client_email": FAKE_SERVICE_ACCOUNT,
+        "client_id": "1234567890",
+        "token_uri": f"{fake.url}/token",
+    }
+    path.write_bytes(orjson.dumps(info))
+    return path

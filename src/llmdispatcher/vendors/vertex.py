@@ -62,8 +62,9 @@ class VertexVendor(HttpVendor):
 
     ``project``: else ``GOOGLE_CLOUD_PROJECT``, ``ANTHROPIC_VERTEX_PROJECT_ID`` or the ADC
     project. ``location``: else ``GOOGLE_CLOUD_LOCATION``, ``CLOUD_ML_REGION`` or ``global``.
-    ``credentials``: a ``google.auth.credentials.Credentials`` (else Application Default
-    Credentials). ``base_url``: another service root (a private endpoint, a test server).
+    ``credentials``: a ``google.auth.credentials.Credentials``, or the path of a
+    service-account key file, else Application Default Credentials. ``base_url``: another
+    service root (a private endpoint, a test server).
     """
 
     default_name = "vertex"

@@ -2,7 +2,8 @@
 
 Credentials are Application Default Credentials (``google.auth.default``: the
 ``GOOGLE_APPLICATION_CREDENTIALS`` file, gcloud's user credentials, GKE workload identity, the
-metadata server), or any ``google.auth.credentials.Credentials`` the caller passes. Nothing of
+metadata server), a service-account key file by path (what a config file can name), or any
+``google.auth.credentials.Credentials`` the caller passes. Nothing of
 that chain is re-implemented here. ``google-auth`` is the ``vertex`` extra, imported on the first
 request, never by ``import llmdispatcher``.
 
@@ -45,7 +46,8 @@ class GoogleToken:
         return found if isinstance(found, str) and found else None
 
     def _valid(self) -> bool:
-        return self._credentials is not None and bool(self._credentials.valid) and bool(self.token)
+        loaded = self._credentials is not None and not isinstance(self._credentials, str)
+        return loaded and bool(self._credentials.valid) and bool(self.token)
 
     async def ready(self) -> str:
         """A token with time left (fetched or refreshed only when needed)."""
@@ -65,12 +67,20 @@ class GoogleToken:
                 f"vendor {self._vendor!r}: Vertex AI auth needs google-auth ({INSTALL_HINT})"
             ) from None
         try:
-            if self._credentials is None:
+            if isinstance(self._credentials, str):  # a key file named in a config file
+                from google.oauth2 import service_account
+
+                path = self._credentials
+                account = service_account.Credentials.from_service_account_file(
+                    path, scopes=[SCOPE]
+                )
+                self._credentials, self.project = account, account.project_id
+            elif self._credentials is None:
                 self._credentials, self.project = google.auth.default(scopes=[SCOPE])
             if self._transport is None:
                 self._transport = google.auth.transport.requests.Request()
             self._credentials.refresh(self._transport)
-        except google.auth.exceptions.GoogleAuthError as exc:
+        except (google.auth.exceptions.GoogleAuthError, OSError, ValueError) as exc:
             raise AuthenticationError(
                 f"Google credentials could not give a token: {exc}", vendor=self._vendor
             ) from exc
