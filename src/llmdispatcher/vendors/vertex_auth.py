@@ -70,10 +70,8 @@ class GoogleToken:
             if isinstance(self._credentials, str):  # a key file named in a config file
                 from google.oauth2 import service_account
 
-                path = self._credentials
-                account = service_account.Credentials.from_service_account_file(
-                    path, scopes=[SCOPE]
-                )
+                load = service_account.Credentials.from_service_account_file
+                account = load(self._credentials, scopes=[SCOPE])  # type: ignore[no-untyped-call]
                 self._credentials, self.project = account, account.project_id
             elif self._credentials is None:
                 self._credentials, self.project = google.auth.default(scopes=[SCOPE])
