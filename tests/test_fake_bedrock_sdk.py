@@ -181,3 +181,24 @@ def test_invalid_bodies_are_refused(fake_bedrock: FakeBedrock, client: Any) -> N
     with pytest.raises(ClientError) as caught:
         client.converse(modelId="no.such-model-v1:0", messages=ask())
     assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_list_foundation_models_on_the_control_plane(fake_bedrock: FakeBedrock) -> None:
+    control = boto3.client(
+        "bedrock",
+        region_name=fake_bedrock.region,
+        endpoint_url=fake_bedrock.url,
+        aws_access_key_id=FAKE_AWS_KEY_ID,
+        aws_secret_access_key=FAKE_AWS_SECRET,
+    )
+    found = control.list_foundation_models(byOutputModality="TEXT", byInferenceType="ON_DEMAND")
+    ids = [m["modelId"] for m in found["modelSummaries"]]
+    assert MODEL in ids
+    assert not any(i.startswith("us.") for i in ids)
+
+
+def test_an_image_to_a_text_model_is_refused(fake_bedrock: FakeBedrock, client: Any) -> None:
+    question = {"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": PNG}}}]}
+    with pytest.raises(ClientError) as caught:
+        client.converse(modelId="amazon.nova-micro-v1:0", messages=[question])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"

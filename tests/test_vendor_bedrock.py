@@ -428,3 +428,14 @@ def test_secrets_and_repr(fake_bedrock: FakeBedrock) -> None:
     assert vendor.serves(MODEL)
     assert vendor.serves("us.amazon.nova-pro-v1:0")
     assert not vendor.serves("gpt-4o")
+
+
+async def test_list_models_reads_the_control_plane(fake_bedrock: FakeBedrock) -> None:
+    vendor = adapter_for(fake_bedrock)
+    models = await vendor.list_models()
+    assert MODEL in models
+    assert "amazon.nova-micro-v1:0" in models
+    assert all(not m.startswith("us.") for m in models)
+    request = fake_bedrock.last_request
+    assert request.query == {"byOutputModality": "TEXT", "byInferenceType": "ON_DEMAND"}
+    await vendor.aclose()

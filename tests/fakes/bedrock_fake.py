@@ -22,7 +22,9 @@ ServiceUnavailableException; auth 403 UnrecognizedClientException; bad_request 4
 ValidationException; not_found 404 ResourceNotFoundException; context_length 400
 ValidationException; timeout 408 ModelTimeoutException; conflict 409 ConflictException.
 ``retry-after`` is sent only when scripted (Bedrock itself sends none). A MidStreamError renders
-an ``exception`` frame (server: ``internalServerException``).
+an ``exception`` frame (server: ``internalServerException``). ``GET /foundation-models`` is the
+control plane's ``ListFoundationModels`` (boto3's ``bedrock`` client); an image sent to a model
+in ``TEXT_ONLY`` is a 400 ValidationException, as Converse answers it.
 """
 
 from __future__ import annotations
@@ -52,7 +54,14 @@ DEFAULT_MODELS = (
     "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
     "amazon.nova-pro-v1:0",
     "amazon.nova-lite-v1:0",
+    "amazon.nova-micro-v1:0",
     "meta.llama3-3-70b-instruct-v1:0",
+)
+# Models that take no images: Converse answers 400 to an image block.
+TEXT_ONLY = frozenset({"amazon.nova-micro-v1:0", "meta.llama3-3-70b-instruct-v1:0"})
+NO_IMAGES = (
+    "This model doesn't support the image content block that you provided. Try again with a "
+    "model that supports image content."
 )
 STOP_REASONS = {
     "stop": "end_turn",
@@ -120,7 +129,33 @@ class FakeBedrock(FakeServer):
     def match(self, method: str, path: str) -> Handler | None:
         if method == "POST" and path.startswith(_PREFIX) and path.endswith(_OPERATIONS):
             return self._converse
+        if method == "GET" and path == "/foundation-models":  # the control plane's listing
+            return self._foundation_models
         return None
+
+    async def _foundation_models(self, call: Call) -> web.StreamResponse:
+        if (denied := self._auth(call)) is not None:
+            return denied
+        query = call.record.query
+        unknown = set(query) - {"byProvider", "byOutputModality", "byInferenceType"}
+        if unknown or query.get("byOutputModality", "TEXT") != "TEXT":
+            return self.error(400, "ValidationException", f"bad query {sorted(query)}")
+        summaries = [
+            {
+                "modelArn": f"arn:aws:bedrock:{self.region}::foundation-model/{m}",
+                "modelId": m,
+                "modelName": m.split(".", 1)[-1],
+                "providerName": m.split(".", 1)[0],
+                "inputModalities": ["TEXT"] if m in TEXT_ONLY else ["TEXT", "IMAGE"],
+                "outputModalities": ["TEXT"],
+                "responseStreamingSupported": True,
+                "inferenceTypesSupported": ["ON_DEMAND"],
+                "modelLifecycle": {"status": "ACTIVE"},
+            }
+            for m in self.models
+            if not m.startswith(("us.", "eu.", "apac.", "global.", "arn:"))  # profiles: not listed
+        ]
+        return web.json_response({"modelSummaries": summaries})
 
     async def unknown_route(self, call: Call) -> web.StreamResponse:
         return self.error(404, "UnknownOperationException", "")
@@ -160,6 +195,8 @@ class FakeBedrock(FakeServer):
             validate_converse(call.body, call.json_ok)
         except Problem as p:
             return self.error(400, "ValidationException", p.message)
+        if model in TEXT_ONLY and _has_image(call.body):
+            return self.error(400, "ValidationException", NO_IMAGES)
         call.stream = operation == "converse-stream"
         return await self.run_step(call)
 
@@ -316,6 +353,10 @@ class FakeBedrock(FakeServer):
             event("metadata", {"usage": self._usage(reply), "metrics": {"latencyMs": 42}}),
         ]
         return plan
+
+
+def _has_image(body: Any) -> bool:
+    return any("image" in block for m in body["messages"] for block in m["content"])
 
 
 def event(kind: str, payload: dict[str, Any]) -> bytes:

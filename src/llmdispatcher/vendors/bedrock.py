@@ -146,6 +146,7 @@ class BedrockVendor(HttpVendor):
                 f"in the profile's config, or pass region= (vendors.{vendor_name}.region)"
             )
         self.region = found
+        self.control_url = (endpoint_url or f"https://bedrock.{found}.amazonaws.com").rstrip("/")
         super().__init__(
             name=vendor_name,
             base_url=endpoint_url or f"https://bedrock-runtime.{found}.amazonaws.com",
@@ -178,6 +179,10 @@ class BedrockVendor(HttpVendor):
                 vendor=self.name,
             )
         return f"{self.base_url}/model/{quote(model, safe='')}/{operation}"
+
+    def check(self, request: Request) -> None:
+        self.model_url(request.model, "converse")
+        super().check(request)
 
     def build_body(self, request: Request) -> dict[str, Any]:
         body = converse_body(request, self.name)
@@ -248,6 +253,18 @@ class BedrockVendor(HttpVendor):
         return refine_error(super()._error(status, headers, body))
 
     # --- listing and health -------------------------------------------------------------------
+    async def list_models(self) -> list[str]:
+        """Text models served on demand: the control plane's ``ListFoundationModels``
+        (``GET {control}/foundation-models``, signed like Converse; ``endpoint_url``, when
+        given, is taken to serve it too)."""
+        await self.auth.ready()
+        url = (
+            f"{self.control_url}/foundation-models?byOutputModality=TEXT&byInferenceType=ON_DEMAND"
+        )
+        headers = self.auth.headers(url, {"Accept": "application/json"}, b"", method="GET")
+        data = decode_json((await self.get(url, headers)).body, self.name)
+        return sorted(str(m.get("modelId")) for m in data.get("modelSummaries") or ())
+
     async def health(self) -> Health:
         """Credentials resolve: Bedrock Runtime has no cheap authenticated GET (model listing
         is the separate ``bedrock`` control-plane API, which this adapter does not call)."""

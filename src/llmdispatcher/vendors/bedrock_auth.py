@@ -44,7 +44,9 @@ class Authoriser(Protocol):
         """Make sure valid credentials are at hand (may resolve or refresh them)."""
         ...
 
-    def headers(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    def headers(
+        self, url: str, headers: Mapping[str, str], body: bytes, method: str = "POST"
+    ) -> dict[str, str]:
         """``headers`` plus what authorises this exact request."""
         ...
 
@@ -60,7 +62,9 @@ class BearerKey:
     async def ready(self) -> None:
         return None
 
-    def headers(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    def headers(
+        self, url: str, headers: Mapping[str, str], body: bytes, method: str = "POST"
+    ) -> dict[str, str]:
         return {**headers, "Authorization": f"Bearer {self._key.reveal()}"}
 
     def secrets(self) -> tuple[str, ...]:
@@ -125,11 +129,13 @@ class SigV4:
             )
         return found
 
-    def headers(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    def headers(
+        self, url: str, headers: Mapping[str, str], body: bytes, method: str = "POST"
+    ) -> dict[str, str]:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
+        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
         SigV4Auth(self._frozen, SIGNING_NAME, self.region).add_auth(request)
         return dict(request.headers.items())
 
