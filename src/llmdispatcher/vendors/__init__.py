@@ -91,13 +91,15 @@ _ENV_KEYS = {
     "google": "GEMINI_API_KEY",
     "azure": "AZURE_OPENAI_API_KEY",
     "ollama": "OLLAMA_HOST",
-    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",
-    "vertex": "GOOGLE_CLOUD_PROJECT",
+    # the cloud vendors need two settings (a credential or switch, and a region or project)
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK and AWS_DEFAULT_REGION",
+    "vertex": "GOOGLE_GENAI_USE_VERTEXAI=true and GOOGLE_CLOUD_PROJECT",
 }
 
 
 def env_key_for(name: str) -> str | None:
-    """The environment variable that configures vendor type ``name`` (``OPENAI_API_KEY``)."""
+    """The environment variable that configures vendor type ``name`` (``OPENAI_API_KEY``; for
+    the cloud vendors, the two they need together)."""
     return _ENV_KEYS.get(name)
 
 
