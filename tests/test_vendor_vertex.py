@@ -57,9 +57,9 @@ async def test_one_token_serves_many_requests(fake_vertex: FakeVertex) -> None:
 
 
 async def test_a_token_near_its_expiry_is_refreshed_first(fake_vertex: FakeVertex) -> None:
-    # 60 s of life is inside google-auth's refresh margin: every token is stale at once, so each
-    # request must fetch a fresh one rather than send one about to expire.
-    fake_vertex.token_lifetime = 60
+    # 200 s of life is inside google-auth's refresh margin (225 s): every token is stale at
+    # once, so each request must fetch a fresh one rather than send one about to expire.
+    fake_vertex.token_lifetime = 200
     vendor = adapter_for(fake_vertex)
     fake_vertex.enqueue(Reply(text="a"), Reply(text="b"))
     await vendor.send(ask())
