@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
     from .azure import AzureOpenAIVendor
     from .bedrock import BedrockVendor
+    from .bedrock_auth import AwsKeys
     from .connection import Connection
     from .gemini import GeminiVendor
     from .llamacpp import LlamaCppVendor
@@ -42,7 +43,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
 FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama", "bedrock", "vertex")
 # Public names imported on first use (``--help`` must load no vendor module).
-_LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
+_LAZY = {cls: module for module, cls in REGISTRY.values()} | {
+    "Connection": "connection",
+    "AwsKeys": "bedrock_auth",
+}
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
 _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
     "LlamaServerVendor": "llamacpp",
@@ -52,6 +56,7 @@ _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
 __all__ = [
     "REGISTRY",
     "AnthropicVendor",
+    "AwsKeys",
     "AzureOpenAIVendor",
     "BedrockVendor",
     "Capabilities",
