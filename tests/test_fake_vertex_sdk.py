@@ -162,3 +162,12 @@ def test_claude_sampling_follows_the_anthropic_version(fake_vertex: FakeVertex) 
         **ask, extra_body={"temperature": 0.5, "anthropic_version": "vertex-2023-10-16"}
     )
     assert out.content[0].text == "ok"  # type: ignore[union-attr]
+
+
+def test_gemini_lists_base_models_from_the_model_garden(fake_vertex: FakeVertex) -> None:
+    client = gemini_client(fake_vertex)
+    names = [m.name for m in client.models.list(config={"query_base": True})]
+    assert names == [
+        f"publishers/google/models/{m}" for m in ("gemini-2.5-flash", "gemini-2.5-pro")
+    ]
+    assert fake_vertex.last_request.path == "/v1beta1/publishers/google/models"
