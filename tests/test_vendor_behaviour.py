@@ -46,10 +46,12 @@ from llmdispatcher.vendors.openai_compatible import OpenAICompatibleVendor
 from tests.fakes import (
     anthropic_fake,
     azure_fake,
+    bedrock_fake,
     gemini_fake,
     llamacpp_fake,
     ollama_fake,
     openai_fake,
+    vertex_fake,
 )
 from tests.fakes.llamacpp_fake import FakeLlamaServer
 from tests.fakes.openai_fake import FakeOpenAI
@@ -116,6 +118,13 @@ def gemini_tool_result(body: Body) -> tuple[str, Any]:
     return part["functionResponse"]["name"], part["functionResponse"]["response"]
 
 
+def bedrock_tool_result(body: Body) -> tuple[str, Any]:
+    block = next(
+        b["toolResult"] for m in body["messages"] for b in m["content"] if "toolResult" in b
+    )
+    return block["toolUseId"], block["content"][0]["json"]
+
+
 def ollama_tool_result(body: Body) -> tuple[str, Any]:
     message = _tool_message(body)
     return message["tool_name"], json.loads(message["content"])
@@ -178,6 +187,18 @@ RESPONSES_WIRE = Wire(  # OpenAI's Responses API (OpenAIVendor(api="responses"))
     json_ask=lambda body: body.get("text"),
     json_expected={"format": {"type": "json_object"}},
     tool_result=responses_tool_result,
+    tool_result_by="id",
+)
+BEDROCK_WIRE = Wire(
+    image=lambda body: [b for b in body["messages"][-1]["content"] if "image" in b],
+    image_expected=[{"image": {"format": "png", "source": {"bytes": PNG_B64}}}],
+    # no schema-free JSON mode in Converse: the forced tool, as for Anthropic
+    json_ask=lambda body: (
+        body["toolConfig"].get("toolChoice"),
+        [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]],
+    ),
+    json_expected=({"tool": {"name": "json_output"}}, ["json_output"]),
+    tool_result=bedrock_tool_result,
     tool_result_by="id",
 )
 OLLAMA_WIRE = Wire(
@@ -309,6 +330,45 @@ CASES = [
         blind=None,
         reports_cached=True,
         reports_reasoning=True,
+    ),
+    Case(
+        id="bedrock",
+        vendor="bedrock",
+        fixture="fake_bedrock",
+        adapter=bedrock_fake.adapter_for,
+        model="anthropic.claude-sonnet-4-5-20250929-v1:0",
+        wire=BEDROCK_WIRE,
+        image_model="anthropic.claude-sonnet-4-5-20250929-v1:0",
+        # vision is per model and Converse refuses images to a text model with a 400
+        blind=Blind("amazon.nova-micro-v1:0", InvalidRequestError, reaches_vendor=True),
+        reports_cached=True,
+        reports_reasoning=False,  # Converse usage has no reasoning count
+        json_step=json_as_forced_tool,
+    ),
+    Case(
+        id="vertex_gemini",
+        vendor="vertex",
+        fixture="fake_vertex",
+        adapter=vertex_fake.adapter_for,
+        model="gemini-2.5-flash",
+        wire=GEMINI_WIRE,
+        image_model="gemini-2.5-flash",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+    ),
+    Case(
+        id="vertex_claude",
+        vendor="vertex",
+        fixture="fake_vertex",
+        adapter=vertex_fake.adapter_for,
+        model="claude-sonnet-4-5@20250929",
+        wire=ANTHROPIC_WIRE,
+        image_model="claude-sonnet-4-5@20250929",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+        json_step=json_as_forced_tool,
     ),
     Case(
         id="ollama",
