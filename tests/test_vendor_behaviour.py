@@ -46,6 +46,7 @@ from llmdispatcher.vendors.openai_compatible import OpenAICompatibleVendor
 from tests.fakes import (
     anthropic_fake,
     azure_fake,
+    cohere_fake,
     gemini_fake,
     llamacpp_fake,
     ollama_fake,
@@ -121,6 +122,11 @@ def ollama_tool_result(body: Body) -> tuple[str, Any]:
     return message["tool_name"], json.loads(message["content"])
 
 
+def cohere_tool_result(body: Body) -> tuple[str, Any]:
+    message = _tool_message(body)
+    return message["tool_call_id"], json.loads("".join(p["text"] for p in message["content"]))
+
+
 def last_message_parts(body: Body) -> list[Any]:
     content = body["messages"][-1]["content"]
     return content if isinstance(content, list) else []
@@ -172,6 +178,14 @@ OLLAMA_WIRE = Wire(
     json_expected="json",
     tool_result=ollama_tool_result,
     tool_result_by="name",  # tool_name, looked up from the call id
+)
+COHERE_WIRE = Wire(
+    image=OPENAI_WIRE.image,
+    image_expected=OPENAI_WIRE.image_expected,
+    json_ask=lambda body: body.get("response_format"),
+    json_expected={"type": "json_object"},
+    tool_result=cohere_tool_result,
+    tool_result_by="id",
 )
 
 
@@ -320,6 +334,19 @@ CASES = [
         blind=None,
         reports_cached=True,
         reports_reasoning=True,
+    ),
+    Case(
+        id="cohere",
+        vendor="cohere",
+        fixture="fake_cohere",
+        adapter=cohere_fake.adapter_for,
+        model="command-a-03-2025",
+        wire=COHERE_WIRE,
+        image_model="command-a-vision-07-2025",
+        # only the vision models see; Cohere refuses images to the others itself
+        blind=Blind("command-a-03-2025", InvalidRequestError, reaches_vendor=True),
+        reports_cached=True,
+        reports_reasoning=False,  # no reasoning count in Cohere's usage
     ),
 ]
 

@@ -1,0 +1,33 @@
+"""Pytest fixtures for the fakes of Cohere, Mistral and the custom-HTTP formats (TGI's native
+API, Ollama's ``/api/generate``). One server per session; each test gets it ``reset()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .cohere_fake import FakeCohere
+from .server import FakeServer
+
+__all__ = ["FAKE_COHERE_KEY", "fake_cohere", "fake_cohere_server"]
+
+FAKE_COHERE_KEY = "co-test-fake-0123456789"
+
+
+def _fresh(server: FakeServer) -> Iterator[FakeServer]:
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_cohere_server() -> Iterator[FakeCohere]:
+    with FakeCohere(api_key=FAKE_COHERE_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_cohere(fake_cohere_server: FakeCohere) -> Iterator[FakeServer]:
+    """A started FakeCohere with an empty queue and log; key ``FAKE_COHERE_KEY``."""
+    yield from _fresh(fake_cohere_server)
