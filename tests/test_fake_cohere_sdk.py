@@ -4,7 +4,6 @@ like to Cohere (chat, chat_stream, tools, images, JSON mode, errors, the model l
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import cohere
@@ -31,9 +30,9 @@ TOOLS: list[Any] = [
 
 
 @pytest.fixture
-def client(fake_cohere: FakeCohere) -> Iterator[cohere.ClientV2]:
+def client(fake_cohere: FakeCohere) -> cohere.ClientV2:
     # max_retries=0: a scripted failure must surface, not be retried away
-    yield cohere.ClientV2(api_key=KEY, base_url=fake_cohere.url, max_retries=0)  # type: ignore[call-arg]
+    return cohere.ClientV2(api_key=KEY, base_url=fake_cohere.url, max_retries=0)  # type: ignore[call-arg]
 
 
 def raw(fake: FakeCohere, body: Any) -> httpx.Response:
@@ -42,7 +41,9 @@ def raw(fake: FakeCohere, body: Any) -> httpx.Response:
 
 
 def test_chat_text_and_usage(fake_cohere: FakeCohere, client: cohere.ClientV2) -> None:
-    fake_cohere.enqueue(Reply(text="Bonjour", prompt_tokens=5, completion_tokens=7, cached_tokens=2))
+    fake_cohere.enqueue(
+        Reply(text="Bonjour", prompt_tokens=5, completion_tokens=7, cached_tokens=2)
+    )
     answer = client.chat(
         model=MODEL,
         messages=[{"role": "system", "content": "Be brief."}, *MSGS],
@@ -59,7 +60,10 @@ def test_chat_text_and_usage(fake_cohere: FakeCohere, client: cohere.ClientV2) -
     assert answer.usage is not None
     assert answer.usage.billed_units is not None
     assert answer.usage.tokens is not None
-    assert (answer.usage.billed_units.input_tokens, answer.usage.billed_units.output_tokens) == (5, 7)
+    assert (answer.usage.billed_units.input_tokens, answer.usage.billed_units.output_tokens) == (
+        5,
+        7,
+    )
     assert answer.usage.tokens.input_tokens is not None
     assert answer.usage.tokens.input_tokens > 5  # the prompt template is counted, not billed
     assert answer.usage.cached_tokens == 2
@@ -89,7 +93,11 @@ def test_chat_stream_events(fake_cohere: FakeCohere, client: cohere.ClientV2) ->
 
 def test_tool_calls_round_trip(fake_cohere: FakeCohere, client: cohere.ClientV2) -> None:
     fake_cohere.enqueue(
-        Reply(text="", tool_calls=[ToolCallSpec("get_weather", {"city": "Paris"})], finish="tool_calls"),
+        Reply(
+            text="",
+            tool_calls=[ToolCallSpec("get_weather", {"city": "Paris"})],
+            finish="tool_calls",
+        ),
         Reply(text="18C in Paris."),
     )
     first = client.chat(model=MODEL, messages=MSGS, tools=TOOLS, tool_choice="REQUIRED")
@@ -171,7 +179,9 @@ def test_errors_raise_the_sdk_class(
     assert caught.value.headers["retry-after"] == "2"
 
 
-def test_mid_stream_error_ends_with_error_finish(fake_cohere: FakeCohere, client: cohere.ClientV2) -> None:
+def test_mid_stream_error_ends_with_error_finish(
+    fake_cohere: FakeCohere, client: cohere.ClientV2
+) -> None:
     fake_cohere.enqueue(MidStreamError(text="abcdefgh", after_chunks=1))
     events = list(client.chat_stream(model=MODEL, messages=MSGS))
     assert events[-1].type == "message-end"
@@ -179,7 +189,9 @@ def test_mid_stream_error_ends_with_error_finish(fake_cohere: FakeCohere, client
     assert events[-1].delta.error  # type: ignore[union-attr]
 
 
-def test_broken_stream_is_a_transport_error(fake_cohere: FakeCohere, client: cohere.ClientV2) -> None:
+def test_broken_stream_is_a_transport_error(
+    fake_cohere: FakeCohere, client: cohere.ClientV2
+) -> None:
     fake_cohere.enqueue(BreakStream(text="abcdefgh", after_chunks=1))
     with pytest.raises(httpx.RemoteProtocolError):
         list(client.chat_stream(model=MODEL, messages=MSGS))
@@ -200,7 +212,10 @@ def test_wrong_key_and_unknown_model(fake_cohere: FakeCohere) -> None:
         ({"model": MODEL, "messages": MSGS, "p": 1.0}, "p must be between"),
         ({"model": MODEL, "messages": [{"role": "bot", "content": "x"}]}, "role must be one of"),
         (
-            {"model": MODEL, "messages": [*MSGS, {"role": "tool", "tool_call_id": "x", "content": "1"}]},
+            {
+                "model": MODEL,
+                "messages": [*MSGS, {"role": "tool", "tool_call_id": "x", "content": "1"}],
+            },
             "does not match a tool call",
         ),
         (
@@ -209,14 +224,23 @@ def test_wrong_key_and_unknown_model(fake_cohere: FakeCohere) -> None:
                 "messages": [
                     {
                         "role": "assistant",
-                        "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": {}}}],
+                        "tool_calls": [
+                            {
+                                "id": "a",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": {}},
+                            }
+                        ],
                     }
                 ],
             },
             "arguments must be a JSON string",
         ),
         ({"model": MODEL, "messages": MSGS, "tool_choice": "auto", "tools": TOOLS}, "tool_choice"),
-        ({"model": MODEL, "messages": MSGS, "response_format": {"type": "json_schema"}}, "response_format"),
+        (
+            {"model": MODEL, "messages": MSGS, "response_format": {"type": "json_schema"}},
+            "response_format",
+        ),
     ],
 )
 def test_strict_validation(fake_cohere: FakeCohere, body: Any, needle: str) -> None:

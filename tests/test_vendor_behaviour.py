@@ -49,6 +49,7 @@ from tests.fakes import (
     cohere_fake,
     gemini_fake,
     llamacpp_fake,
+    mistral_fake,
     ollama_fake,
     openai_fake,
 )
@@ -347,6 +348,18 @@ CASES = [
         blind=Blind("command-a-03-2025", InvalidRequestError, reaches_vendor=True),
         reports_cached=True,
         reports_reasoning=False,  # no reasoning count in Cohere's usage
+    ),
+    Case(
+        id="mistral",
+        vendor="mistral",
+        fixture="fake_mistral",
+        adapter=mistral_fake.adapter_for,
+        model="mistral-small-latest",
+        wire=OPENAI_WIRE,
+        image_model="pixtral-large-latest",
+        blind=None,
+        reports_cached=False,  # prompt, completion and total only
+        reports_reasoning=False,
     ),
 ]
 

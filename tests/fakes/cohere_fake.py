@@ -10,8 +10,9 @@ official SDK's ``ClientV2`` (tests/test_fake_cohere_sdk.py). Usage::
 
 Strict, as a fake must be for an adapter bug to show: unknown top-level or message fields,
 tool-call ``arguments`` that are not a JSON string, a tool result whose ``tool_call_id`` answers
-no earlier call, an image sent to a model without vision, a ``tool_choice`` other than REQUIRED/NONE (or without tools), ``p`` outside
-0.01-0.99 and unknown models are refused with Cohere's ``{"id", "message"}`` body.
+no earlier call, an image sent to a model without vision, a ``tool_choice`` other than
+REQUIRED/NONE (or without tools), ``p`` outside 0.01-0.99 and unknown models are refused
+with Cohere's ``{"id", "message"}`` body.
 
 Fail kinds (status decides, Cohere has no error type): ``rate_limit``/``quota`` 429, ``server``
 500, ``overloaded`` 503, ``auth`` 401, ``bad_request``/``context_length`` 400, ``not_found``
@@ -241,22 +242,48 @@ class FakeCohere(FakeServer):
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
         calls = self._tool_calls(call, reply)
-        start = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
-        plan = StreamPlan(head=[event({"type": "message-start", "id": call.meta["id"], "delta": {"message": start}})])
+        start = {
+            "role": "assistant",
+            "content": [],
+            "tool_plan": "",
+            "tool_calls": [],
+            "citations": [],
+        }
+        plan = StreamPlan(
+            head=[
+                event({"type": "message-start", "id": call.meta["id"], "delta": {"message": start}})
+            ]
+        )
         if calls:
-            plan.head.append(event({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": TOOL_PLAN}}}))
+            plan.head.append(
+                event({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": TOOL_PLAN}}})
+            )
         pieces = reply.text_pieces()
         if pieces:
             opening = {"message": {"content": {"type": "text", "text": ""}}}
             plan.head.append(event({"type": "content-start", "index": 0, "delta": opening}))
             plan.content += [
-                event({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": p}}}})
+                event(
+                    {
+                        "type": "content-delta",
+                        "index": 0,
+                        "delta": {"message": {"content": {"text": p}}},
+                    }
+                )
                 for p in pieces
             ]
             plan.content[-1] += event({"type": "content-end", "index": 0})
         for k, tc in enumerate(calls):
             head = {**tc, "function": {"name": tc["function"]["name"], "arguments": ""}}
-            frames = [event({"type": "tool-call-start", "index": k, "delta": {"message": {"tool_calls": head}}})]
+            frames = [
+                event(
+                    {
+                        "type": "tool-call-start",
+                        "index": k,
+                        "delta": {"message": {"tool_calls": head}},
+                    }
+                )
+            ]
             frames += [
                 event(
                     {
@@ -285,7 +312,9 @@ def validate_chat(body: Any) -> None:
         raise Problem("invalid request: the body must be a JSON object")
     unknown = sorted(set(body) - TOP_FIELDS)
     if unknown:
-        raise Problem(f"invalid request: unknown field: parameter {unknown[0]} is not a valid field")
+        raise Problem(
+            f"invalid request: unknown field: parameter {unknown[0]} is not a valid field"
+        )
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise Problem("invalid request: model must be a non-empty string")
     messages = body.get("messages")
@@ -317,10 +346,14 @@ def _validate_message(message: Any, i: int, call_ids: set[str]) -> None:
         for call in message.get("tool_calls") or ():
             fn = call.get("function") if isinstance(call, dict) else None
             if not isinstance(fn, dict) or not isinstance(fn.get("arguments"), str):
-                raise Problem(f"invalid request: {where}.tool_calls: arguments must be a JSON string")
+                raise Problem(
+                    f"invalid request: {where}.tool_calls: arguments must be a JSON string"
+                )
             call_ids.add(str(call.get("id")))
         if content is None and not message.get("tool_calls") and not message.get("tool_plan"):
-            raise Problem(f"invalid request: {where}: an assistant message needs content or tool_calls")
+            raise Problem(
+                f"invalid request: {where}: an assistant message needs content or tool_calls"
+            )
     elif role == "tool" and message.get("tool_call_id") not in call_ids:
         raise Problem(
             f"invalid request: {where}.tool_call_id {message.get('tool_call_id')!r} does not "
@@ -332,8 +365,12 @@ def _validate_message(message: Any, i: int, call_ids: set[str]) -> None:
         allowed = {"user": {"text", "image_url"}, "tool": {"text", "document"}}.get(role, {"text"})
         for part in content:
             if not isinstance(part, dict) or part.get("type") not in allowed:
-                raise Problem(f"invalid request: {where}.content: parts must be one of {sorted(allowed)}")
-            if part["type"] == "image_url" and not isinstance((part.get("image_url") or {}).get("url"), str):
+                raise Problem(
+                    f"invalid request: {where}.content: parts must be one of {sorted(allowed)}"
+                )
+            if part["type"] == "image_url" and not isinstance(
+                (part.get("image_url") or {}).get("url"), str
+            ):
                 raise Problem(f"invalid request: {where}.content: image_url.url is required")
     elif content is not None and not isinstance(content, str):
         raise Problem(f"invalid request: {where}.content must be a string or a list of parts")
@@ -353,7 +390,9 @@ def _validate_tools(tools: Any) -> None:
     for tool in tools:
         fn = tool.get("function") if isinstance(tool, dict) else None
         if tool.get("type") != "function" or not isinstance(fn, dict) or not fn.get("name"):
-            raise Problem('invalid request: each tool is {"type": "function", "function": {"name": ...}}')
+            raise Problem(
+                'invalid request: each tool is {"type": "function", "function": {"name": ...}}'
+            )
 
 
 def _validate_format(fmt: Any) -> None:
@@ -370,7 +409,7 @@ def _validate_knobs(body: dict[str, Any]) -> None:
     if p is not None and not 0.01 <= p <= 0.99:
         raise Problem("invalid request: p must be between 0.01 and 0.99")
     temperature = body.get("temperature")
-    if temperature is not None and not 0 <= temperature:
+    if temperature is not None and not temperature >= 0:
         raise Problem("invalid request: temperature must be at least 0")
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):

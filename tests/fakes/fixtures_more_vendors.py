@@ -8,11 +8,20 @@ from collections.abc import Iterator
 import pytest
 
 from .cohere_fake import FakeCohere
+from .mistral_fake import FakeMistral
 from .server import FakeServer
 
-__all__ = ["FAKE_COHERE_KEY", "fake_cohere", "fake_cohere_server"]
+__all__ = [
+    "FAKE_COHERE_KEY",
+    "FAKE_MISTRAL_KEY",
+    "fake_cohere",
+    "fake_cohere_server",
+    "fake_mistral",
+    "fake_mistral_server",
+]
 
 FAKE_COHERE_KEY = "co-test-fake-0123456789"
+FAKE_MISTRAL_KEY = "mistral-test-fake-0123456789"
 
 
 def _fresh(server: FakeServer) -> Iterator[FakeServer]:
@@ -31,3 +40,15 @@ def fake_cohere_server() -> Iterator[FakeCohere]:
 def fake_cohere(fake_cohere_server: FakeCohere) -> Iterator[FakeServer]:
     """A started FakeCohere with an empty queue and log; key ``FAKE_COHERE_KEY``."""
     yield from _fresh(fake_cohere_server)
+
+
+@pytest.fixture(scope="session")
+def fake_mistral_server() -> Iterator[FakeMistral]:
+    with FakeMistral(api_key=FAKE_MISTRAL_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_mistral(fake_mistral_server: FakeMistral) -> Iterator[FakeServer]:
+    """A started FakeMistral with an empty queue and log; key ``FAKE_MISTRAL_KEY``."""
+    yield from _fresh(fake_mistral_server)

@@ -16,9 +16,11 @@ from .base import Capabilities, Health, Secret, Vendor
 if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
     from .azure import AzureOpenAIVendor
+    from .cohere import CohereVendor
     from .connection import Connection
     from .gemini import GeminiVendor
     from .llamacpp import LlamaCppVendor
+    from .mistral import MistralVendor
     from .ollama import OllamaVendor
     from .openai import OpenAIVendor
     from .openai_compatible import OpenAICompatibleVendor
@@ -33,10 +35,12 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "ollama": ("ollama", "OllamaVendor"),
     "llamacpp": ("llamacpp", "LlamaCppVendor"),
     "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
+    "cohere": ("cohere", "CohereVendor"),
+    "mistral": ("mistral", "MistralVendor"),
 }
 # The types the environment alone can configure, in the order ``Dispatcher.from_env()``
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
-FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama")
+FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama", "cohere", "mistral")
 # Public names imported on first use (``--help`` must load no vendor module).
 _LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
@@ -50,10 +54,12 @@ __all__ = [
     "AnthropicVendor",
     "AzureOpenAIVendor",
     "Capabilities",
+    "CohereVendor",
     "Connection",
     "GeminiVendor",
     "Health",
     "LlamaCppVendor",
+    "MistralVendor",
     "OllamaVendor",
     "OpenAICompatibleVendor",
     "OpenAIVendor",
@@ -85,6 +91,8 @@ _ENV_KEYS = {
     "google": "GEMINI_API_KEY",
     "azure": "AZURE_OPENAI_API_KEY",
     "ollama": "OLLAMA_HOST",
+    "cohere": "CO_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
 }
 
 

@@ -28,8 +28,8 @@ from ..errors import VendorConnectionError, VendorError, VendorServerError, Vend
 from ..limits import Limits
 from ..types import FinishReason, Request, Response, StreamChunk, ToolCall, ToolCallDelta, Usage
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
-from .connection import Connection
 from .cohere_request import cohere_body
+from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import SSEDecoder

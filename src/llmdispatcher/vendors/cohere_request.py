@@ -3,8 +3,8 @@
 Cohere's messages are close to OpenAI's (roles ``system user assistant tool``, tool calls with
 JSON-string arguments, ``image_url`` parts), but its knobs are named differently and fewer:
 
-* ``top_p`` -> ``p`` (held within Cohere's 0.01-0.99), ``stop`` -> ``stop_sequences``; ``user`` has no Cohere field and is not
-  sent (it stays in our ledger).
+* ``top_p`` -> ``p`` (held within Cohere's 0.01-0.99), ``stop`` -> ``stop_sequences``;
+  ``user`` has no Cohere field and is not sent (it stays in our ledger).
 * ``tool_choice``: ``required`` -> ``REQUIRED``, ``none`` -> ``NONE``, ``auto`` -> left out
   (Cohere's default). Naming one function has no Cohere form: it becomes ``REQUIRED`` with only
   that tool offered, which forces the same call.
@@ -74,8 +74,8 @@ def _message(message: Message) -> dict[str, Any]:
         elif "content" not in out:
             out["content"] = ""
         return out
-    if message.role == "user" and message.images:
-        out["content"] = [_part(p) for p in message.content or ()]  # type: ignore[union-attr]
+    if message.role == "user" and not isinstance(message.content, str) and message.images:
+        out["content"] = [_part(p) for p in message.content or ()]
         return out
     out["content"] = message.text
     return out
@@ -121,4 +121,6 @@ def _response_format(request: Request, vendor: str) -> dict[str, Any] | None:
 
 
 def _refuse(vendor: str, what: str, fix: str) -> UnsupportedRequest:
-    return UnsupportedRequest(f"vendor {vendor!r} (Cohere) cannot take {what}: {fix}", vendor=vendor)
+    return UnsupportedRequest(
+        f"vendor {vendor!r} (Cohere) cannot take {what}: {fix}", vendor=vendor
+    )
