@@ -53,6 +53,7 @@ from tests.fakes import (
     ollama_fake,
     openai_fake,
 )
+from tests.fakes.http_examples import ollama_generate_adapter, tgi_adapter
 from tests.fakes.llamacpp_fake import FakeLlamaServer
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import (
@@ -190,6 +191,21 @@ COHERE_WIRE = Wire(
 )
 
 
+def _not_on_this_wire(body: Body) -> Any:
+    raise AssertionError("a text-only vendor carries no images, JSON asks or tool results")
+
+
+# A custom HTTP server described by a template: text in, text out (see TEXT_ONLY below).
+TEXT_WIRE = Wire(
+    image=_not_on_this_wire,
+    image_expected=None,
+    json_ask=_not_on_this_wire,
+    json_expected=None,
+    tool_result=_not_on_this_wire,
+    tool_result_by="id",
+)
+
+
 # --- per-vendor scripting and refusals ------------------------------------------------------------
 def json_as_text(payload: dict[str, Any]) -> Step:
     return Reply(text=json.dumps(payload))
@@ -236,6 +252,8 @@ class Case:
     reports_cached: bool  # the vendor reports cached prompt tokens
     reports_reasoning: bool  # the vendor reports reasoning tokens
     json_step: Callable[[dict[str, Any]], Step] = json_as_text
+    # tests of what this vendor's format cannot carry (skipped, with the reason, for it)
+    cannot: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
         return self.id
@@ -248,6 +266,16 @@ def openai_compatible_adapter(fake: FakeOpenAI) -> Vendor:
 
 
 LLAMA_MODEL = llamacpp_fake.DEFAULT_ALIAS
+# What a template vendor (type http) cannot do: its config describes text in and text out, so
+# tools, images and JSON mode are refused before sending (tests/test_vendor_http_template.py).
+TEXT_ONLY = frozenset(
+    {
+        "test_tool_round_trip",
+        "test_streamed_tool_call",
+        "test_image_reaches_the_vendor_in_its_shape",
+        "test_json_mode",
+    }
+)
 CASES = [
     Case(
         id="openai",
@@ -361,6 +389,32 @@ CASES = [
         reports_cached=False,  # prompt, completion and total only
         reports_reasoning=False,
     ),
+    Case(
+        id="http_tgi",
+        vendor="tgi",
+        fixture="fake_tgi",
+        adapter=tgi_adapter,  # examples/http/tgi.yaml
+        model="tgi",
+        wire=TEXT_WIRE,
+        image_model="tgi",
+        blind=Blind("tgi", UnsupportedRequest, reaches_vendor=False),
+        reports_cached=False,
+        reports_reasoning=False,
+        cannot=TEXT_ONLY,
+    ),
+    Case(
+        id="http_ollama_generate",
+        vendor="ollama-generate",
+        fixture="fake_ollama_generate",
+        adapter=ollama_generate_adapter,  # examples/http/ollama_generate.yaml
+        model="llama3.2",
+        wire=TEXT_WIRE,
+        image_model="llama3.2",
+        blind=Blind("llama3.2", UnsupportedRequest, reaches_vendor=False),
+        reports_cached=False,
+        reports_reasoning=False,
+        cannot=TEXT_ONLY,
+    ),
 ]
 
 
@@ -405,7 +459,9 @@ def fake(case: Case, request: pytest.FixtureRequest) -> FakeServer:
 
 
 @pytest.fixture
-async def rig(case: Case, fake: FakeServer) -> AsyncIterator[Rig]:
+async def rig(case: Case, fake: FakeServer, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    if request.node.originalname in case.cannot:
+        pytest.skip(f"{case.id}: its wire format cannot carry what this test sends")
     vendor = case.adapter(fake)
     clock = FakeClock()
     dispatcher = Dispatcher(

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .cohere import CohereVendor
     from .connection import Connection
     from .gemini import GeminiVendor
+    from .http_template import HttpTemplateVendor
+    from .http_template_spec import HttpTemplate
     from .llamacpp import LlamaCppVendor
     from .mistral import MistralVendor
     from .ollama import OllamaVendor
@@ -37,12 +39,16 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
     "cohere": ("cohere", "CohereVendor"),
     "mistral": ("mistral", "MistralVendor"),
+    "http": ("http_template", "HttpTemplateVendor"),
 }
 # The types the environment alone can configure, in the order ``Dispatcher.from_env()``
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
 FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama", "cohere", "mistral")
 # Public names imported on first use (``--help`` must load no vendor module).
-_LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
+_LAZY = {cls: module for module, cls in REGISTRY.values()} | {
+    "Connection": "connection",
+    "HttpTemplate": "http_template_spec",
+}
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
 _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
     "LlamaServerVendor": "llamacpp",
@@ -58,6 +64,8 @@ __all__ = [
     "Connection",
     "GeminiVendor",
     "Health",
+    "HttpTemplate",
+    "HttpTemplateVendor",
     "LlamaCppVendor",
     "MistralVendor",
     "OllamaVendor",

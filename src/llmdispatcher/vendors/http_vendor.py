@@ -40,6 +40,7 @@ class HttpCall:
     url: str
     headers: Mapping[str, str]
     body: bytes
+    method: str = "POST"
 
 
 class StreamDecoder(Protocol):
@@ -112,6 +113,11 @@ class HttpVendor(Vendor):
     @abstractmethod
     def parse_response(self, data: Any, request: Request) -> Response: ...
 
+    def parse_answer(self, data: Any, headers: Mapping[str, str], request: Request) -> Response:
+        """``parse_response`` for vendors that also read the answer's headers (a server that
+        reports usage in ``x-prompt-tokens``); the others need not override it."""
+        return self.parse_response(data, request)
+
     @abstractmethod
     def stream_decoder(self, request: Request) -> StreamDecoder: ...
 
@@ -122,7 +128,7 @@ class HttpVendor(Vendor):
     async def send(self, request: Request) -> Response:
         call = self.build_call(request, stream=False)
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body)
+            HttpRequest(call.method, call.url, call.headers, call.body)
         )
         try:
             body = await response.read()
@@ -133,14 +139,16 @@ class HttpVendor(Vendor):
         if status >= 400:
             raise self._error(status, response.headers, body)
         try:
-            return self.parse_response(decode_json(body, self.name, status), request)
+            return self.parse_answer(
+                decode_json(body, self.name, status), response.headers, request
+            )
         except SHAPE_ERRORS as exc:
             raise malformed(exc, self.name, status) from exc
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         call = self.build_call(request, stream=True)
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body, stream=True)
+            HttpRequest(call.method, call.url, call.headers, call.body, stream=True)
         )
         try:
             self._heard(response.headers)
