@@ -281,8 +281,10 @@ def finish_reason(paths: AnswerPaths, data: Any, headers: Mapping[str, str]) -> 
     raw = path.read(data, headers) if path is not None else None
     if raw is None:
         return None
-    mapped = paths.finish_reasons.get(str(raw)) or FINISH_DEFAULTS.get(str(raw), "stop")
-    return mapped  # type: ignore[return-value]  # checked against FINISH_VALUES
+    configured = paths.finish_reasons.get(str(raw))
+    if configured is not None:
+        return configured  # type: ignore[return-value]  # AnswerPaths checks the values
+    return FINISH_DEFAULTS.get(str(raw), "stop")
 
 
 def usage_at(paths: AnswerPaths, data: Any, headers: Mapping[str, str]) -> Usage:

@@ -29,12 +29,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..types import FinishReason
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 FIELDS = (
-    ["model", "prompt", "system", "messages", "max_tokens", "temperature", "top_p", "stop", "stream", "user", "api_key"]
+    *("model", "prompt", "system", "messages", "max_tokens", "temperature", "top_p", "stop"),
+    *("stream", "user", "api_key"),
 )
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-FINISH_DEFAULTS: Mapping[str, str] = {
+FINISH_DEFAULTS: Mapping[str, FinishReason] = {
     "stop": "stop",
     "eos_token": "stop",
     "stop_sequence": "stop",
