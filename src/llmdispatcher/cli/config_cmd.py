@@ -158,7 +158,8 @@ gateway:
   shutdown_grace_s: 30      # in-flight streams may finish this long after SIGTERM
 
 # name: {type: ..., settings}. The type defaults to the name; types: openai, anthropic,
-# google, azure, ollama, llamacpp, openai_compatible.
+# google, azure, ollama, llamacpp, openai_compatible, cohere, mistral, http (a server's own
+# JSON API described here: docs/vendors/http.md).
 vendors:
   openai:
     api_key: ${OPENAI_API_KEY}

@@ -1,8 +1,9 @@
 """The shared send/stream path of every HTTP vendor.
 
 A vendor module only translates: ``build_call`` (Request -> HTTP request), ``parse_response``
-(JSON body -> Response), ``stream_decoder`` (bytes -> StreamChunk) and ``parse_error``
-(status + body -> ErrorInfo). Sending, status handling and error translation live here, once.
+(JSON body -> Response; ``parse_answer`` when the headers carry part of it), ``stream_decoder``
+(bytes -> StreamChunk) and ``parse_error`` (status + body -> ErrorInfo). Sending, status
+handling and error translation live here, once.
 
 Requests go through a ``Transport`` (vendors/transport.py): our pooled ``HttpClient`` unless the
 constructor is given another (an in-memory one in tests, another client). An answer the hooks
