@@ -221,3 +221,27 @@ async def test_adapter_reads_mistral_error_bodies(fake_mistral: FakeMistral) -> 
             await vendor.send(bad)
     finally:
         await vendor.aclose()
+
+
+def test_a_prefill_needs_prefix_true(fake_mistral: FakeMistral) -> None:
+    client = sdk(fake_mistral)
+    prefill: list[Any] = [*MSGS, {"role": "assistant", "content": "Hel"}]
+    with pytest.raises(SDKError) as caught:  # the SDK sends prefix: false by default
+        client.chat.complete(model=MODEL, messages=prefill)
+    assert "Assistant with prefix True" in caught.value.body
+    prefill[-1]["prefix"] = True
+    assert client.chat.complete(model=MODEL, messages=prefill).choices[0].message.content
+
+
+async def test_adapter_marks_a_prefill(fake_mistral: FakeMistral) -> None:
+    vendor = adapter_for(fake_mistral)
+    prefill: list[Any] = [*MSGS, {"role": "assistant", "content": "Hel"}]
+    try:
+        await vendor.send(Request(model=MODEL, messages=prefill))
+    finally:
+        await vendor.aclose()
+    assert fake_mistral.last_request.json["messages"][-1] == {
+        "role": "assistant",
+        "content": "Hel",
+        "prefix": True,
+    }

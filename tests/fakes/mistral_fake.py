@@ -9,6 +9,7 @@ official SDK (tests/test_fake_mistral_sdk.py). What makes it Mistral rather than
   ``random_seed`` and ``safe_prompt`` are Mistral's own;
 * tool-call ids must be 9 characters ``[a-zA-Z0-9]``, on assistant calls and tool results;
   its own ids are such (``D681PevKs``); a tool result must answer an earlier call;
+* a conversation may end with an assistant message only as a prefill, ``"prefix": true``;
 * ``tool_choice`` is ``auto | none | any | required`` or ``{"type": "function", ...}``;
 * a stream carries usage on its last chunk (the one with ``finish_reason``) without being
   asked, then ``data: [DONE]``; a failure after the 200 is a chunk with ``finish_reason:
@@ -334,6 +335,12 @@ def validate_chat(body: Any) -> None:
     calls: set[str] = set()
     for i, message in enumerate(body["messages"]):
         _validate_message(message, i, calls)
+    last = body["messages"][-1]
+    if last.get("role") == "assistant" and last.get("prefix") is not True:
+        raise Problem(
+            "Expected last role User or Tool (or Assistant with prefix True) for serving but "
+            "got assistant"
+        )
 
 
 def _validate_message(message: Any, i: int, calls: set[str]) -> None:

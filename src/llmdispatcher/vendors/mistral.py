@@ -12,6 +12,8 @@ official ``mistralai`` SDK showed to be needed against a strict fake:
   never sent, and ``extra={"seed": n}`` is sent as Mistral's ``random_seed``. Mistral's own
   knobs (``safe_prompt``, ``random_seed``, ``min_tokens``, ``prompt_mode`` ...) go through
   ``Request.extra`` unchanged.
+* A conversation ending with an assistant message is a prefill (``on_stream_break: resume``
+  sends one): Mistral refuses it unless that message says ``"prefix": true``, so it does.
 * ``finish_reason``: ``model_length`` -> length; ``error`` (the model failed mid-answer) is a
   retryable ``VendorServerError``. Usage arrives on the last chunk of a stream unasked.
 * Errors: ``{"object": "error", "message": ..., "type": ..., "code": ...}`` where ``message``
@@ -87,6 +89,9 @@ class MistralVendor(OpenAIVendor):
                 call["id"] = mistral_tool_id(call["id"])
             if message.get("tool_call_id"):
                 message["tool_call_id"] = mistral_tool_id(message["tool_call_id"])
+        last = body["messages"][-1]
+        if last["role"] == "assistant" and not last.get("tool_calls"):
+            last["prefix"] = True  # a prefill (a resumed stream): Mistral needs it said
         return body
 
     def parse_response(self, data: Any, request: Request) -> Response:
