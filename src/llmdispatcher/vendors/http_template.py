@@ -23,6 +23,7 @@ every error, like every vendor's key.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +39,7 @@ from .http_template_spec import (
     FINISH_DEFAULTS,
     PLACEHOLDER,
     AnswerPaths,
+    ErrorPaths,
     HttpTemplate,
     JsonPath,
 )
@@ -69,6 +71,10 @@ class HttpTemplateVendor(HttpVendor):
             name=name, base_url=template.url, api_key=secret_from(api_key), connection=connection
         )
         self.template = template
+        # compiled once: a request only reads them
+        self._answer = AnswerReader.of(template.response)
+        self._errors = ErrorReader.of(template.error) if template.error else None
+        self._split_system = template.uses("system")
         self.limits = limits or Limits()
         self.pricing_name = name
         self.capabilities = Capabilities(
@@ -108,10 +114,9 @@ class HttpTemplateVendor(HttpVendor):
 
     def _fields(self, request: Request, *, stream: bool) -> dict[str, Any]:
         template = self.template
-        split_system = template.uses("system")
         messages = request.message_list
         system = [m.text for m in messages if m.role == "system"]
-        chat = [m for m in messages if not (split_system and m.role == "system")]
+        chat = [m for m in messages if not (self._split_system and m.role == "system")]
         given = {
             "model": request.model,
             "prompt": render_prompt(template, chat),
@@ -136,16 +141,16 @@ class HttpTemplateVendor(HttpVendor):
         return self.parse_answer(data, {}, request)
 
     def parse_answer(self, data: Any, headers: Mapping[str, str], request: Request) -> Response:
-        paths = self.template.response
-        text = JsonPath.parse(paths.text, "response.text").read(data, headers)
+        answer = self._answer
+        text = answer.text.read(data, headers)
         if not isinstance(text, str):
-            raise ValueError(f"response.text ({paths.text}) is {type(text).__name__}, not text")
+            raise ValueError(f"response.text ({answer.text.text}) is {type(text).__name__}")
         return Response(
             content=text,
             vendor=self.name,
             model=request.model,
-            finish_reason=finish_reason(paths, data, headers) or "stop",
-            usage=usage_at(paths, data, headers),
+            finish_reason=answer.finish(data, headers) or "stop",
+            usage=answer.usage(data, headers),
             raw=data,
         )
 
@@ -158,14 +163,14 @@ class HttpTemplateVendor(HttpVendor):
 
     def error_in(self, data: Any) -> ErrorInfo | None:
         """The error ``data`` reports at the template's ``error`` paths, if it reports one."""
-        paths = self.template.error
+        paths = self._errors
         if paths is None or data is None:
             return None
-        message = JsonPath.parse(paths.message, "error.message").read(data)
+        message = paths.message.read(data)
         if message is None:
             return None
-        kind = JsonPath.parse(paths.type, "error.type").read(data) if paths.type else None
-        code = JsonPath.parse(paths.code, "error.code").read(data) if paths.code else None
+        kind = paths.type.read(data) if paths.type else None
+        code = paths.code.read(data) if paths.code else None
         return ErrorInfo(
             str(message),
             error_type=None if kind is None else str(kind),
@@ -190,8 +195,7 @@ class TemplateStreamDecoder:
         assert spec.answer is not None  # StreamFormat checks it for sse and ndjson
         self._vendor = vendor
         self._model = model
-        self._answer = spec.answer
-        self._text = JsonPath.parse(spec.answer.text, "stream.answer.text")
+        self._answer = AnswerReader.of(spec.answer)
         self._done_when = JsonPath.parse(spec.done_when, "done_when") if spec.done_when else None
         self._skip_when = JsonPath.parse(spec.skip_when, "skip_when") if spec.skip_when else None
         self._done_data = spec.done_data
@@ -229,14 +233,14 @@ class TemplateStreamDecoder:
         failed = self._vendor.error_in(obj)
         if failed is not None:  # an error after the 200: the vendor failing mid-answer
             raise error_for(500, failed, vendor=self._vendor.name, secrets=self._vendor.secrets())
-        text = self._text.read(obj)
+        text = self._answer.text.read(obj)
         skipped = self._skip_when is not None and self._skip_when.read(obj) is True
         if isinstance(text, str) and text and not skipped:
             yield self._chunk(delta=text)
         if self._done_when is not None and self._done_when.read(obj) not in (None, False):
             self._done = True
-            finish = finish_reason(self._answer, obj, {}) or "stop"
-            yield self._chunk(finish_reason=finish, usage=usage_at(self._answer, obj, {}))
+            finish = self._answer.finish(obj, {}) or "stop"
+            yield self._chunk(finish_reason=finish, usage=self._answer.usage(obj, {}))
 
     def _chunk(self, **fields: Any) -> StreamChunk:
         return StreamChunk(vendor=self._vendor.name, model=self._model, **fields)
@@ -276,21 +280,60 @@ def _one(template: str, text: str) -> str:
     return PLACEHOLDER.sub(lambda _: text, template)
 
 
-def finish_reason(paths: AnswerPaths, data: Any, headers: Mapping[str, str]) -> FinishReason | None:
-    path = paths.path("finish_reason")
-    raw = path.read(data, headers) if path is not None else None
-    if raw is None:
-        return None
-    configured = paths.finish_reasons.get(str(raw))
-    if configured is not None:
-        return configured  # type: ignore[return-value]  # AnswerPaths checks the values
-    return FINISH_DEFAULTS.get(str(raw), "stop")
+@dataclass(frozen=True, slots=True)
+class AnswerReader:
+    """``AnswerPaths`` compiled: reads the text, finish reason and usage of one answer."""
+
+    text: JsonPath
+    finish_reason: JsonPath | None
+    prompt_tokens: JsonPath | None
+    completion_tokens: JsonPath | None
+    total_tokens: JsonPath | None
+    finish_reasons: Mapping[str, str]
+
+    @classmethod
+    def of(cls, paths: AnswerPaths) -> AnswerReader:
+        return cls(
+            text=JsonPath.parse(paths.text, "text"),
+            finish_reason=paths.path("finish_reason"),
+            prompt_tokens=paths.path("prompt_tokens"),
+            completion_tokens=paths.path("completion_tokens"),
+            total_tokens=paths.path("total_tokens"),
+            finish_reasons=paths.finish_reasons,
+        )
+
+    def finish(self, data: Any, headers: Mapping[str, str]) -> FinishReason | None:
+        raw = self.finish_reason.read(data, headers) if self.finish_reason else None
+        if raw is None:
+            return None
+        configured = self.finish_reasons.get(str(raw))
+        if configured is not None:
+            return configured  # type: ignore[return-value]  # AnswerPaths checks the values
+        return FINISH_DEFAULTS.get(str(raw), "stop")
+
+    def usage(self, data: Any, headers: Mapping[str, str]) -> Usage:
+        def read(path: JsonPath | None) -> int:
+            return count(path.read(data, headers)) if path is not None else 0
+
+        prompt, completion = read(self.prompt_tokens), read(self.completion_tokens)
+        return Usage(prompt, completion, read(self.total_tokens) or prompt + completion)
 
 
-def usage_at(paths: AnswerPaths, data: Any, headers: Mapping[str, str]) -> Usage:
-    def read(name: str) -> int:
-        path = paths.path(name)
-        return count(path.read(data, headers)) if path is not None else 0
+@dataclass(frozen=True, slots=True)
+class ErrorReader:
+    """``ErrorPaths`` compiled."""
 
-    prompt, completion = read("prompt_tokens"), read("completion_tokens")
-    return Usage(prompt, completion, read("total_tokens") or prompt + completion)
+    message: JsonPath
+    type: JsonPath | None
+    code: JsonPath | None
+
+    @classmethod
+    def of(cls, paths: ErrorPaths) -> ErrorReader:
+        def parse(value: str | None, name: str) -> JsonPath | None:
+            return JsonPath.parse(value, name) if value is not None else None
+
+        return cls(
+            JsonPath.parse(paths.message, "message"),
+            parse(paths.type, "type"),
+            parse(paths.code, "code"),
+        )
