@@ -245,3 +245,12 @@ async def test_adapter_marks_a_prefill(fake_mistral: FakeMistral) -> None:
         "content": "Hel",
         "prefix": True,
     }
+
+
+async def test_adapter_lists_models_and_checks_health(fake_mistral: FakeMistral) -> None:
+    vendor = adapter_for(fake_mistral)
+    try:
+        assert await vendor.list_models() == sorted(fake_mistral.models)
+        assert (await vendor.health()).ok
+    finally:
+        await vendor.aclose()

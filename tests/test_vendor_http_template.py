@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from llmdispatcher import Request
+from llmdispatcher import Config, Dispatcher, Request
 from llmdispatcher.config_file import config_from_mapping
 from llmdispatcher.errors import ConfigError, UnsupportedRequest, VendorConnectionError
 from llmdispatcher.vendors import vendor_class
@@ -243,3 +243,12 @@ def test_the_examples_load_as_files() -> None:
     for path in sorted(Path(EXAMPLES).glob("*.yaml")):
         assert path.read_text().startswith("#"), path  # each says what it describes
     assert {p.name for p in Path(EXAMPLES).glob("*.yaml")} == {"tgi.yaml", "ollama_generate.yaml"}
+
+
+async def test_a_prices_section_named_after_the_vendor_prices_it(fake_tgi: FakeTGI) -> None:
+    prices = {"tgi": {"tgi": {"input": 1.0, "output": 2.0, "as_of": "2026-12-01"}}}
+    fake_tgi.enqueue(Reply(text="hi", prompt_tokens=1_000, completion_tokens=500))
+    async with Dispatcher(Config(prices=prices), vendors=[tgi_adapter(fake_tgi)]) as dispatcher:
+        answer = await dispatcher.send(Request(model="tgi", messages=ASK))
+    assert answer.vendor == "tgi"
+    assert answer.cost_usd == pytest.approx(0.002)  # 1,000 x $1/M + 500 x $2/M
