@@ -18,7 +18,12 @@ from llmdispatcher.vendors import vendor_class
 from llmdispatcher.vendors.http_template import HttpTemplateVendor, TemplateStreamDecoder
 from llmdispatcher.vendors.http_template_spec import AnswerPaths, HttpTemplate, StreamFormat
 from tests.fakes.fixtures_more_vendors import FAKE_TGI_KEY
-from tests.fakes.http_examples import EXAMPLES, ollama_generate_adapter, tgi_adapter
+from tests.fakes.http_examples import (
+    EXAMPLES,
+    ollama_generate_adapter,
+    tgi_adapter,
+    vendor_from_example,
+)
 from tests.fakes.ollama_generate_fake import FakeOllamaGenerate
 from tests.fakes.script import Reply
 from tests.fakes.tgi_fake import FakeTGI
@@ -252,3 +257,15 @@ async def test_a_prices_section_named_after_the_vendor_prices_it(fake_tgi: FakeT
         answer = await dispatcher.send(Request(model="tgi", messages=ASK))
     assert answer.vendor == "tgi"
     assert answer.cost_usd == pytest.approx(0.002)  # 1,000 x $1/M + 500 x $2/M
+
+
+async def test_a_header_naming_a_missing_key_is_not_sent(fake_tgi: FakeTGI) -> None:
+    fake_tgi.api_key = None  # a TGI started without --api-key
+    vendor = vendor_from_example("tgi.yaml", {"TGI_URL": fake_tgi.url, "HF_TOKEN": ""})
+    try:
+        answer = await vendor.send(Request(model="tgi", messages=ASK))
+    finally:
+        await vendor.aclose()
+    assert answer.content
+    assert "authorization" not in fake_tgi.last_request.headers
+    assert vendor.secrets() == ()

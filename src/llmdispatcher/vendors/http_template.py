@@ -42,6 +42,7 @@ from .http_template_spec import (
     ErrorPaths,
     HttpTemplate,
     JsonPath,
+    placeholders,
 )
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .sse import NDJSONDecoder, SSEDecoder
@@ -80,10 +81,16 @@ class HttpTemplateVendor(HttpVendor):
         self.capabilities = Capabilities(
             streaming=template.stream.format != "none", tools=False, vision=False, json_mode=False
         )
+        self._headers = {"Content-Type": "application/json", **self._own_headers()}
+
+    def _own_headers(self) -> dict[str, str]:
+        """``connection.headers`` with ``{{ api_key }}`` filled in; a header naming a value
+        this vendor does not have (no key given) is not sent at all, not sent half-empty."""
         fields = {"api_key": self.api_key.reveal() if self.api_key else None}
-        self._headers = {
-            "Content-Type": "application/json",
-            **{k: str(fill(v, fields)) for k, v in self.extra_headers.items()},
+        return {
+            name: str(fill(value, fields))
+            for name, value in self.extra_headers.items()
+            if all(fields.get(field) is not None for field in placeholders(value))
         }
 
     def serves(self, model: str) -> bool:
