@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fakes.fixtures_anthropic",
     "tests.fakes.fixtures_cloud",
     "tests.fakes.fixtures_gemini",
+    "tests.fakes.fixtures_more_vendors",
     "tests.fakes.fixtures_ollama",
     "tests.fakes.fixtures_openai_family",
     "tests.redis_fixtures",

@@ -18,9 +18,13 @@ if TYPE_CHECKING:
     from .azure import AzureOpenAIVendor
     from .bedrock import BedrockVendor
     from .bedrock_auth import AwsKeys
+    from .cohere import CohereVendor
     from .connection import Connection
     from .gemini import GeminiVendor
+    from .http_template import HttpTemplateVendor
+    from .http_template_spec import HttpTemplate
     from .llamacpp import LlamaCppVendor
+    from .mistral import MistralVendor
     from .ollama import OllamaVendor
     from .openai import OpenAIVendor
     from .openai_compatible import OpenAICompatibleVendor
@@ -38,14 +42,28 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
     "bedrock": ("bedrock", "BedrockVendor"),
     "vertex": ("vertex", "VertexVendor"),
+    "cohere": ("cohere", "CohereVendor"),
+    "mistral": ("mistral", "MistralVendor"),
+    "http": ("http_template", "HttpTemplateVendor"),
 }
 # The types the environment alone can configure, in the order ``Dispatcher.from_env()``
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
-FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama", "bedrock", "vertex")
+FROM_ENV = (
+    "openai",
+    "anthropic",
+    "google",
+    "azure",
+    "ollama",
+    "bedrock",
+    "vertex",
+    "cohere",
+    "mistral",
+)
 # Public names imported on first use (``--help`` must load no vendor module).
 _LAZY = {cls: module for module, cls in REGISTRY.values()} | {
     "Connection": "connection",
     "AwsKeys": "bedrock_auth",
+    "HttpTemplate": "http_template_spec",
 }
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
 _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
@@ -60,10 +78,14 @@ __all__ = [
     "AzureOpenAIVendor",
     "BedrockVendor",
     "Capabilities",
+    "CohereVendor",
     "Connection",
     "GeminiVendor",
     "Health",
+    "HttpTemplate",
+    "HttpTemplateVendor",
     "LlamaCppVendor",
+    "MistralVendor",
     "OllamaVendor",
     "OpenAICompatibleVendor",
     "OpenAIVendor",
@@ -99,6 +121,8 @@ _ENV_KEYS = {
     # the cloud vendors need two settings (a credential or switch, and a region or project)
     "bedrock": "AWS_BEARER_TOKEN_BEDROCK and AWS_DEFAULT_REGION",
     "vertex": "GOOGLE_GENAI_USE_VERTEXAI=true and GOOGLE_CLOUD_PROJECT",
+    "cohere": "CO_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
 }
 
 

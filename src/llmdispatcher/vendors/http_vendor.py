@@ -1,9 +1,10 @@
 """The shared send/stream path of every HTTP vendor.
 
 A vendor module only translates: ``build_call`` (Request -> HTTP request), ``parse_response``
-(JSON body -> Response), ``stream_decoder`` (bytes -> StreamChunk) and ``parse_error``
-(status + body -> ErrorInfo); a vendor with embeddings adds ``build_embed_call`` and
-``parse_embeddings``. Sending, status handling and error translation live here, once.
+(JSON body -> Response; ``parse_answer`` when the headers carry part of it), ``stream_decoder``
+(bytes -> StreamChunk) and ``parse_error`` (status + body -> ErrorInfo); a vendor with
+embeddings adds ``build_embed_call`` and ``parse_embeddings``. Sending, status handling and
+error translation live here, once.
 
 Requests go through a ``Transport`` (vendors/transport.py): our pooled ``HttpClient`` unless the
 constructor is given another (an in-memory one in tests, another client). An answer the hooks
@@ -44,6 +45,7 @@ class HttpCall:
     url: str
     headers: Mapping[str, str]
     body: bytes
+    method: str = "POST"
 
 
 class StreamDecoder(Protocol):
@@ -116,6 +118,11 @@ class HttpVendor(Vendor):
     @abstractmethod
     def parse_response(self, data: Any, request: Request) -> Response: ...
 
+    def parse_answer(self, data: Any, headers: Mapping[str, str], request: Request) -> Response:
+        """``parse_response`` for vendors that also read the answer's headers (a server that
+        reports usage in ``x-prompt-tokens``); the others need not override it."""
+        return self.parse_response(data, request)
+
     @abstractmethod
     def stream_decoder(self, request: Request) -> StreamDecoder: ...
 
@@ -134,23 +141,24 @@ class HttpVendor(Vendor):
 
     # --- the shared path ------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
-        status, data = await self._post(self.build_call(request, stream=False))
+        status, data, headers = await self._post(self.build_call(request, stream=False))
         try:
-            return self.parse_response(data, request)
+            return self.parse_answer(data, headers, request)
         except SHAPE_ERRORS as exc:
             raise malformed(exc, self.name, status) from exc
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
-        status, data = await self._post(self.build_embed_call(request))
+        status, data, _ = await self._post(self.build_embed_call(request))
         try:
             return self.parse_embeddings(data, request)
         except SHAPE_ERRORS as exc:
             raise malformed(exc, self.name, status) from exc
 
-    async def _post(self, call: HttpCall) -> tuple[int, Any]:
-        """POST ``call``: the status and the decoded JSON body; error statuses raise."""
+    async def _post(self, call: HttpCall) -> tuple[int, Any, Mapping[str, str]]:
+        """POST ``call``: the status, the decoded JSON body and the headers; error statuses
+        raise."""
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body)
+            HttpRequest(call.method, call.url, call.headers, call.body)
         )
         try:
             body = await response.read()
@@ -160,12 +168,12 @@ class HttpVendor(Vendor):
         status = response.status
         if status >= 400:
             raise self._error(status, response.headers, body)
-        return status, decode_json(body, self.name, status)
+        return status, decode_json(body, self.name, status), response.headers
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         call = self.build_call(request, stream=True)
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body, stream=True)
+            HttpRequest(call.method, call.url, call.headers, call.body, stream=True)
         )
         try:
             self._heard(response.headers)
