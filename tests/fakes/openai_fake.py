@@ -23,8 +23,8 @@ from aiohttp import web
 
 from llmdispatcher.vendors.openai import OpenAIVendor
 
-from .embeddings_wire import EmbeddingProblem, openai_answer
 from . import openai_responses_fake as responses_api
+from .embeddings_wire import EmbeddingProblem, openai_answer
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
@@ -259,6 +259,7 @@ class FakeOpenAI(FakeServer):
         except EmbeddingProblem as p:
             return self.error(call, p.status, p.message, "invalid_request_error", p.param)
         return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
     async def _responses(self, call: Call) -> web.StreamResponse:
         body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
         call.meta["model"] = body.get("model")
