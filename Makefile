@@ -52,6 +52,7 @@ coverage: setup
 ## bench: the gateway against a direct upstream (bench/gateway.py; needs wrk and taskset)
 bench: setup
 	$(PY) bench/gateway.py
+	$(PY) bench/replay.py
 
 ## soak: REQUESTS (200,000) through the gateway, three fake vendors failing in every way a real
 ## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability.md)

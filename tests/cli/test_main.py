@@ -29,6 +29,7 @@ COMMANDS = [
     ["config", "init"],
     ["config", "check"],
     ["stats"],
+    ["replay"],
     ["serve"],
     ["keys"],
     ["keys", "create"],
@@ -61,6 +62,7 @@ def test_help_lists_every_command(cli: CliInvoker) -> None:
         "route",
         "config",
         "stats",
+        "replay",
         "serve",
         "keys",
     ]

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "route": ("route_cmd", "route"),
     "config": ("config_cmd", "config"),
     "stats": ("stats_cmd", "stats"),
+    "replay": ("replay_cmd", "replay"),
     "serve": ("serve_cmd", "serve"),
     "keys": ("keys_cmd", "keys"),
 }

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import Config, VendorSpec
 from ..dispatcher import Dispatcher
-from ..errors import DispatcherError
+from ..errors import ConfigError, DispatcherError
 from ..observability.events import Event, RequestFinished
 from ..types import Request
 from .ledger_rows import LedgerRow, read_rows, span
@@ -33,7 +33,7 @@ from .virtual_time import START, LoopClock, VirtualTimeLoop
 _END = object()
 
 
-class ReplayRefused(DispatcherError):
+class ReplayRefused(ConfigError):
     """The replay cannot answer honestly (no traffic, or deployments with no record)."""
 
 
