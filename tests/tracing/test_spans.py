@@ -197,3 +197,16 @@ async def test_the_gateway_continues_the_clients_trace(
     assert root.parent is not None
     assert f"{root.parent.span_id:016x}" == "00f067aa0ba902b7"
     assert fake_openai.requests[-1].headers["traceparent"].split("-")[1] == CLIENT_TRACE
+
+
+async def test_an_embedding_request_is_an_embeddings_span(
+    exporter: InMemorySpanExporter, fake_openai: FakeOpenAI
+) -> None:
+    from llmdispatcher import EmbeddingRequest
+
+    async with traced(exporter, fake_openai) as d:
+        await d.embed(EmbeddingRequest(model="text-embedding-3-small", input=["a", "b"]))
+    root, [one] = tree(exporter)
+    assert root.name == one.name == "embeddings text-embedding-3-small"
+    assert dict(root.attributes or {})["gen_ai.operation.name"] == "embeddings"
+    assert dict(root.attributes or {})["gen_ai.usage.input_tokens"] > 0

@@ -40,7 +40,15 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import admin_api, anthropic_api, native_api, openai_api, tenancy
+from . import (
+    admin_api,
+    anthropic_api,
+    embeddings_api,
+    native_api,
+    openai_api,
+    responses_api,
+    tenancy,
+)
 from .access_log import log_access
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .cache_headers import CACHE_HEADER, cache_control
@@ -92,6 +100,7 @@ def create_app(
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
+    responses_api.add_routes(app, key_store)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -111,6 +120,7 @@ def known_names(dispatcher: Dispatcher) -> KnownNames:
 
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings_api.embeddings)
     app.router.add_get("/v1/models", openai_api.list_models)
     app.router.add_post("/v1/messages", anthropic_api.messages)
     native_api.add_routes(app)

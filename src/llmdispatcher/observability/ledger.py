@@ -220,7 +220,7 @@ class LedgerRecord:
 
     def as_row(self) -> Row:
         """The values in ``COLUMNS`` order."""
-        nano, saved_nano = _nano(self.cost_usd), _nano(self.saved_cost_usd)
+        nano, saved_nano = nano_usd(self.cost_usd), nano_usd(self.saved_cost_usd)
         return (
             self.ts, self.request_id, self.user, self.api_key_id, self.model_group, self.vendor,
             self.deployment, self.model, self.status, self.error_type, int(self.stream),
@@ -230,10 +230,6 @@ class LedgerRecord:
             self.finish_reason, self.tool_calls, detail_json(self.attempt_list, self.routing),
             self.cache, self.saved_tokens, saved_nano,
         )  # fmt: skip
-
-
-def _nano(usd: Decimal | None) -> int | None:
-    return None if usd is None else int((usd * NANO).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _status(error: str | None) -> str:
@@ -249,6 +245,12 @@ def _messages_json(event: RequestFinished) -> str:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def nano_usd(cost: float | Decimal | None) -> int | None:
+    """A cost as the ledger stores it: whole billionths of a dollar (half to even)."""
+    value = _decimal(cost)
+    return None if value is None else int((value * NANO).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _decimal(value: object) -> Decimal | None:

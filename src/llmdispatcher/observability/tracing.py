@@ -5,7 +5,8 @@ the request path pays one ``None`` check per request and per try.
 
 Spans, after the GenAI semantic conventions::
 
-    chat {model}                   one per request (kind CLIENT), from the dispatcher's start
+    chat {model}                   one per request (kind CLIENT; ``embeddings {model}`` for
+                                   an embedding request), from the dispatcher's start
     ├── chat {deployment model}    one per try: retries, fallbacks, both sides of a hedge
     └── chat {deployment model}
 
@@ -61,8 +62,9 @@ class RequestTracer:
     # --- the request ---------------------------------------------------------------------
     def request_started(self, ticket: Ticket) -> None:
         request = ticket.request
+        operation = _operation(request.kind)
         attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": operation,
             "gen_ai.request.model": request.model,
         }
         for name, value in (
@@ -76,7 +78,7 @@ class RequestTracer:
             messages = [{"role": m.role, "content": m.text} for m in request.message_list]
             attributes["gen_ai.input.messages"] = orjson.dumps(messages).decode()
         span = self._tracer.start_span(
-            f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes
+            f"{operation} {request.model}", kind=SpanKind.CLIENT, attributes=attributes
         )
         ticket.span = span
         found = span.get_span_context()
@@ -104,12 +106,13 @@ class RequestTracer:
     # --- the tries ------------------------------------------------------------------------
     def attempt_started(self, trip: Trip, deployment: Deployment) -> None:
         parent = trip.span if isinstance(trip.span, trace.Span) else None
+        operation = _operation(trip.request.kind)
         span = self._tracer.start_span(
-            f"chat {deployment.model}",
+            f"{operation} {deployment.model}",
             context=trace.set_span_in_context(parent) if parent is not None else None,
             kind=SpanKind.CLIENT,
             attributes={
-                "gen_ai.operation.name": "chat",
+                "gen_ai.operation.name": operation,
                 "gen_ai.system": deployment.vendor,
                 "gen_ai.request.model": deployment.model,
                 "llmdispatcher.deployment": deployment.id,
@@ -146,6 +149,11 @@ class RequestTracer:
         """Flush and stop our own exporter (an application's provider is its own to stop)."""
         if self._own is not None:
             self._own.shutdown()
+
+
+def _operation(kind: str) -> str:
+    """The GenAI operation name: ``chat``, or ``embeddings`` for an embedding request."""
+    return "embeddings" if kind == "embedding" else "chat"
 
 
 def _finished_attributes(event: RequestFinished) -> dict[str, Any]:
