@@ -28,7 +28,7 @@ from llmdispatcher.replay import Window, replay
 from llmdispatcher.settings.routing import Deployment, ModelGroup
 
 WEEK = 7 * 86400.0
-ZEROS = ("cached_tokens", "reasoning_tokens", "tool_calls")  # NOT NULL columns left at 0
+ZEROS = ("cached_tokens", "reasoning_tokens", "tool_calls", "saved_tokens")  # NOT NULL, at 0
 START = 1_765_000_000.0
 
 
