@@ -107,6 +107,7 @@ def known_names(dispatcher: Dispatcher) -> KnownNames:
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
     app.router.add_get("/v1/models", openai_api.list_models)
+    app.router.add_get("/v1/models/{model:.+}", openai_api.get_model)
     app.router.add_post("/v1/messages", anthropic_api.messages)
     native_api.add_routes(app)
     app.router.add_get("/metrics", metrics)

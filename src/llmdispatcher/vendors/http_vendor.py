@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -26,6 +26,7 @@ from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
 from .connection import Connection
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
+from .fanout import fan_out, refuse_streamed_n
 from .http import HttpClient
 from .sse import FrameTooLarge
 from .transport import BufferedResponse, HttpRequest, Transport
@@ -82,7 +83,13 @@ def count(value: Any) -> int:
 
 
 class HttpVendor(Vendor):
-    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends."""
+    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends.
+
+    ``native_n``: the API answers ``n`` > 1 itself; otherwise ``send`` asks n times
+    (``fanout``). A stream carries one answer: ``n`` > 1 is refused there.
+    """
+
+    native_n: bool = False
 
     def __init__(
         self,
@@ -120,6 +127,11 @@ class HttpVendor(Vendor):
 
     # --- the shared path ------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
+        if request.choices > 1 and not self.native_n:
+            return await fan_out(self._send_one, request)
+        return await self._send_one(request)
+
+    async def _send_one(self, request: Request) -> Response:
         call = self.build_call(request, stream=False)
         response = await self._http.handle_async_request(
             HttpRequest("POST", call.url, call.headers, call.body)
@@ -138,6 +150,7 @@ class HttpVendor(Vendor):
             raise malformed(exc, self.name, status) from exc
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        refuse_streamed_n(request, self.name)
         call = self.build_call(request, stream=True)
         response = await self._http.handle_async_request(
             HttpRequest("POST", call.url, call.headers, call.body, stream=True)
@@ -170,7 +183,7 @@ class HttpVendor(Vendor):
         if info.retry_after is None:
             hint = retry_after_from_headers(headers, time.time())
             if hint is not None:
-                info = ErrorInfo(info.message, info.error_type, info.code, hint, info.request_id)
+                info = replace(info, retry_after=hint)
         return error_for(status, info, vendor=self.name, secrets=self.secrets())
 
     async def get(self, url: str, headers: Mapping[str, str]) -> BufferedResponse:

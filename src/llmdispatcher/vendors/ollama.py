@@ -66,6 +66,7 @@ from .base import Capabilities, Health, Secret, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .openai_fields import refuse_foreign
 from .sse import NDJSONDecoder
 
 DEFAULT_PORT = 11434
@@ -163,6 +164,7 @@ class OllamaVendor(HttpVendor):
         return any(marker in model.lower() for marker in VISION_MARKERS)
 
     def check(self, request: Request) -> None:
+        refuse_foreign(request, self.name, "Ollama chat", understood=OPTION_NAMES)
         super().check(request)
         images = [part for message in request.message_list for part in message.images]
         if images and not self.supports_vision(request.model):
