@@ -49,6 +49,7 @@ from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
 from .openai_fields import refuse_foreign
 from .sse import SSEDecoder, SSEEvent
+from .transport import HttpRequest
 
 logger = logging.getLogger("llmdispatcher")
 
@@ -81,6 +82,8 @@ STREAM_ERROR_STATUS: dict[str, int] = {
 SPEND_LIMIT_CODES = frozenset({"contract_spend_limit_reached", "enforced_spend_limit_reached"})
 # Fields the adapter owns; ``Request.extra`` may not replace them.
 OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+# The body fields ``count_tokens`` takes of what ``translate`` gives (not the generation ones).
+COUNTED = frozenset({"messages", "system", "tools", "tool_choice", "output_config"})
 # OpenAI's ``service_tier`` values with an Anthropic equivalent (and Anthropic's own).
 SERVICE_TIERS = {"auto": "auto", "default": "standard_only", "standard_only": "standard_only"}
 
@@ -195,6 +198,14 @@ class AnthropicVendor(HttpVendor):
                 vendor=self.name,
             )
         return given
+
+    async def count_tokens(self, request: Request) -> int:
+        """The prompt's input tokens, as ``POST /v1/messages/count_tokens`` counts them."""
+        fields = translate(request, self.name)
+        body = {"model": request.model, **{k: v for k, v in fields.items() if k in COUNTED}}
+        url = f"{self.base_url}/v1/messages/count_tokens"
+        result = await self.fetch(HttpRequest("POST", url, self._headers, orjson.dumps(body)))
+        return count(decode_json(result.body, self.name).get("input_tokens"))
 
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:

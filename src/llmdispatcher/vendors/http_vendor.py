@@ -188,7 +188,12 @@ class HttpVendor(Vendor):
 
     async def get(self, url: str, headers: Mapping[str, str]) -> BufferedResponse:
         """A GET for listings and health checks; error statuses raise."""
-        response = await self._http.handle_async_request(HttpRequest("GET", url, headers))
+        return await self.fetch(HttpRequest("GET", url, headers))
+
+    async def fetch(self, request: HttpRequest) -> BufferedResponse:
+        """One buffered call beside the chat path (listings, token counts); error statuses
+        raise the vendor's error."""
+        response = await self._http.handle_async_request(request)
         try:
             body = await response.read()
         finally:
