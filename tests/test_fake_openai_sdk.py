@@ -600,11 +600,14 @@ def test_n_choices_and_logprobs(fake_openai: FakeOpenAI, client: openai.OpenAI) 
     assert [c.index for c in done.choices] == [0, 1]
     assert [c.message.content for c in done.choices] == ["Hi there", "Hi there #1"]
     first = done.choices[0].logprobs
-    assert first is not None and first.content is not None
+    assert first is not None
+    assert first.content is not None
     assert [t.token for t in first.content] == ["Hi ", "the", "re"]
     assert len(first.content[0].top_logprobs) == 2
-    assert done.usage is not None and done.usage.completion_tokens == 8  # both choices
-    assert done.system_fingerprint is not None and done.system_fingerprint.startswith("fp_")
+    assert done.usage is not None
+    assert done.usage.completion_tokens == 8
+    assert done.system_fingerprint is not None
+    assert done.system_fingerprint.startswith("fp_")
 
 
 def test_streamed_logprobs(fake_openai: FakeOpenAI, client: openai.OpenAI) -> None:
