@@ -75,7 +75,8 @@ async def test_n_asks_anthropic_n_times_and_sums_usage_and_cost(
     assert sorted(c.content for c in double.choices) == ["one", "two"]
     assert [c.index for c in double.choices] == [0, 1]
     assert (double.usage.prompt_tokens, double.usage.completion_tokens) == (20, 10)
-    assert single.cost_usd is not None and double.cost_usd is not None
+    assert single.cost_usd is not None
+    assert double.cost_usd is not None
     assert double.cost_usd == pytest.approx(2 * single.cost_usd)
     assert len(double.attempts) == 1  # one try of the dispatcher
 
