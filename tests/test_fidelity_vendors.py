@@ -128,10 +128,22 @@ async def test_anthropic_counts_tokens(fake_anthropic: FakeAnthropic) -> None:
 
 
 # --- Ollama: translated or refused -------------------------------------------------------------
-async def test_ollama_takes_seed_and_refuses_logprobs(fake_ollama: FakeOllama) -> None:
+async def test_ollama_translates_seed_and_logprobs_and_refuses_store(
+    fake_ollama: FakeOllama,
+) -> None:
+    request = Request(
+        model="llama3.2", messages=MSGS, extra={"seed": 7}, logprobs=True, top_logprobs=1
+    )
     async with Dispatcher(vendors=[ollama_fake.adapter_for(fake_ollama)]) as dispatcher:
-        await dispatcher.send(Request(model="llama3.2", messages=MSGS, extra={"seed": 7}))
-        assert fake_ollama.last_request.json["options"]["seed"] == 7
+        done = await dispatcher.send(request)
+        sent = fake_ollama.last_request.json
+        chunks = [chunk async for chunk in dispatcher.stream(request)]
         with pytest.raises((UnsupportedRequest, VendorUnavailable)) as info:
-            await dispatcher.send(Request(model="llama3.2", messages=MSGS, logprobs=True))
-    assert "request.logprobs" in str(info.value)
+            await dispatcher.send(Request(model="llama3.2", messages=MSGS, extra={"store": True}))
+    assert (sent["options"]["seed"], sent["logprobs"], sent["top_logprobs"]) == (7, True, 1)
+    tokens = done.logprobs["content"]
+    assert "".join(t["token"] for t in tokens) == done.content
+    assert tokens[0]["bytes"] == list(tokens[0]["token"].encode())
+    assert len(tokens[0]["top_logprobs"]) == 1
+    assert "".join(t["token"] for c in chunks for t in c.logprobs) == done.content
+    assert "request.store" in str(info.value)

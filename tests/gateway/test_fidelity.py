@@ -133,6 +133,17 @@ async def test_upstream_errors_keep_their_param(client: openai.AsyncOpenAI) -> N
     assert info.value.param == "stop"
 
 
+async def test_logprobs_from_ollama(client: openai.AsyncOpenAI) -> None:
+    done = await client.chat.completions.create(
+        model="llama3.2", messages=MSGS, logprobs=True, top_logprobs=1
+    )
+    logprobs = done.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content is not None
+    assert "".join(t.token for t in logprobs.content) == done.choices[0].message.content
+    assert len(logprobs.content[0].top_logprobs) == 1
+
+
 async def test_get_model(client: openai.AsyncOpenAI) -> None:
     model = await client.models.retrieve("gpt-4o")
     assert (model.id, model.owned_by) == ("gpt-4o", "openai")
@@ -175,6 +186,7 @@ async def test_n_cannot_be_streamed(client: openai.AsyncOpenAI) -> None:
         ),
         ("llama3.2", {"tools": [STRICT]}, "tools[0].strict"),
         ("llama3.2", {"prompt_cache_key": "k"}, "prompt_cache_key"),
+        ("gemini-2.5-flash", {"logprobs": True}, "logprobs"),
     ],
 )
 async def test_what_a_vendor_cannot_carry_is_refused_by_name(
