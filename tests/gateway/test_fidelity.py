@@ -133,9 +133,10 @@ async def test_upstream_errors_keep_their_param(client: openai.AsyncOpenAI) -> N
     assert info.value.param == "stop"
 
 
-async def test_logprobs_from_ollama(client: openai.AsyncOpenAI) -> None:
+@pytest.mark.parametrize("model", ["llama3.2", "gemini-2.5-flash"])
+async def test_logprobs_translated(client: openai.AsyncOpenAI, model: str) -> None:
     done = await client.chat.completions.create(
-        model="llama3.2", messages=MSGS, logprobs=True, top_logprobs=1
+        model=model, messages=MSGS, logprobs=True, top_logprobs=1
     )
     logprobs = done.choices[0].logprobs
     assert logprobs is not None
@@ -175,6 +176,7 @@ async def test_n_cannot_be_streamed(client: openai.AsyncOpenAI) -> None:
     ("model", "fields", "param"),
     [
         ("claude-sonnet-4-5", {"logprobs": True}, "logprobs"),
+        ("claude-sonnet-4-5", {"seed": 3}, "seed"),
         ("claude-sonnet-4-5", {"store": True}, "store"),
         ("claude-sonnet-4-5", {"service_tier": "flex"}, "service_tier"),
         ("claude-sonnet-4-5", {"tools": [CUSTOM]}, "tools[0]"),
@@ -186,7 +188,6 @@ async def test_n_cannot_be_streamed(client: openai.AsyncOpenAI) -> None:
         ),
         ("llama3.2", {"tools": [STRICT]}, "tools[0].strict"),
         ("llama3.2", {"prompt_cache_key": "k"}, "prompt_cache_key"),
-        ("gemini-2.5-flash", {"logprobs": True}, "logprobs"),
     ],
 )
 async def test_what_a_vendor_cannot_carry_is_refused_by_name(

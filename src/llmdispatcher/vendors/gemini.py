@@ -67,6 +67,7 @@ from .gemini_request import (
     to_contents,
 )
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .logprobs import as_choice_logprobs, entries_from_gemini
 from .openai_fields import Feature, refuse_foreign
 from .path_segment import path_segment
 from .sse import SSEDecoder
@@ -82,7 +83,8 @@ BROKEN_OUTPUT = frozenset(
     | {"MALFORMED_RESPONSE"}
 )
 AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
-STRICT_ONLY: tuple[Feature, ...] = ("strict",)  # as functionCallingConfig mode VALIDATED
+# strict: functionCallingConfig mode VALIDATED; logprobs: responseLogprobs + logprobs.
+FEATURES: tuple[Feature, ...] = ("strict", "logprobs")
 # OpenAI body fields (in Request.extra) with a generationConfig equivalent.
 PENALTIES = {
     "seed": "seed",
@@ -172,7 +174,7 @@ class GeminiVendor(HttpVendor):
 
     def check(self, request: Request) -> None:
         self.model_path(request.model)
-        refuse_foreign(request, self.name, "Gemini", features=STRICT_ONLY, understood=PENALTIES)
+        refuse_foreign(request, self.name, "Gemini", features=FEATURES, understood=PENALTIES)
         super().check(request)
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
@@ -198,6 +200,10 @@ class GeminiVendor(HttpVendor):
                 config[PENALTIES[key]] = value
             elif key not in OWNED_FIELDS:
                 body[key] = value
+        if request.logprobs:
+            config["responseLogprobs"] = True
+            if request.top_logprobs:
+                config["logprobs"] = request.top_logprobs
         if config:
             body["generationConfig"] = config
         return body
@@ -224,6 +230,7 @@ class GeminiVendor(HttpVendor):
             )
         text, calls = read_parts(candidate)
         finish = map_finish_reason(candidate.get("finishReason"), bool(calls), self.name)
+        entries = entries_from_gemini(candidate.get("logprobsResult"))
         return Response(
             content=text,
             vendor=self.name,
@@ -233,6 +240,7 @@ class GeminiVendor(HttpVendor):
             tool_calls=tuple(calls),
             raw=data,
             id=data.get("responseId"),
+            logprobs=as_choice_logprobs(entries),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
@@ -323,7 +331,8 @@ class GeminiStreamDecoder:
         )
         self._calls += len(calls)
         if text or deltas:
-            yield self._chunk(delta=text, tool_call_deltas=deltas)
+            logprobs = entries_from_gemini(candidate.get("logprobsResult"))
+            yield self._chunk(delta=text, tool_call_deltas=deltas, logprobs=logprobs)
         raw = candidate.get("finishReason")
         if raw and not self._done:
             finish = map_finish_reason(raw, self._calls > 0, self._vendor.name)

@@ -18,9 +18,30 @@ def entries_from_ollama(items: Any) -> tuple[dict[str, Any], ...]:
     )
 
 
+def entries_from_gemini(result: Any) -> tuple[dict[str, Any], ...]:
+    """A candidate's ``logprobsResult``: ``chosenCandidates[i]`` with ``topCandidates[i]``."""
+    if not isinstance(result, Mapping):
+        return ()
+    chosen = result.get("chosenCandidates") or []
+    tops = result.get("topCandidates") or []
+    return tuple(
+        {
+            **_gemini_token(item),
+            "top_logprobs": [
+                _gemini_token(t) for t in (tops[i].get("candidates") if i < len(tops) else ()) or ()
+            ],
+        }
+        for i, item in enumerate(chosen)
+    )
+
+
 def as_choice_logprobs(entries: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
     """The ``choices[].logprobs`` object for ``entries`` (None when there are none)."""
     return {"content": list(entries), "refusal": None} if entries else None
+
+
+def _gemini_token(item: Mapping[str, Any]) -> dict[str, Any]:
+    return _token({"token": item.get("token"), "logprob": item.get("logProbability")})
 
 
 def _token(item: Mapping[str, Any]) -> dict[str, Any]:
