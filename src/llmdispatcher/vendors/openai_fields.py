@@ -22,6 +22,8 @@ OPENAI_ONLY_FIELDS = frozenset(
     {
         "audio",
         "frequency_penalty",
+        "function_call",  # deprecated, as ``functions``
+        "functions",
         "logit_bias",
         "modalities",
         "moderation",
