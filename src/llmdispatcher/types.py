@@ -326,7 +326,7 @@ class Request:
             raise ValueError("request.parallel_tool_calls: set request.tools too")
 
     @property
-    def choices(self) -> int:
+    def answer_count(self) -> int:
         """How many answers were asked for (``n``, 1 when unset)."""
         return self.n or 1
 

@@ -19,7 +19,7 @@ from ..types import Choice, Request, Response, Usage
 async def fan_out(send_one: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
     """``request.n`` answers by sending ``request`` (with ``n`` unset) that many times."""
     single = replace(request, n=None)
-    tasks = [asyncio.ensure_future(send_one(single)) for _ in range(request.choices)]
+    tasks = [asyncio.ensure_future(send_one(single)) for _ in range(request.answer_count)]
     try:
         answers = await asyncio.gather(*tasks)
     except BaseException:
@@ -50,7 +50,7 @@ def sum_usage(usages: Iterable[Usage]) -> Usage:
 
 def refuse_streamed_n(request: Request, vendor: str) -> None:
     """``UnsupportedRequest`` for ``n`` > 1 on a stream from a vendor that cannot stream it."""
-    if request.choices > 1:
+    if request.answer_count > 1:
         raise UnsupportedRequest(
             f"request.n: {request.n} answers cannot be streamed from vendor {vendor!r} (its API "
             "gives one per call); ask without stream, or set n to 1",

@@ -127,7 +127,7 @@ class HttpVendor(Vendor):
 
     # --- the shared path ------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
-        if request.choices > 1 and not self.native_n:
+        if request.answer_count > 1 and not self.native_n:
             return await fan_out(self._send_one, request)
         return await self._send_one(request)
 

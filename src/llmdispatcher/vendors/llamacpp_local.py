@@ -220,7 +220,7 @@ class LlamaCppLocalVendor(Vendor):
         super().check(request)
 
     async def send(self, request: Request) -> Response:
-        if request.choices > 1:
+        if request.answer_count > 1:
             return await fan_out(self._send_one, request)
         return await self._send_one(request)
 
