@@ -299,3 +299,17 @@ async def test_replicas_sharing_a_store_answer_each_others_requests(
             delete_prefix(request.getfixturevalue("redis_url"), prefix)
     assert (first.cache, second.cache) == ("miss", "hit")
     assert len(fake_openai.requests) == 1
+
+
+async def test_requests_for_several_answers_or_logprobs_bypass_the_cache(
+    fake_openai: FakeOpenAI,
+) -> None:
+    async with cached(fake_openai, Cache(when="always")) as d:
+        several = [(await d.send(ask(n=2))).cache for _ in range(2)]
+        logprobs = [(await d.send(ask(logprobs=True))).cache for _ in range(2)]
+        tools = [{"type": "function", "function": {"name": "f"}}]
+        parallel = [
+            (await d.send(ask(tools=tools, parallel_tool_calls=p))).cache for p in (True, False)
+        ]
+    assert several == logprobs == ["bypass", "bypass"]
+    assert parallel == ["miss", "miss"]  # part of the key

@@ -26,6 +26,7 @@ class Entry:
     tool_calls: tuple[ToolCall, ...] = ()
     cost_usd: float | None = None
     deployment: str | None = None
+    stop_sequence: str | None = None  # which stop sequence ended it (Anthropic's API says)
 
     @classmethod
     def of(cls, response: Response, deployment: str | None) -> Entry:
@@ -38,6 +39,7 @@ class Entry:
             response.tool_calls,
             response.cost_usd,
             deployment,
+            response.stop_sequence,
         )
 
     def encode(self) -> bytes:
@@ -55,6 +57,7 @@ class Entry:
             tuple(ToolCall(**call) for call in raw["tool_calls"]),
             raw["cost_usd"],
             raw["deployment"],
+            raw.get("stop_sequence"),
         )
 
     def response(self, **fields: Any) -> Response:
@@ -67,6 +70,7 @@ class Entry:
             usage=self.usage,
             tool_calls=self.tool_calls,
             cost_usd=0.0,
+            stop_sequence=self.stop_sequence,
             cache="hit",
             **fields,
         )
@@ -93,6 +97,7 @@ class Entry:
             finish_reason=self.finish_reason,
             usage=self.usage,
             cost_usd=0.0,
+            stop_sequence=self.stop_sequence,
             vendor=self.vendor,
             model=self.model,
             routing=routing,

@@ -1,8 +1,8 @@
 """The cache key: a stable hash of what decides the answer, and whether a request may use one.
 
 What goes in: the resolved model (the group, or the model when no group serves it), a forced
-vendor, the messages, tools, tool choice, response format, the sampling parameters and the
-passthrough body fields (``seed``...), and the scope (the gateway key, unless the cache is
+vendor, the messages, tools, tool choice, response format, the sampling parameters,
+``parallel_tool_calls`` and the passthrough body fields (``seed``...), and the scope (the gateway key, unless the cache is
 shared). What stays out: the request id, ``user``, ``metadata``, the timeout and stream
 options, which change nothing about the answer. The encoding is canonical JSON (sorted keys,
 dataclasses by field), so the same request hashes the same in every process and version of
@@ -20,7 +20,7 @@ import orjson
 from ..settings.cache import Cache
 from ..types import Request
 
-KEY_VERSION = "v1"
+KEY_VERSION = "v1"  # bump when the encoding or the fields change
 
 
 def deterministic(request: Request) -> bool:
@@ -29,6 +29,10 @@ def deterministic(request: Request) -> bool:
 
 
 def eligible(settings: Cache, request: Request) -> bool:
+    """Whether the cache may answer ``request``: deterministic (or ``when="always"``), and
+    asking for one answer without log probabilities, which is what an entry keeps."""
+    if request.n not in (None, 1) or request.logprobs:
+        return False
     return settings.when == "always" or deterministic(request)
 
 
@@ -56,6 +60,7 @@ def cache_key(settings: Cache, request: Request, model: str) -> str:
         request.top_p,
         request.max_tokens,
         request.stop_list,
+        request.parallel_tool_calls,
         request.extra,
     )
     encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=_plain)
