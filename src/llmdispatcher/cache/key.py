@@ -2,11 +2,12 @@
 
 What goes in: the resolved model (the group, or the model when no group serves it), a forced
 vendor, the messages, tools, tool choice, response format, the sampling parameters,
-``parallel_tool_calls`` and the passthrough body fields (``seed``...), and the scope (the gateway key, unless the cache is
-shared). What stays out: the request id, ``user``, ``metadata``, the timeout and stream
-options, which change nothing about the answer. The encoding is canonical JSON (sorted keys,
-dataclasses by field), so the same request hashes the same in every process and version of
-Python; ``KEY_VERSION`` changes when the encoding does, so old entries are never misread.
+``parallel_tool_calls`` and the passthrough body fields (``seed``...), and the scope (the
+gateway key, unless the cache is shared). What stays out: the request id, ``user``,
+``metadata``, the timeout and stream options, which change nothing about the answer. The
+encoding is canonical JSON (sorted keys, dataclasses by field), so the same request hashes the
+same in every process and version of Python; ``KEY_VERSION`` changes when the encoding does, so
+old entries are never misread.
 """
 
 from __future__ import annotations
