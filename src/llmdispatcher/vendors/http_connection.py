@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .http import _Origin
 
 HIGH_WATER = 256 * 1024  # bytes a stream buffers before it stops reading from the socket
+DECODE_STEP = 1024 * 1024  # most bytes inflated at once (a bomb's chunk is inflated in steps)
 
 
 class _Refused(Exception):
@@ -35,6 +36,8 @@ class _Refused(Exception):
 class _Decoder(Protocol):
     def decompress(self, data: bytes, max_length: int) -> bytes: ...
     def flush(self) -> bytes: ...
+    @property
+    def unconsumed_tail(self) -> bytes: ...
 
 
 class Owner(Protocol):
@@ -209,10 +212,9 @@ class Connection(asyncio.Protocol):
         if self.wire > self.bounds.max_body_bytes:
             self._refuse(self._too_large("body", "max_body_bytes"))
         if self.decoder is not None:
-            body = self._decode(body)
-            if not body:
-                return
-        self._hold(body)
+            self._decode(body)
+        else:
+            self._hold(body)
         if self.streaming:
             if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
                 self.paused = True
@@ -239,15 +241,30 @@ class Connection(asyncio.Protocol):
         BUFFERS.give(self.charged)
         self.charged = 0
 
-    def _decode(self, body: bytes) -> bytes:
+    def _drop(self) -> None:
+        """Let go of the answer's bytes: the budget and the memory itself. A failed answer is
+        never read, and a pooled connection must not keep its last answer alive (an error's
+        traceback, or the pool, holds the connection long after the bytes stopped mattering)."""
+        self.chunks.clear()
+        self.buffered = 0
+        self.decoder = None
+        self._give_back()
+
+    def _decode(self, body: bytes) -> None:
+        """Inflate ``body`` a step at a time, holding each piece as it comes: never more than
+        one step past either bound (the answer's, or what is left of ``BUFFERS``), so a bomb
+        costs no more than that, in memory or in time."""
         assert self.decoder is not None
-        # Never decode more than one byte past either bound, so a bomb costs no more than that.
-        allowance = min(self.bounds.max_decompressed_bytes - self.decoded, BUFFERS.free)
-        out = self.decoder.decompress(body, allowance + 1)
-        self.decoded += len(out)
-        if self.decoded > self.bounds.max_decompressed_bytes:
-            self._refuse(self._too_large("decompressed body", "max_decompressed_bytes"))
-        return out
+        data = body
+        while data:
+            allowance = min(self.bounds.max_decompressed_bytes - self.decoded, BUFFERS.free)
+            piece = self.decoder.decompress(data, min(allowance + 1, DECODE_STEP))
+            self.decoded += len(piece)
+            if self.decoded > self.bounds.max_decompressed_bytes:
+                self._refuse(self._too_large("decompressed body", "max_decompressed_bytes"))
+            if piece:
+                self._hold(piece)
+            data = self.decoder.unconsumed_tail
 
     def _too_large(self, what: str, setting: str) -> ResponseTooLarge:
         limit = getattr(self.bounds, setting)
@@ -269,6 +286,7 @@ class Connection(asyncio.Protocol):
     def _refuse(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
+        self._drop()
         raise _Refused
 
     def _end_body(self) -> None:
@@ -293,6 +311,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
+        self._drop()
         self.abort()
         self._wake()
 
@@ -415,7 +434,7 @@ class Connection(asyncio.Protocol):
         if not self.active:
             return
         self.active = False
-        self._give_back()
+        self._drop()
         self._cancel_timer()
         if self.stall_timer is not None:
             self.stall_timer.cancel()
@@ -453,3 +472,7 @@ class _Deflate:
             return b""
         out: bytes = self._inner.flush()
         return out
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return b"" if self._inner is None else bytes(self._inner.unconsumed_tail)
