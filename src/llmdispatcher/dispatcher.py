@@ -44,8 +44,8 @@ from .types import Request, Response, StreamChunk
 from .vendors.base import Vendor
 
 if TYPE_CHECKING:
-    from .status import DeploymentStatus, Headroom
     from .observability.ledger import Ledger, LedgerStats
+    from .status import DeploymentStatus, Headroom
 
 logger = logging.getLogger("llmdispatcher")
 

@@ -49,8 +49,9 @@ from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ANTHROPIC_PATHS = frozenset({"/v1/messages"})
-OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/ui"})
 ADMIN_PATHS = "/admin/"
+UI_PATHS = "/ui/"  # the dashboard signs its users in itself (gateway/ui/)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPENAPI = web.AppKey("openapi", bytes)
 
@@ -87,6 +88,10 @@ def create_app(
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
+    from .ui.app import build as build_ui
+
+    app.add_subapp("/ui/", build_ui())
+    app.router.add_get("/ui", _to_ui)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -135,8 +140,9 @@ def _middleware(
             if guard is not None:
                 guard.check(request)
             path = request.path
-            # (the admin handlers check the admin key themselves)
-            if path not in open_paths and keys.enabled and not path.startswith(ADMIN_PATHS):
+            # (the admin handlers and the dashboard check their users themselves)
+            skip = path in open_paths or path.startswith((ADMIN_PATHS, UI_PATHS))
+            if keys.enabled and not skip:
                 trace.key = _authenticate(gateway, request, trace)
             return await handler(request)
         except Exception as exc:
@@ -221,7 +227,7 @@ async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> 
     headers["x-llmdispatcher-attempts"] = str(trace.attempts)
     headers["x-llmdispatcher-overhead-ms"] = f"{overhead * 1000:.3f}"
     if trace.attempts:
-        request.app[GATEWAY].metrics.observe_overhead(trace.vendor, trace.model, overhead)
+        request.config_dict[GATEWAY].metrics.observe_overhead(trace.vendor, trace.model, overhead)
 
 
 def _header_safe(value: str) -> str:
@@ -229,6 +235,10 @@ def _header_safe(value: str) -> str:
     if value.isascii() and value.isprintable():
         return value
     return "".join(c if c.isascii() and c.isprintable() else "?" for c in value)
+
+
+async def _to_ui(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/ui/")
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
