@@ -23,7 +23,7 @@ from llmdispatcher.local_models import smollm2_path
 from tests.cli import run_cli
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.script import Fail, Reply
+from tests.fakes.script import Fail
 from tests.gateway import GatewayProcess, call
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
@@ -35,6 +35,7 @@ ADMIN = "ui-test-admin-key-0123456789"
 API_KEY = "ui-test-api-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 XSS = "<img src=x onerror=alert(1)>"
+KEY = FAKE_OPENAI_KEY
 PAGES = ("overview", "vendors", "requests", "keys", "playground", "config")
 
 
@@ -63,8 +64,8 @@ def _config(tmp: Path, main: FakeOpenAI, flaky: FakeOpenAI) -> Path:
                 "  api_keys:",
                 f"    - {{name: team-key, key: {API_KEY}}}",
                 "vendors:",
-                f"  openai: {{type: openai, base_url: '{main.url}/v1', api_key: {FAKE_OPENAI_KEY}}}",
-                f"  flaky: {{type: openai, base_url: '{flaky.url}/v1', api_key: {FAKE_OPENAI_KEY}}}",
+                f"  openai: {{type: openai, base_url: '{main.url}/v1', api_key: {KEY}}}",
+                f"  flaky: {{type: openai, base_url: '{flaky.url}/v1', api_key: {KEY}}}",
                 *local,
             ]
         )
@@ -137,9 +138,7 @@ class Watched:
 
 
 @pytest.fixture
-def watched(
-    browser: Any, gateway: tuple[str, Path, FakeOpenAI], shots: Path
-) -> Iterator[Watched]:
+def watched(browser: Any, gateway: tuple[str, Path, FakeOpenAI], shots: Path) -> Iterator[Watched]:
     found = Watched(browser, gateway[0], shots)
     yield found
     found.close()
@@ -175,7 +174,8 @@ def test_overview_numbers_equal_the_stats_api_and_a_chart_has_points(
     for name in ("total_requests", "successful_requests", "failed_requests", "retries"):
         shown = page.locator(f'#live [data-stat="{name}"]').inner_text()
         assert int(shown.replace(",", "")) == live[name], name
-    ledger = run_cli("stats", "--json", "--since", "1h", "--ledger", f"sqlite:///{tmp / 'ledger.db'}")
+    db = f"sqlite:///{tmp / 'ledger.db'}"
+    ledger = run_cli("stats", "--json", "--since", "1h", "--ledger", db)
     totals = json.loads(ledger.stdout)["totals"]
     assert int(page.locator('#window [data-stat="requests"]').inner_text()) == totals["requests"]
     chart = page.locator('[data-chart="rps"]')

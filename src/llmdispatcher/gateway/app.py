@@ -91,7 +91,6 @@ def create_app(
     from .ui.app import build as build_ui
 
     app.add_subapp("/ui/", build_ui())
-    app.router.add_get("/ui", _to_ui)
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -235,10 +234,6 @@ def _header_safe(value: str) -> str:
     if value.isascii() and value.isprintable():
         return value
     return "".join(c if c.isascii() and c.isprintable() else "?" for c in value)
-
-
-async def _to_ui(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPPermanentRedirect("/ui/")
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

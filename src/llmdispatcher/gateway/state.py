@@ -46,6 +46,7 @@ class Trace:
     lease: KeyLease | None = None  # a stored key's limits, settled when the request ends
     tokens: int = 0
     cost_usd: Decimal = Decimal(0)
+    ledger_id: str = ""  # the dispatcher's id of the finished request (its ledger row's)
 
     def record(self, response: Response) -> None:
         self.vendor, self.model = response.vendor, response.model
@@ -77,6 +78,8 @@ def count_attempt(event: Event) -> None:
             trace.live_attempts += 1
     elif isinstance(event, RequestFinished):
         trace = CURRENT.get()
+        if trace is not None:
+            trace.ledger_id = event.request_id
         if trace is not None and trace.lease is not None:
             trace.tokens = event.usage.total_tokens if event.usage else 0
             trace.cost_usd = Decimal(str(event.cost_usd or 0))

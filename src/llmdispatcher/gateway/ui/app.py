@@ -104,8 +104,12 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await _guarded(request, handler)
-    except web.HTTPException as exc:  # a redirect passes; an HTTP error becomes a page
-        response = exc if exc.status < 400 else _error_page(request, exc.status, exc.reason)
+    except web.HTTPException as exc:  # a redirect as is; an HTTP error becomes a page
+        # (returned, not raised: the gateway's middleware makes API errors of exceptions)
+        if exc.status < 400:
+            response = web.Response(status=exc.status, headers=exc.headers)
+        else:
+            response = _error_page(request, exc.status, exc.reason)
     except ApiError as exc:
         if request.content_type == "application/json":  # the Playground's fetch
             response = json_response({"error": exc.message}, status=exc.status)
@@ -126,6 +130,8 @@ async def _secure_headers(request: web.Request, response: web.StreamResponse) ->
 
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     gateway = request.config_dict[GATEWAY]
+    if request.path == "/ui":
+        raise web.HTTPPermanentRedirect("/ui/")
     if request.path.startswith("/ui/static/"):
         return await handler(request)
     if gateway.settings.admin_key_sha256 is None:
@@ -154,6 +160,11 @@ def _still_valid(gateway: Gateway, session: Session) -> bool:
     return cache is not None and cache.active_key(session.subject) is not None
 
 
+def redirect(location: str) -> web.Response:
+    """A 303 to ``location`` (after a form's POST: the browser GETs it)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 def _error_page(request: web.Request, status: int, message: str) -> web.Response:
     return render(request, "error.html", status=status, status_code=status, message=message)
 
@@ -179,7 +190,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         error = "That key is not the admin key or a viewer key of this gateway."
         return render(request, "login.html", status=401, error=error)
     cookie, _ = request.app[SESSIONS].issue(*found)
-    response = web.HTTPSeeOther("/ui/")
+    response = redirect("/ui/")
     response.set_cookie(
         COOKIE,
         cookie,
@@ -212,6 +223,6 @@ def _behind_tls(request: web.Request) -> bool:
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     request.app[SESSIONS].end(request[SESSION])
-    response = web.HTTPSeeOther("/ui/login")
+    response = redirect("/ui/login")
     response.del_cookie(COOKIE, path="/ui/")
     return response

@@ -1,7 +1,7 @@
 """The resolved configuration as the Config page shows it: plain data, secrets masked.
 
 A value is masked when its field's name says it holds a secret (``key``, ``secret``,
-``token``, ``password``, ``credential``, ``auth``; digests such as ``admin_key_sha256`` too:
+``token``, ``password``, ``credential`` as a word of it; digests such as ``admin_key_sha256`` too:
 no secret, but nobody needs one on a screen), and a URL's password wherever a URL appears.
 ``Secret`` values never reveal themselves in the first place.
 """
@@ -18,8 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 from ...config import Config, GatewayConfig
 
 MASK = "••••••"
-_SECRET_NAME = re.compile(r"key|secret|token|password|passwd|credential|auth", re.IGNORECASE)
-_NOT_SECRET = frozenset({"api_keys", "key_store_url", "key_refresh_s", "max_tokens"})
+# A word of a snake_case name: ``api_key``, ``admin_key_sha256``, ``token``; not ``max_tokens``.
+_SECRET_NAME = re.compile(
+    r"(^|_)(key|secret|token|password|passwd|credentials?)(_|$)", re.IGNORECASE
+)
+_NOT_SECRET = frozenset({"key_store_url", "key_refresh_s"})
 
 
 def masked_config(config: Config, settings: GatewayConfig) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from ...keys import KeyStoreError
 from ..admin_api import STORE, usage_report
 from ..errors import ApiError
 from ..state import GATEWAY
-from .app import SESSION, render
+from .app import SESSION, redirect, render
 
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrency", "budget_usd")
 
@@ -90,7 +90,7 @@ async def edit_limits(request: web.Request) -> web.StreamResponse:
         return await _page(request, status=exc.status, error=str(exc))
     if gateway.stored_keys is not None:
         await gateway.stored_keys.load()
-    raise web.HTTPSeeOther("/ui/keys")
+    return redirect("/ui/keys")
 
 
 async def revoke_key(request: web.Request) -> web.StreamResponse:
@@ -102,4 +102,4 @@ async def revoke_key(request: web.Request) -> web.StreamResponse:
         return await _page(request, status=exc.status, error=str(exc))
     if gateway.stored_keys is not None:
         await gateway.stored_keys.load()
-    raise web.HTTPSeeOther("/ui/keys")
+    return redirect("/ui/keys")

@@ -1,10 +1,11 @@
 """The Playground: a prompt to a model or group, the answer streamed back with where it went.
 
-``POST /ui/playground/stream`` takes ``{"model", "prompt", "max_tokens"}`` (JSON, with the CSRF header) and
-answers with the native API's SSE stream (``native_api.ChunkEncoder``), through the same path
-as any chat request: a viewer's key decides which models it may use, its limits and budgets
-count, and the request lands in the ledger and the statistics. The final event also carries
-the routing decision, the request id and the gateway's time for the whole request.
+``POST /ui/playground/stream`` takes ``{"model", "prompt", "max_tokens"}`` (JSON, with the
+CSRF header) and answers with the native API's SSE stream (``native_api.ChunkEncoder``),
+through the same path as any chat request: a viewer's key decides which models it may use, its
+limits and budgets count, and the request lands in the ledger and the statistics. The final
+event also carries the routing decision and the gateway's time for the whole request; a last
+``ledger`` event, once the request is done, its id in the ledger (what Requests links to).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ...types import StreamChunk
 from ..errors import ApiError, bad_request
 from ..native_api import ChunkEncoder, parse_native_chat
 from ..relay import open_stream, read_json, relay
-from ..state import GATEWAY, TRACE, Gateway
+from ..state import GATEWAY, TRACE, Gateway, Trace
 from .app import SESSION, render
 from .session import Session
 
@@ -56,17 +57,20 @@ async def page(request: web.Request) -> web.StreamResponse:
 class PlaygroundEncoder(ChunkEncoder):
     """The native stream, and on the last chunk: routing, request id, seconds taken."""
 
-    def __init__(self, request_id: str, started: float) -> None:
-        self.request_id, self.started = request_id, started
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
 
     def chunk(self, chunk: StreamChunk) -> bytes:
         if chunk.finish_reason is None and chunk.routing is None:
             return super().chunk(chunk)
         data = orjson.loads(super().chunk(chunk).removeprefix(b"data: "))
-        data["request_id"] = self.request_id
-        data["latency_s"] = round(time.perf_counter() - self.started, 3)
+        data["latency_s"] = round(time.perf_counter() - self.trace.started, 3)
         data["routing"] = routing_json(chunk.routing)
         return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    def tail(self) -> bytes:
+        ledger = orjson.dumps({"request_id": self.trace.ledger_id})
+        return b"event: ledger\ndata: " + ledger + b"\n\n" + super().tail()
 
 
 def routing_json(decision: Any) -> dict[str, Any] | None:
@@ -102,7 +106,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     chat = {"model": model, "messages": messages, "max_tokens": max_tokens}
     parsed = parse_native_chat(gateway, chat)
     opened = await open_stream(gateway, trace, parsed)
-    return await relay(request, opened, PlaygroundEncoder(trace.request_id, trace.started))
+    return await relay(request, opened, PlaygroundEncoder(trace))
 
 
 def _viewer_key(gateway: Gateway, session: Session) -> Any:

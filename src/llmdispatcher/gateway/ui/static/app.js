@@ -81,11 +81,6 @@
     fact("tokens", (usage.prompt_tokens || 0) + " / " + (usage.completion_tokens || 0));
     fact("cost", data.cost_usd === null || data.cost_usd === undefined ? "–" : "$" + Number(data.cost_usd).toFixed(6));
     fact("latency", Math.round((data.latency_s || 0) * 1000) + " ms");
-    var link = document.createElement("a");
-    link.href = "/ui/requests/" + encodeURIComponent(data.request_id);
-    link.textContent = data.request_id;
-    var cell = document.querySelector('[data-fact="request"]');
-    cell.replaceChildren(link);
     document.getElementById("answer-facts").hidden = false;
     var routing = data.routing;
     if (routing) {
@@ -100,6 +95,13 @@
       });
       document.getElementById("answer-routing").hidden = false;
     }
+  }
+
+  function linkRequest(id) {
+    var link = document.createElement("a");
+    link.href = "/ui/requests/" + encodeURIComponent(id);
+    link.textContent = id;
+    document.querySelector('[data-fact="request"]').replaceChildren(link);
   }
 
   function showError(message) {
@@ -142,12 +144,14 @@
         buffer = events.pop();
         events.forEach(function (raw) {
           var isError = raw.indexOf("event: error") === 0;
+          var isLedger = raw.indexOf("event: ledger") === 0;
           var line = raw.split("\n").filter(function (l) { return l.indexOf("data: ") === 0; })[0];
           if (!line) return;
           var payload = line.slice(6);
           if (payload === "[DONE]") return;
           var data = JSON.parse(payload);
           if (isError) { showError(data.error ? data.error.message : "the stream failed"); return; }
+          if (isLedger) { linkRequest(data.request_id); return; }
           answer.textContent += data.delta || "";
           if (data.finish_reason) finish(data);
         });
