@@ -1,9 +1,10 @@
 """What the dashboard reads from the ledger: time series, a filtered page of requests, one
 request. Read-only SQL on either backend (``?`` placeholders), through ``Ledger.select``.
 
-Every query is bounded by the indexes of ``ledger_sql``: a series scans the window's rows by
-``ts``; a page of requests walks ``ts`` (or ``(column, ts)`` when filtered by an indexed column)
-newest first and stops after one page; a request is found by ``request_id``.
+Every query uses an index of ``ledger_sql``: a series scans the window's rows by ``ts``; a page
+of requests walks ``ts`` newest first, skipping rows its filters refuse, and stops after one
+page (a filter that matches few rows walks back as far as its time window allows: give one);
+a request is found by ``request_id``.
 """
 
 from __future__ import annotations

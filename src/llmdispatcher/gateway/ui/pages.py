@@ -20,10 +20,14 @@ from ..worker_stats import WORKER_STATS
 from . import keys_page, playground
 from .app import render
 from .config_view import masked_config
-from .ledger_views import FILTERS, WINDOWS, request_detail, requests_page, series
+from .ledger_views import FILTERS, WINDOWS, request_detail, requests_page
+from .overview_cache import OverviewCache
+
+OVERVIEWS = web.AppKey("ui_overviews", OverviewCache)
 
 
 def add_routes(ui: web.Application) -> None:
+    ui[OVERVIEWS] = OverviewCache()
     ui.router.add_get("/", overview)
     ui.router.add_get("/vendors", vendors)
     ui.router.add_post("/vendors/test", test_vendor)
@@ -55,10 +59,11 @@ async def overview(request: web.Request) -> web.StreamResponse:
     live, workers = await live_stats(request)
     ledger = gateway.dispatcher.ledger
     now = time.time()
-    totals, chart, groups = None, None, []
+    totals, chart, groups, as_of = None, None, [], None
     if ledger is not None:
-        totals = await ledger.stats(now - WINDOWS[window][0])
-        chart = (await series(ledger, window, now)).as_json()
+        cache = request.app[OVERVIEWS]
+        found = await cache.get(ledger, window, gateway.dispatcher.stats().total_requests)
+        totals, chart, as_of = found.totals, found.series.as_json(), found.computed_at
         tables = (("Vendor", totals.by_vendor), ("Model", totals.by_model),
                   ("Key", totals.by_key), ("Team", totals.by_team))  # fmt: skip
         groups = [
@@ -75,6 +80,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         totals=totals,
         chart=chart,
         groups=groups,
+        as_of=as_of,
     )
 
 
