@@ -9,9 +9,9 @@ models, 50 keys, 2 % errors, a routing ``detail`` on each), migrated by the ledg
 it has the real indexes, then serves an in-process gateway on it (admin key set, signed in)
 and times each page over real HTTP on 127.0.0.1: the first request, then the median and the
 worst of ``--repeat`` more (an Overview repeated within its freshness is served from
-``ui/overview_cache.py``; the first one is the cost of computing it). The Overview's windows scan all the
-rows they cover (15 min: ~350 rows at 1M over 30 days; 7 d: ~233,000), so their times grow
-with the window; a filtered Requests page walks an index and stops after one page.
+``ui/overview_cache.py``; the first one is the cost of computing it). The Overview's windows
+scan all the rows they cover (15 min: ~350 rows at 1M over 30 days; 7 d: ~233,000), so their
+times grow with the window; a Requests page walks the ``ts`` index and stops after one page.
 """
 
 from __future__ import annotations

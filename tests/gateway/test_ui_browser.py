@@ -104,9 +104,12 @@ def browser() -> Iterator[Any]:
 class Watched:
     """A signed-in page that records console errors and every host it asked."""
 
-    def __init__(self, browser: Any, url: str, shots: Path, *, width: int = 1280) -> None:
+    def __init__(
+        self, browser: Any, url: str, shots: Path, *, width: int = 1280, scheme: str = "light"
+    ) -> None:
         self.url, self.shots = url, shots
-        self.context = browser.new_context(viewport={"width": width, "height": 800})
+        size = {"width": width, "height": 800}
+        self.context = browser.new_context(viewport=size, color_scheme=scheme)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.hosts: set[str] = set()
@@ -303,3 +306,17 @@ def test_every_page_at_phone_width(
         phone.shot("phone-overview")
     finally:
         phone.close()
+
+
+def test_dark_mode_follows_the_system(
+    browser: Any, gateway: tuple[str, Path, FakeOpenAI], shots: Path
+) -> None:
+    dark = Watched(browser, gateway[0], shots, scheme="dark")
+    try:
+        page = dark.sign_in()
+        page.locator('[data-chart="rps"] canvas').wait_for()
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 18, 22)"
+        dark.shot("overview-dark")
+    finally:
+        dark.close()

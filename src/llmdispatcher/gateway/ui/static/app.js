@@ -18,6 +18,13 @@
     cost_usd: { series: [["USD", "cost_usd", 1]] },
   };
 
+  // Axis numbers that stay readable from dollars to fractions of a cent.
+  function tick(v) {
+    if (v === 0) return "0";
+    if (Math.abs(v) < 1) return Number(v.toPrecision(2)).toString();
+    return v.toLocaleString(undefined, { maximumFractionDigits: 1 });
+  }
+
   function scaled(values, factor) {
     return values.map(function (v) { return v === null ? null : v * factor; });
   }
@@ -42,7 +49,10 @@
         width: Math.max(260, el.clientWidth),
         height: 180,
         series: series,
-        axes: [Object.assign({}, axis), Object.assign({ label: unit, size: 60 }, axis)],
+        axes: [Object.assign({}, axis), Object.assign({
+          label: unit, size: 64,
+          values: function (u, splits) { return splits.map(tick); },
+        }, axis)],
         legend: { show: true },
       }, columns, el);
       // how many points carry data: what a reader (and the browser test) can see plotted
