@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from llmdispatcher import Config, Dispatcher
 from llmdispatcher.clock import FakeClock
 from llmdispatcher.config import GatewayConfig
+from llmdispatcher.errors import ConfigError
 from llmdispatcher.gateway.app import create_app
 from llmdispatcher.gateway.ui.session import SESSION_S, Sessions
 from llmdispatcher.keys import open_key_store
@@ -125,6 +126,15 @@ def test_a_forged_expired_or_ended_session_is_refused() -> None:
     assert sessions.read("garbage", now=1001.0) is None
     sessions.end(session)
     assert sessions.read(token, now=1001.0) is None
+
+
+def test_a_shared_session_secret_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMDISPATCHER_UI_SECRET", "ab" * 32)
+    token, session = Sessions().issue("admin", "admin")
+    assert Sessions().read(token) == session  # another worker with the same secret
+    monkeypatch.setenv("LLMDISPATCHER_UI_SECRET", "not-hex")
+    with pytest.raises(ConfigError, match="LLMDISPATCHER_UI_SECRET: at least 32 hex digits"):
+        Sessions()
 
 
 async def test_mutations_need_the_csrf_token(ui: TestClient[Any, Any]) -> None:

@@ -30,7 +30,7 @@ from ..errors import ApiError
 from ..relay import json_response
 from ..state import GATEWAY, Gateway
 from .formatting import FILTERS
-from .session import COOKIE, SESSION_S, Session, Sessions
+from .session import COOKIE, SESSION_S, Role, Session, Sessions
 
 logger = logging.getLogger("llmdispatcher.gateway")
 HERE = Path(__file__).parent
@@ -203,7 +203,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _identify(gateway: Gateway, token: str) -> tuple[Any, str] | None:
+def _identify(gateway: Gateway, token: str) -> tuple[Role, str] | None:
     """``("admin", "admin")``, ``("viewer", key id)``, or None."""
     if not token:
         return None

@@ -2,9 +2,9 @@
 
 A session is ``role|subject|expires|nonce``, base64url-encoded and signed with HMAC-SHA256
 (``Sessions.issue`` / ``Sessions.read``). Nothing secret is in it: ``subject`` is ``admin`` or a
-stored key's id, never a key. The signing secret is ``LLMDISPATCHER_UI_SECRET`` (hex) when set,
-which is how the workers of ``serve --workers N`` share one, else 32 random bytes per process
-(a restart signs everyone out). A session expires ``SESSION_S`` after sign-in; signing out
+stored key's id, never a key. The signing secret is ``LLMDISPATCHER_UI_SECRET`` (hex) when set
+(``serve --workers N`` sets one for its workers), else 32 random bytes per process (a restart
+signs everyone out). A session expires ``SESSION_S`` after sign-in; signing out
 forgets its nonce in this process (and clears the cookie).
 
 The CSRF token is HMAC(secret, ``csrf:`` + nonce): every form and every ``htmx`` request sends
@@ -22,6 +22,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Literal
+
+from ...errors import ConfigError
 
 COOKIE = "llmd_session"
 SESSION_S = 8 * 3600
@@ -44,13 +46,12 @@ class Sessions:
     """Issues and checks session cookies for one gateway process."""
 
     def __init__(self, secret: bytes | None = None) -> None:
-        shared = os.environ.get("LLMDISPATCHER_UI_SECRET", "")
-        self._secret = secret or (bytes.fromhex(shared) if shared else secrets.token_bytes(32))
+        self._secret = secret or _shared_secret() or secrets.token_bytes(32)
         self._ended: dict[str, float] = {}  # nonce -> expiry: signed out here
 
     def issue(self, role: Role, subject: str, now: float | None = None) -> tuple[str, Session]:
         now = time.time() if now is None else now
-        session = Session(role, subject, now + SESSION_S, secrets.token_hex(16))
+        session = Session(role, subject, float(int(now + SESSION_S)), secrets.token_hex(16))
         payload = f"{role}|{subject}|{session.expires:.0f}|{session.nonce}".encode()
         token = f"{_b64(payload)}.{_b64(self._sign(payload))}"
         return token, session
@@ -87,6 +88,22 @@ class Sessions:
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()
+
+
+def _shared_secret() -> bytes | None:
+    given = os.environ.get("LLMDISPATCHER_UI_SECRET", "").strip()
+    if not given:
+        return None
+    try:
+        found = bytes.fromhex(given)
+    except ValueError:
+        found = b""
+    if len(found) < 16:
+        raise ConfigError(
+            "LLMDISPATCHER_UI_SECRET: at least 32 hex digits, e.g. "
+            "python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return found
 
 
 def _b64(data: bytes) -> str:
