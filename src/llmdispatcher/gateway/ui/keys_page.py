@@ -19,6 +19,7 @@ from ..state import GATEWAY
 from .app import SESSION, redirect, render
 
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrency", "budget_usd")
+WITH_USAGE = 200  # keys whose use is looked up per page view (one state query each)
 
 
 def add_routes(ui: web.Application) -> None:
@@ -33,8 +34,9 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     store = request.config_dict.get(STORE)
     rows = []
     if store is not None:
-        for key in await store.list_keys():
-            rows.append({"key": key, "usage": await usage_report(gateway, key)})
+        for i, key in enumerate(await store.list_keys()):
+            usage = await usage_report(gateway, key) if i < WITH_USAGE else {}
+            rows.append({"key": key, "usage": usage})
     context: dict[str, Any] = {"rows": rows, "store": store is not None, "created": None,
                                "error": None, **extra}  # fmt: skip
     return render(request, "keys.html", status=status, **context)
