@@ -167,6 +167,10 @@ async def test_a_viewer_reads_but_does_not_change(ui: TestClient[Any, Any]) -> N
     )
     viewer_key = re.search(r'value="(sk-llmd-[A-Za-z0-9]+)"', await made.text())
     assert viewer_key is not None
+    viewer_id = re.search(
+        r'data-key="watcher">.*?/ui/keys/(key_\w+)/revoke', await made.text(), re.S
+    )
+    assert viewer_id is not None
     client_made = await ui.post("/ui/keys", data={"name": "plain", "csrf": csrf})
     client_key = re.search(r'value="(sk-llmd-[A-Za-z0-9]+)"', await client_made.text())
     assert client_key is not None
@@ -188,6 +192,12 @@ async def test_a_viewer_reads_but_does_not_change(ui: TestClient[Any, Any]) -> N
     )
     assert played.status == 403  # its models: other-* only
     assert "may not use model" in (await played.json())["error"]
+    revoked = await ui.delete(
+        f"/admin/v1/keys/{viewer_id.group(1)}", headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert revoked.status == 200
+    after = await ui.get("/ui/", allow_redirects=False)
+    assert (after.status, after.headers["Location"]) == (303, "/ui/login")  # its session ended
 
 
 async def test_what_the_ledger_holds_is_shown_as_text(ui: TestClient[Any, Any]) -> None:
