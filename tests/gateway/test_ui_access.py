@@ -14,10 +14,10 @@ from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 
 from llmdispatcher import Config, Dispatcher
-from llmdispatcher.clock import FakeClock
 from llmdispatcher.config import GatewayConfig
 from llmdispatcher.errors import ConfigError
 from llmdispatcher.gateway.app import create_app
+from llmdispatcher.gateway.ui.ledger_views import PAGE
 from llmdispatcher.gateway.ui.session import SESSION_S, Sessions
 from llmdispatcher.keys import open_key_store
 from tests.gateway.inprocess import OneModelVendor
@@ -29,7 +29,7 @@ XSS = "<img src=x onerror=alert(1)>"
 
 async def _client(tmp: Path, settings: GatewayConfig) -> TestClient[Any, Any]:
     config = Config(ledger_url=f"sqlite:///{tmp / 'ledger.db'}", ledger_content=True)
-    dispatcher = Dispatcher(config, vendors=[OneModelVendor()], clock=FakeClock())
+    dispatcher = Dispatcher(config, vendors=[OneModelVendor()])
     store = open_key_store(f"sqlite:///{tmp / 'keys.db'}")
     app = create_app(dispatcher, settings, key_store=store)
     client = TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True))  # 127.0.0.1 cookies
@@ -239,3 +239,27 @@ async def test_first_load_is_under_300_kb(ui: TestClient[Any, Any]) -> None:
     assert len(assets) >= 5
     sizes = [len(await (await ui.get(a.decode())).read()) for a in assets]
     assert len(page) + sum(sizes) < 300_000
+
+
+async def test_requests_are_paged_newest_first_and_filtered(ui: TestClient[Any, Any]) -> None:
+    csrf = await sign_in(ui)
+    for i in range(PAGE + 5):
+        reply = await ui.post(
+            "/ui/playground/stream",
+            json={"model": "known-model" if i % 2 else "unknown-model", "prompt": f"n{i}"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        await reply.read()
+    first = await (await ui.get("/ui/requests")).text()
+    assert first.count("data-request-id=") == PAGE
+    older = re.search(r'href="(/ui/requests\?before=[^"]+)"', first)
+    assert older is not None
+    second = await (await ui.get(older.group(1).replace("&amp;", "&"))).text()
+    assert second.count("data-request-id=") == 5
+    assert "Older" not in second
+    known = await (await ui.get("/ui/requests?status=ok&model=known-model")).text()
+    assert known.count("data-request-id=") == (PAGE + 5) // 2
+    other = await (await ui.get("/ui/requests?model=unknown-model&window=1h")).text()
+    assert other.count("data-request-id=") == (PAGE + 5) - (PAGE + 5) // 2
+    failed = await (await ui.get("/ui/requests?status=error")).text()
+    assert failed.count("data-request-id=") == 0

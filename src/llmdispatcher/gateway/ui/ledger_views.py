@@ -101,11 +101,23 @@ def _num(value: Any) -> float | None:
 @dataclass(frozen=True, slots=True)
 class Page:
     rows: list[dict[str, Any]]
-    next_before: float | None  # the ``before`` of the next (older) page, None at the end
+    next_before: str | None  # the ``before`` of the next (older) page, None at the end
+
+
+def cursor(value: str | None) -> tuple[float, int] | None:
+    """``before=TS:ID`` (the last row shown): rows older than it come next; rows of one
+    timestamp are told apart by their id. ``ValueError`` when malformed."""
+    if not value:
+        return None
+    ts, _, row_id = value.partition(":")
+    return float(ts), int(row_id)
 
 
 async def requests_page(
-    ledger: Ledger, filters: Mapping[str, str], since: float | None, before: float | None
+    ledger: Ledger,
+    filters: Mapping[str, str],
+    since: float | None,
+    before: tuple[float, int] | None,
 ) -> Page:
     """Up to ``PAGE`` requests, newest first, matching every given filter."""
     clauses: list[str] = []
@@ -119,16 +131,15 @@ async def requests_page(
         clauses.append("ts >= ?")
         params.append(since)
     if before is not None:
-        clauses.append("ts < ?")
-        params.append(before)
+        clauses.append("(ts < ? OR (ts = ? AND id < ?))")
+        params += [before[0], before[0], before[1]]
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (
-        f"SELECT {', '.join(LIST_COLUMNS)} FROM {REQUESTS}{where} ORDER BY ts DESC LIMIT {PAGE + 1}"
-    )
+    columns = ", ".join(LIST_COLUMNS)
+    sql = f"SELECT {columns} FROM {REQUESTS}{where} ORDER BY ts DESC, id DESC LIMIT {PAGE + 1}"
     (found,) = await ledger.select([(sql, params)])
     rows = [_listed(row) for row in found[:PAGE]]
-    more = len(found) > PAGE
-    return Page(rows, rows[-1]["ts"] if more and rows else None)
+    last = rows[-1] if rows and len(found) > PAGE else None
+    return Page(rows, None if last is None else f"{last['ts']!r}:{last['id']}")
 
 
 async def request_detail(ledger: Ledger, request_id: str) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from ..worker_stats import WORKER_STATS
 from . import keys_page, playground
 from .app import render
 from .config_view import masked_config
-from .ledger_views import FILTERS, WINDOWS, request_detail, requests_page
+from .ledger_views import FILTERS, WINDOWS, cursor, request_detail, requests_page
 from .overview_cache import OverviewCache
 
 OVERVIEWS = web.AppKey("ui_overviews", OverviewCache)
@@ -141,7 +141,10 @@ async def requests(request: web.Request) -> web.StreamResponse:
     if window and window not in WINDOWS:
         raise web.HTTPBadRequest(reason=f"window: one of {', '.join(WINDOWS)}, or empty")
     since = time.time() - WINDOWS[window][0] if window else None
-    before = _number(query.get("before"), "before")
+    try:
+        before = cursor(query.get("before"))
+    except ValueError:
+        raise web.HTTPBadRequest(reason="before: TS:ID, as the Older link gives it") from None
     page = None if ledger is None else await requests_page(ledger, filters, since, before)
     next_query = None
     if page is not None and page.next_before is not None:
@@ -158,15 +161,6 @@ async def requests(request: web.Request) -> web.StreamResponse:
         next_query=next_query,
         content_logged=gateway.dispatcher.config.ledger_content,
     )
-
-
-def _number(raw: str | None, name: str) -> float | None:
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(reason=f"{name}: a number (epoch seconds)") from None
 
 
 async def request_page(request: web.Request) -> web.StreamResponse:
