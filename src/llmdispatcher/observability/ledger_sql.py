@@ -13,8 +13,9 @@ Schema (the same on SQLite and PostgreSQL; ``{id}`` is the dialect's identity co
 ``detail`` is JSON: the request's tries (vendor, model, status, error, seconds) and its routing
 decision (rule, strategy, group, reason, scored candidates, exclusions and why), what the
 dashboard's request page shows. Only ``ts`` and ``request_id`` are indexed: an index per
-grouped column (vendor, model, key) was measured to make SQLite's planner skip-scan it for the
-statistics below, twice as slow on a 1M-row ledger, and to cost every write.
+grouped column (vendor, model, key; migration 005, dropped by 006) was measured to make
+SQLite's planner skip-scan it for the statistics below, three times as slow over 1 h of a
+1M-row ledger (``bench/RESULTS-ui.md``), and to cost every write.
 
 Migrations are named and applied in list order, each in the transaction that records it,
 under a lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock), so replicas starting
@@ -70,6 +71,9 @@ def full_row(row: Row) -> Row:
         return row
     return (*row, *(default for _, default in LATER_COLUMNS[-missing:]))
 
+
+# Indexed with ``ts`` by migration 005, dropped by 006 (migrations are never edited).
+FILTER_INDEXED = ("api_key_name", "model", "vendor", "status")
 
 INSERT_SQL = (
     f"INSERT INTO {REQUESTS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -149,8 +153,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        "005_detail",  # the dashboard's request page: a request's tries and routing decision
-        (f"ALTER TABLE {REQUESTS} ADD COLUMN detail TEXT",),
+        "005_detail_and_filter_indexes",  # the dashboard: a request's tries and routing
+        (
+            f"ALTER TABLE {REQUESTS} ADD COLUMN detail TEXT",
+            *(
+                f"CREATE INDEX IF NOT EXISTS {REQUESTS}_{column}_ts ON {REQUESTS} ({column}, ts)"
+                for column in FILTER_INDEXED
+            ),
+        ),
+    ),
+    Migration(
+        "006_drop_filter_indexes",  # 005's: they slowed the statistics (see the module doc)
+        tuple(f"DROP INDEX IF EXISTS {REQUESTS}_{column}_ts" for column in FILTER_INDEXED),
     ),
 )
 
