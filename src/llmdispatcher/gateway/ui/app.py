@@ -1,10 +1,12 @@
 """The dashboard's sub-application under ``/ui/``: its middleware, templates and sign-in.
 
-One middleware for every dashboard response: the security headers (a Content-Security-Policy
-allowing only this origin's own scripts and styles, no inline script, ``frame-ancestors
-'none'``; ``X-Content-Type-Options: nosniff``; no referrer; no caching of pages), the session
-(``session.py``; pages need one, the sign-in page and static files do not), the CSRF check on
-every POST but the sign-in itself, and errors as HTML pages, never a traceback.
+One middleware for every dashboard request: the session (``session.py``; pages need one, the
+sign-in page and static files do not), the CSRF check on every POST but the sign-in itself,
+and errors as HTML pages (JSON for the Playground's fetch), never a traceback. One
+``on_response_prepare`` hook stamps every response, streamed too, with the security headers:
+a Content-Security-Policy allowing only this origin's own scripts and styles (no inline
+script, ``frame-ancestors 'none'``), ``X-Content-Type-Options: nosniff``, a same-origin
+referrer, and no caching of pages.
 
 Access: the admin key signs in as ``admin`` (every page, key changes, the Playground); a stored
 key whose role is ``viewer`` signs in read-only (no key changes; the Playground only for the
