@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+RequestKind = Literal["chat", "embedding"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
@@ -211,7 +212,9 @@ class Request:
 
     ``vendor`` forces a vendor by name; ``timeout`` is the total deadline in seconds for every
     attempt, backoff and fallback together; ``extra`` carries vendor-specific body fields that are
-    passed through unchanged (they are never validated by us).
+    passed through unchanged (they are never validated by us). ``kind`` is ``embedding`` for
+    the request ``Dispatcher.embed`` routes (``EmbeddingRequest.routing_request``: the inputs are
+    its user messages), so that rules, capabilities and limits can tell it from a chat.
     """
 
     model: str
@@ -229,6 +232,7 @@ class Request:
     timeout: float | None = None
     stream_options: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
+    kind: RequestKind = "chat"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:

@@ -1,4 +1,6 @@
-"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``).
+"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``),
+Embeddings (``/v1/embeddings``, ``embeddings_wire.py``) and the Responses API
+(``/v1/responses``, rendered by ``openai_responses_fake``).
 
 Wire format per the shared protocol reference vendors.md (sections 1 and 8), checked with the
 official ``openai`` SDK (tests/test_fake_openai_sdk.py). Usage::
@@ -13,7 +15,7 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -21,11 +23,14 @@ from aiohttp import web
 
 from llmdispatcher.vendors.openai import OpenAIVendor
 
+from . import openai_responses_fake as responses_api
+from .embeddings_wire import EmbeddingProblem, openai_answer
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3-mini", "gpt-5")
+EMBEDDING_DIMS = 1536
 _ALNUM = string.ascii_letters + string.digits
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -126,10 +131,20 @@ class FakeOpenAI(FakeServer):
         """``api_key=None`` accepts any Bearer key (a missing one is still 401)."""
         super().__init__(api_key=api_key, host=host)
         self.models = list(models)
+        self.embedding_dims = EMBEDDING_DIMS  # for models without a documented size
+
+    def reset(self) -> None:
+        super().reset()
+        self.embedding_dims = EMBEDDING_DIMS
 
     # ------------------------------------------------------------------------------ routing
     def routes(self) -> dict[tuple[str, str], Handler]:
-        return {("POST", "/v1/chat/completions"): self._chat, ("GET", "/v1/models"): self._models}
+        return {
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/embeddings"): self._embeddings,
+            ("POST", "/v1/responses"): self._responses,
+            ("GET", "/v1/models"): self._models,
+        }
 
     def match(self, method: str, path: str) -> Handler | None:
         if method == "GET" and path.startswith("/v1/models/"):
@@ -222,6 +237,44 @@ class FakeOpenAI(FakeServer):
         )
         return await self.run_step(call)
 
+    async def _embeddings(self, call: Call) -> web.StreamResponse:
+        return await self.embeddings(call, self._auth)
+
+    async def embeddings(
+        self, call: Call, auth: Callable[[Call], web.Response | None], model: str | None = None
+    ) -> web.StreamResponse:
+        """``/embeddings`` for this fake and its OpenAI-shaped relatives (``model``: the one
+        that answers whatever the body names, e.g. an Azure deployment's)."""
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        if model is not None:
+            body = {**body, "model": model}
+        call.meta["model"] = body.get("model")
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := auth(call)) is not None:
+            return denied
+        self.next_step()  # a scripted Reply answers one embedding request too
+        try:
+            answer = openai_answer(body if call.json_ok else None, self.embedding_dims)  # type: ignore[arg-type]
+        except EmbeddingProblem as p:
+            return self.error(call, p.status, p.message, "invalid_request_error", p.param)
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+    async def _responses(self, call: Call) -> web.StreamResponse:
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        call.meta["model"] = body.get("model")
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := self._auth(call)) is not None:
+            return denied
+        try:
+            responses_api.validate_responses(call.body if call.json_ok else None)
+        except Problem as p:
+            return self.error(call, p.status, p.message, "invalid_request_error", p.param, p.code)
+        call.stream = body.get("stream") is True
+        responses_api.start(call, body)
+        return await self.run_step(call)
+
     async def _models(self, call: Call) -> web.StreamResponse:
         if (denied := self._auth(call)) is not None:
             return denied
@@ -267,6 +320,8 @@ class FakeOpenAI(FakeServer):
     def stream_error_frame(self, call: Call, kind: str) -> bytes:
         _, type_, param, code, message = FAILS[kind]
         message = message.replace("{model}", str(call.meta.get("model") or "gpt-4o"))
+        if call.meta.get("api") == "responses":
+            return responses_api.stream_error_frame(call, kind, message)
         return b"data: " + orjson.dumps(error_body(message, type_, param, code)) + b"\n\n"
 
     def _tool_calls(self, call: Call, reply: Reply) -> list[dict[str, Any]]:
@@ -300,6 +355,9 @@ class FakeOpenAI(FakeServer):
         }
 
     def reply_response(self, call: Call, reply: Reply) -> web.StreamResponse:
+        if call.meta.get("api") == "responses":
+            body = responses_api.response_object(call, reply, "completed")
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
         tool_calls = self._tool_calls(call, reply)
         message: dict[str, Any] = {
             "role": "assistant",
@@ -324,6 +382,8 @@ class FakeOpenAI(FakeServer):
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
+        if call.meta.get("api") == "responses":
+            return responses_api.stream_plan(call, reply)
         meta = call.meta
 
         def frame(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:

@@ -37,7 +37,15 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import admin_api, anthropic_api, native_api, openai_api, tenancy
+from . import (
+    admin_api,
+    anthropic_api,
+    embeddings_api,
+    native_api,
+    openai_api,
+    responses_api,
+    tenancy,
+)
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -88,6 +96,7 @@ def create_app(
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
+    responses_api.add_routes(app, key_store)
     from .ui.app import build as build_ui
 
     app.add_subapp("/ui/", build_ui())
@@ -110,6 +119,7 @@ def known_names(dispatcher: Dispatcher) -> KnownNames:
 
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings_api.embeddings)
     app.router.add_get("/v1/models", openai_api.list_models)
     app.router.add_post("/v1/messages", anthropic_api.messages)
     native_api.add_routes(app)

@@ -207,9 +207,40 @@ ANTHROPIC_ERROR = obj(
     },
     ("type", "error"),
 )
+EMBEDDING_REQUEST = obj(
+    {
+        "model": MODEL_NAME,
+        "input": {"anyOf": [NON_EMPTY, array(NON_EMPTY, min_items=1)]},
+        "encoding_format": {"enum": ["float", "base64"]},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "user": STRING,
+        "metadata": OBJECT,
+    },
+    ("model", "input"),
+)
+EMBEDDING_LIST = obj(
+    {
+        "object": {"const": "list"},
+        "data": array(
+            obj(
+                {
+                    "object": {"const": "embedding"},
+                    "index": INTEGER,
+                    "embedding": {"anyOf": [array({"type": "number"}), STRING]},
+                },
+                ("object", "index", "embedding"),
+            )
+        ),
+        "model": STRING,
+        "usage": obj({"prompt_tokens": INTEGER, "total_tokens": INTEGER}),
+    },
+    ("object", "data", "model", "usage"),
+)
 SCHEMAS: dict[str, Schema] = {
     "ChatCompletionRequest": CHAT_REQUEST,
     "ChatCompletion": CHAT_COMPLETION,
+    "EmbeddingRequest": EMBEDDING_REQUEST,
+    "EmbeddingList": EMBEDDING_LIST,
     "SeedChatRequest": SEED_CHAT_REQUEST,
     "MessagesRequest": MESSAGES_REQUEST,
     "Message": ANTHROPIC_MESSAGE,
@@ -352,6 +383,8 @@ def _op(
 OPERATIONS: tuple[tuple[str, str, str, str, str | None, dict[str, Any]], ...] = (
     ("/v1/chat/completions", "post", "OpenAI-compatible chat completion (SSE when stream is "
      "true)", "ChatCompletion", "ChatCompletionRequest", {"sse": True}),
+    ("/v1/embeddings", "post", "OpenAI-compatible embeddings (float or base64)",
+     "EmbeddingList", "EmbeddingRequest", {}),
     ("/v1/models", "get", "The models the gateway serves", "ModelList", None, {}),
     ("/v1/messages", "post", "Anthropic-compatible Messages (SSE when stream is true)",
      "Message", "MessagesRequest", {"sse": True, "error": "AnthropicError"}),
@@ -398,6 +431,8 @@ KEY_LINKS = {
 
 
 def openapi_document() -> Schema:
+    from . import openapi_responses as responses  # it builds on this module
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -407,7 +442,7 @@ def openapi_document() -> Schema:
             "fallbacks and metrics.",
         },
         "components": {
-            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS},
+            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS, **responses.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "admin": {"type": "http", "scheme": "bearer", "description": "the admin key"},
@@ -415,5 +450,5 @@ def openapi_document() -> Schema:
             },
         },
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **responses.paths(_op)},
     }

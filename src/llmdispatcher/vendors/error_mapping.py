@@ -70,7 +70,7 @@ def _classify(status: int, info: ErrorInfo) -> tuple[type[VendorError], bool]:
         return ContextLengthExceeded, False
     if status == 429:
         return RateLimitError, not (markers & QUOTA_CODES)
-    if status in (401, 403):
+    if status in (401, 403, 498):  # 498: Cohere's "invalid token"
         return AuthenticationError, False
     if status == 404:
         return ModelNotFound, False

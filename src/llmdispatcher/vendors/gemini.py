@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import orjson
 
+from ..embeddings import EmbeddingRequest, Embeddings
 from ..errors import (
     AuthenticationError,
     ConfigError,
@@ -100,7 +101,10 @@ class GeminiVendor(HttpVendor):
     api_key_env: tuple[str, ...] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
     model_prefixes = ("gemini-", "gemma-", "models/gemini-")
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    embed_batch_size = 100  # batchEmbedContents' documented limit
 
     def __init__(
         self,
@@ -170,6 +174,28 @@ class GeminiVendor(HttpVendor):
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         body = orjson.dumps(self.build_body(request))
         return HttpCall(self.model_url(request.model, method), self._headers, body)
+
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        """``batchEmbedContents`` for any number of inputs, as google-genai sends it (one
+        ``embedContent`` request each, every one naming the model)."""
+        path = self.model_path(request.model)
+        entries = []
+        for text in request.inputs:
+            entry: dict[str, Any] = {
+                "model": path,
+                "content": {"role": "user", "parts": [{"text": text}]},
+            }
+            if request.dimensions is not None:
+                entry["outputDimensionality"] = request.dimensions
+            entries.append(entry)
+        body = orjson.dumps({"requests": entries})
+        return HttpCall(self.model_url(request.model, "batchEmbedContents"), self._headers, body)
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        vectors = [[float(x) for x in item["values"]] for item in data["embeddings"]]
+        meta = data.get("usageMetadata")
+        usage = usage_from_gemini(meta) if meta else None
+        return Embeddings(vectors, request.model, usage)
 
     def build_body(self, request: Request) -> dict[str, Any]:
         system, contents = to_contents(request.message_list, self.name)

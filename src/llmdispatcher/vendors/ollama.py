@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from ..embeddings import EmbeddingRequest, Embeddings
 from ..errors import (
     ConfigError,
     InvalidRequestError,
@@ -105,7 +106,11 @@ class OllamaVendor(HttpVendor):
 
     default_name = "ollama"
     # Vision is per model (``supports_vision``); the flag says some models can.
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    # /api/embed documents no limit; this bounds one request's body and time.
+    embed_batch_size = 512
 
     def __init__(
         self,
@@ -179,6 +184,20 @@ class OllamaVendor(HttpVendor):
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
         body = orjson.dumps(self.build_body(request, stream=stream))
         return HttpCall(f"{self.base_url}/api/chat", self._headers, body)
+
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        return HttpCall(f"{self.base_url}/api/embed", self._headers, orjson.dumps(body))
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        vectors = [[float(x) for x in vector] for vector in data["embeddings"]]
+        tokens = count(data.get("prompt_eval_count"))
+        usage = Usage(tokens, 0, tokens) if tokens else None
+        return Embeddings(vectors, data.get("model") or request.model, usage)
 
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {

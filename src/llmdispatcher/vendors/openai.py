@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from ..errors import VendorConnectionError, VendorServerError
+from ..errors import ConfigError, VendorConnectionError, VendorServerError
 from ..limits import Limits
 from ..types import (
     FinishReason,
@@ -27,7 +28,11 @@ from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .openai_embeddings import BATCH_LIMIT, embedding_body, embeddings_from_openai
 from .presets import OPENAI, Preset
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, Embeddings
 from .sse import SSEDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -39,6 +44,7 @@ FINISH_REASONS: dict[str, FinishReason] = {
 }
 # Fields the adapter owns; ``Request.extra`` may not replace them.
 OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+Api = Literal["chat", "responses"]
 
 
 class OpenAIVendor(HttpVendor):
@@ -47,11 +53,17 @@ class OpenAIVendor(HttpVendor):
     ``base_url`` ends in ``/v1`` as in the official SDK (else the preset's ``base_url_env``
     variable, else the preset's URL); the key is ``api_key``, else the preset's ``api_key_env``.
     ``connection`` holds timeouts, headers and the pool size; ``limits`` what the host allows.
+    ``api="responses"`` sends OpenAI's Responses API (``/responses``) instead, for models
+    served only there (``openai_responses.py``); for one model group, register a second
+    vendor with it and point those deployments at it.
     """
 
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    embed_batch_size = BATCH_LIMIT
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings, each with a default
         self,
         *,
         api_key: str | Secret | None = None,
@@ -62,8 +74,11 @@ class OpenAIVendor(HttpVendor):
         project: str | None = None,
         connection: Connection | None = None,
         limits: Limits | None = None,
+        api: Api = "chat",
     ) -> None:
         vendor_name = name or preset.name
+        if api not in ("chat", "responses"):
+            raise ConfigError(f"vendor {vendor_name!r}: api must be chat or responses, not {api!r}")
         key_env = (preset.api_key_env,) if preset.api_key_env else ()
         key = secret_from(api_key, *key_env)
         if preset.requires_api_key and not key:
@@ -79,7 +94,10 @@ class OpenAIVendor(HttpVendor):
         self.pricing_name = preset.name
         self.model_prefixes = preset.model_prefixes
         self.limits = limits or Limits()
+        self.api: Api = api
         self._headers = self._auth_headers(organization, project)
+        if not preset.embeddings:
+            self.capabilities = replace(self.capabilities, embeddings=False)
 
     @classmethod
     def from_env(cls) -> OpenAIVendor | None:
@@ -101,6 +119,8 @@ class OpenAIVendor(HttpVendor):
 
     # --- request -----------------------------------------------------------------------------
     def chat_url(self, request: Request) -> str:
+        if self.api == "responses":
+            return f"{self.base_url}/responses"
         return f"{self.base_url}/chat/completions"
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
@@ -111,6 +131,10 @@ class OpenAIVendor(HttpVendor):
         )
 
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        if self.api == "responses":
+            from .openai_responses import responses_body
+
+            return responses_body(request, stream=stream, vendor=self.name)
         return openai_request_body(
             request,
             max_tokens_field=self.preset.max_tokens_field,
@@ -118,8 +142,26 @@ class OpenAIVendor(HttpVendor):
             stream_usage=self.preset.stream_usage,
         )
 
+    def embeddings_url(self, model: str) -> str:
+        return f"{self.base_url}/embeddings"
+
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        body = embedding_body(request, self.embedding_model(request.model))
+        return HttpCall(self.embeddings_url(request.model), self._headers, orjson.dumps(body))
+
+    def embedding_model(self, model: str) -> str:
+        """The ``model`` the body names (Azure: the deployment)."""
+        return model
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        return embeddings_from_openai(data, request.model)
+
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:
+        if self.api == "responses":
+            from .openai_responses import response_from_body
+
+            return response_from_body(data, self.name, request.model)
         choices = data.get("choices") or []
         if not choices:
             raise VendorServerError("the response has no choices", vendor=self.name)
@@ -145,6 +187,10 @@ class OpenAIVendor(HttpVendor):
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
+        if self.api == "responses":
+            from .openai_responses import ResponsesStreamDecoder
+
+            return ResponsesStreamDecoder(self.name, request.model, self.secrets())
         return OpenAIStreamDecoder(self, request.model)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:

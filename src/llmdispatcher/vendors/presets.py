@@ -32,6 +32,8 @@ class Preset:
     stream_usage: bool = True
     # Model-name prefixes the host's models carry; a compatible server claims none by name.
     model_prefixes: tuple[str, ...] = ()
+    # Whether the host serves ``/embeddings`` (routing sends embedding requests only there).
+    embeddings: bool = True
 
     @classmethod
     def named(cls, preset: str, vendor: str = "") -> Preset:
@@ -62,7 +64,12 @@ CUSTOM = Preset()
 
 
 def _hosted(
-    name: str, base_url: str, *, max_tokens_field: str = "max_tokens", stream_usage: bool = True
+    name: str,
+    base_url: str,
+    *,
+    max_tokens_field: str = "max_tokens",
+    stream_usage: bool = True,
+    embeddings: bool = True,
 ) -> Preset:
     """A hosted service: its key is required and read from ``<NAME>_API_KEY``."""
     return Preset(
@@ -72,19 +79,24 @@ def _hosted(
         requires_api_key=True,
         max_tokens_field=max_tokens_field,
         stream_usage=stream_usage,
+        embeddings=embeddings,
     )
 
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
         # Groq documents max_completion_tokens (max_tokens is deprecated) and stream_options.
+        # Groq and DeepSeek serve no embeddings.
         "groq": _hosted(
-            "groq", "https://api.groq.com/openai/v1", max_tokens_field="max_completion_tokens"
+            "groq",
+            "https://api.groq.com/openai/v1",
+            max_tokens_field="max_completion_tokens",
+            embeddings=False,
         ),
         # Mistral forbids unknown fields (422 "Extra inputs are not permitted", stream_options
         # included) and always ends a stream with usage.
         "mistral": _hosted("mistral", "https://api.mistral.ai/v1", stream_usage=False),
-        "deepseek": _hosted("deepseek", "https://api.deepseek.com"),
+        "deepseek": _hosted("deepseek", "https://api.deepseek.com", embeddings=False),
         "together": _hosted("together", "https://api.together.xyz/v1"),
         # OpenRouter always sends usage; its include_usage is deprecated and has no effect.
         "openrouter": _hosted("openrouter", "https://openrouter.ai/api/v1", stream_usage=False),
