@@ -34,7 +34,7 @@ from aiohttp import web
 from llmdispatcher.vendors.azure import AzureOpenAIVendor
 from llmdispatcher.vendors.base import Vendor
 
-from .openai_fake import FakeOpenAI
+from .openai_fake import FakeOpenAI, choice_meta
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply
 from .server import Call, Handler, StreamPlan
@@ -255,6 +255,7 @@ class FakeAzureOpenAI(FakeOpenAI):
             id="chatcmpl-" + secrets.token_hex(14),
             created=1730000000,
             fingerprint="fp_" + secrets.token_hex(5),
+            **choice_meta(body),
         )
         return await self.run_step(call)
 

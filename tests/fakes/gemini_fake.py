@@ -217,6 +217,10 @@ class FakeGemini(FakeServer):
             return self.error(p.status, p.message, p.rpc, p.details())
         call.stream = method == "streamGenerateContent"
         call.meta["sse"] = call.record.query.get("alt") == "sse"
+        config = body.get("generationConfig") or {}
+        call.meta["logprobs"] = (
+            (config.get("logprobs") or 0) if config.get("responseLogprobs") else None
+        )
         return await self.run_step(call)
 
     async def _embed(self, call: Call) -> web.StreamResponse:
@@ -419,6 +423,7 @@ class FakeGemini(FakeServer):
         candidate: dict[str, Any] = {"finishReason": _FINISH[reply.finish]}
         if parts:
             candidate["content"] = {"parts": parts, "role": "model"}
+        candidate |= _logprobs(call, reply.text_pieces())
         return web.json_response(self._response(call, candidate, self._usage(reply)), dumps=_dumps)
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
@@ -440,7 +445,10 @@ class FakeGemini(FakeServer):
         if self._blocked_prompt(reply):
             plan.tail.append(frame(None, True))
         else:
-            plan.content += [frame(content([{"text": t}]), False) for t in reply.text_pieces()]
+            plan.content += [
+                frame(content([{"text": t}]) | _logprobs(call, [t]), False)
+                for t in reply.text_pieces()
+            ]
             if reply.tool_calls:  # a call arrives whole; parallel calls share one chunk
                 plan.content.append(frame(content(self._parts(call, reply)), False))
             last: dict[str, Any] = {"finishReason": _FINISH[reply.finish]}
@@ -451,6 +459,25 @@ class FakeGemini(FakeServer):
         if not sse:
             plan.tail.append(b"\n]")
         return plan
+
+
+def _logprobs(call: Call, tokens: list[str]) -> dict[str, Any]:
+    """``logprobsResult`` (google-genai ``LogprobsResult``) when ``responseLogprobs`` asked."""
+    top = call.meta.get("logprobs")
+    if top is None or not tokens:
+        return {}
+
+    def candidate(token: str, value: float) -> dict[str, Any]:
+        return {"token": token, "tokenId": len(token), "logProbability": value}
+
+    values = [-0.25 * (i + 1) for i in range(len(tokens))]
+    chosen = [candidate(t, v) for t, v in zip(tokens, values, strict=True)]
+    tops = [
+        {"candidates": [candidate(t + "~" * k, v - k) for k in range(top)]}
+        for t, v in zip(tokens, values, strict=True)
+    ]
+    result = {"chosenCandidates": chosen, "topCandidates": tops, "logProbabilitySum": sum(values)}
+    return {"logprobsResult": result, "avgLogprobs": sum(values) / len(values)}
 
 
 def adapter_for(fake: FakeGemini, **kwargs: Any) -> GeminiVendor:

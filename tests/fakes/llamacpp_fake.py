@@ -30,7 +30,7 @@ from llmdispatcher.vendors.base import Vendor
 from llmdispatcher.vendors.llamacpp import LlamaCppVendor
 
 from .azure_fake import edit_frame
-from .openai_fake import FakeOpenAI
+from .openai_fake import FakeOpenAI, choice_meta
 from .script import Fail, Reply
 from .server import Call, Handler, StreamPlan
 
@@ -164,6 +164,7 @@ class FakeLlamaServer(FakeOpenAI):
             id="chatcmpl-" + secrets.token_hex(16),
             created=int(time.time()),
             fingerprint=BUILD,
+            **choice_meta(body),
         )
         return await self.run_step(call)
 

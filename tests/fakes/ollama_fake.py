@@ -197,6 +197,7 @@ class FakeOllama(FakeServer):
         except Problem as p:
             return error_response(p.status, p.message)
         call.stream = body.get("stream") is not False
+        call.meta["logprobs"] = (body.get("top_logprobs") or 0) if body.get("logprobs") else None
         if not body.get("messages"):
             unload = body.get("keep_alive") == 0
             return self._json(self._line(call, "", done_reason="unload" if unload else "load"))
@@ -313,6 +314,10 @@ class FakeOllama(FakeServer):
             line["done_reason"] = done_reason
         if reply is not None:
             line |= self._metrics(reply)
+        top = call.meta.get("logprobs")
+        if top is not None and content:
+            pieces = reply.text_pieces() if reply is not None else [content]
+            line["logprobs"] = [_logprob(p, i, top) for i, p in enumerate(pieces)]
         return line
 
     @staticmethod
@@ -348,6 +353,13 @@ class FakeOllama(FakeServer):
         done = DONE_REASONS[reply.finish]
         plan.tail.append(frame(self._line(call, "", done_reason=done, reply=reply)))
         return plan
+
+
+def _logprob(token: str, position: int, top: int) -> dict[str, Any]:
+    """One token's log probability (ollama SDK ``Logprob``), with ``top`` alternatives."""
+    value = -0.25 * (position + 1)
+    alternatives = [{"token": token + "~" * k, "logprob": value - k} for k in range(top)]
+    return {"token": token, "logprob": value, "top_logprobs": alternatives}
 
 
 # --------------------------------------------------------------------------------- validation

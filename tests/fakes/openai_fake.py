@@ -26,7 +26,7 @@ from llmdispatcher.vendors.openai import OpenAIVendor
 from . import openai_responses_fake as responses_api
 from .embeddings_wire import EmbeddingProblem, openai_answer
 from .openai_validation import Problem, validate_chat
-from .script import Fail, Reply, split_text
+from .script import Fail, Reply, ToolCallSpec, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3-mini", "gpt-5")
@@ -234,6 +234,7 @@ class FakeOpenAI(FakeServer):
             id="chatcmpl-" + rand(29),
             created=int(time.time()),
             fingerprint="fp_" + secrets.token_hex(5),
+            **choice_meta(body),
         )
         return await self.run_step(call)
 
@@ -328,14 +329,7 @@ class FakeOpenAI(FakeServer):
         """Stable ids/JSON-string arguments for ``reply``'s tool calls (same in every frame)."""
         key = f"tools-{id(reply)}"
         if key not in call.meta:
-            call.meta[key] = [
-                {
-                    "id": "call_" + rand(24),
-                    "type": "function",
-                    "function": {"name": tc.name, "arguments": orjson.dumps(tc.arguments).decode()},
-                }
-                for tc in reply.tool_calls
-            ]
+            call.meta[key] = [_tool_call(tc) for tc in reply.tool_calls]
         calls: list[dict[str, Any]] = call.meta[key]
         return calls
 
@@ -359,27 +353,52 @@ class FakeOpenAI(FakeServer):
             body = responses_api.response_object(call, reply, "completed")
             return web.Response(body=orjson.dumps(body), content_type="application/json")
         tool_calls = self._tool_calls(call, reply)
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": reply.text if reply.text or not tool_calls else None,
-            "refusal": None,
-            "annotations": [],
-        }
-        if tool_calls:
-            message["tool_calls"] = tool_calls
+        n = call.meta["n"]
+        usage = self._usage(reply)
+        usage["completion_tokens"] *= n  # usage covers every choice
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         body = {
             "id": call.meta["id"],
             "object": "chat.completion",
             "created": call.meta["created"],
             "model": call.meta["model"],
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish}
-            ],
-            "usage": self._usage(reply),
+            "choices": [self._choice(call, reply, tool_calls, k) for k in range(n)],
+            "usage": usage,
             "service_tier": "default",
             "system_fingerprint": call.meta["fingerprint"],
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    def _choice(
+        self, call: Call, reply: Reply, tool_calls: list[dict[str, Any]], k: int
+    ) -> dict[str, Any]:
+        """Choice ``k``: the reply's text, numbered after the first (``Hello #1``)."""
+        text = reply.text if k == 0 or not reply.text else f"{reply.text} #{k}"
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not tool_calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        pieces = split_text(text, reply.chunk_size)
+        return {
+            "index": k,
+            "message": message,
+            "logprobs": self._logprobs(call, pieces),
+            "finish_reason": reply.finish,
+        }
+
+    @staticmethod
+    def _logprobs(call: Call, pieces: list[str]) -> dict[str, Any] | None:
+        """OpenAI's ``logprobs`` object when asked for: each piece one token."""
+        if not call.meta["logprobs"]:
+            return None
+        return {
+            "content": [_token(p, i, call.meta["top_logprobs"]) for i, p in enumerate(pieces)],
+            "refusal": None,
+        }
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
         if call.meta.get("api") == "responses":
@@ -402,8 +421,9 @@ class FakeOpenAI(FakeServer):
                 chunk["obfuscation"] = rand(1 + secrets.randbelow(12))
             return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-        def delta(d: dict[str, Any], finish: str | None = None) -> bytes:
-            return frame([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}])
+        def delta(d: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+            choice = {"index": 0, "delta": d, "logprobs": logprobs, "finish_reason": finish}
+            return frame([choice])
 
         calls = self._tool_calls(call, reply)
         plan = StreamPlan()
@@ -416,7 +436,10 @@ class FakeOpenAI(FakeServer):
                 "refusal": None,
             }
         plan.head.append(delta(first))
-        plan.content += [delta({"content": piece}) for piece in reply.text_pieces()]
+        plan.content += [
+            delta({"content": piece}, logprobs=self._logprobs(call, [piece]))
+            for piece in reply.text_pieces()
+        ]
         for k, tc in enumerate(calls):
             if k or reply.text:
                 plan.content.append(delta({"tool_calls": [self._tool_head(k, tc)]}))
@@ -434,6 +457,44 @@ class FakeOpenAI(FakeServer):
     def _tool_head(index: int, tc: dict[str, Any]) -> dict[str, Any]:
         fn = {"name": tc["function"]["name"], "arguments": ""}
         return {"index": index, "id": tc["id"], "type": "function", "function": fn}
+
+
+def choice_meta(body: dict[str, Any]) -> dict[str, Any]:
+    """What shapes the choices: ``n`` and the log probabilities asked for."""
+    return {
+        "n": body.get("n") or 1,
+        "logprobs": body.get("logprobs") is True,
+        "top_logprobs": body.get("top_logprobs") or 0,
+    }
+
+
+def _tool_call(spec: ToolCallSpec) -> dict[str, Any]:
+    if spec.custom_input is not None:
+        return {
+            "id": "call_" + rand(24),
+            "type": "custom",
+            "custom": {"name": spec.name, "input": spec.custom_input},
+        }
+    arguments = orjson.dumps(spec.arguments).decode()
+    fn = {"name": spec.name, "arguments": arguments}
+    return {"id": "call_" + rand(24), "type": "function", "function": fn}
+
+
+def _token(text: str, position: int, top: int) -> dict[str, Any]:
+    """One token's log probability, and ``top`` alternatives (the token itself first)."""
+    logprob = -0.25 * (position + 1)
+    alternatives = [
+        {"token": text if k == 0 else f"{text}~{k}", "logprob": logprob - k, "bytes": None}
+        for k in range(top)
+    ]
+    for alt in alternatives:
+        alt["bytes"] = list(str(alt["token"]).encode())
+    return {
+        "token": text,
+        "logprob": logprob,
+        "bytes": list(text.encode()),
+        "top_logprobs": alternatives,
+    }
 
 
 def adapter_for(fake: FakeOpenAI, **kwargs: Any) -> OpenAIVendor:

@@ -118,3 +118,38 @@ def test_served_chain_over_openai_and_anthropic(
     assert [t["role"] for t in turns] == ["user", "assistant", "user"]
     assert turns[2]["content"][0]["tool_use_id"] == call.call_id
     assert served.responses.retrieve(second.id).previous_response_id == first.id
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_strict_function_tools_reach_openai(api: str, fake_openai: FakeOpenAI) -> None:
+    """``strict`` on a Responses function tool is kept, on either OpenAI upstream API."""
+    client, sdk = await sdk_for(api, fake_openai)
+    fake_openai.enqueue(Reply(text="ok"), Reply(text="ok"))
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"],
+              "additionalProperties": False}  # fmt: skip
+    try:
+        for strict in (True, False):
+            await sdk.responses.create(
+                model="gpt-5",
+                input="search",
+                tools=[{"type": "function", "name": "f", "parameters": schema, "strict": strict}],
+            )
+            sent = fake_openai.last_request.json["tools"][0]
+            assert (sent["function"] if api == "chat" else sent)["strict"] is strict
+    finally:
+        await sdk.close()
+        await client.close()
+
+
+async def test_custom_tools_reach_openais_responses_api(
+    on_responses: openai.AsyncOpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.enqueue(Reply(text="ok"))
+    custom = {"type": "custom", "name": "sql", "description": "a query",
+              "format": {"type": "text"}}  # fmt: skip
+    await on_responses.chat.completions.create(
+        model="gpt-5",
+        messages=[{"role": "user", "content": "count the users"}],
+        tools=[{"type": "custom", "custom": {k: v for k, v in custom.items() if k != "type"}}],
+    )
+    assert fake_openai.last_request.json["tools"] == [custom]

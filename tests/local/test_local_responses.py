@@ -27,7 +27,7 @@ async def test_local_model_answers_and_streams_with_no_key(
         if var.startswith(("OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "AZURE", "OLLAMA")):
             monkeypatch.delenv(var)
     async with Dispatcher.from_env() as dispatcher:
-        assert list(dispatcher.vendors) == ["llamacpp"]
+        assert list(dispatcher.vendors) == ["llamacpp", "local-embed"]  # the built-in models
         client = TestClient(TestServer(create_app(dispatcher)))
         await client.start_server()
         base = str(client.make_url("/v1"))

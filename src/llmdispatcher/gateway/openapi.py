@@ -82,7 +82,8 @@ TOOL = obj(
     {
         "type": {"const": "function"},
         "function": obj(
-            {"name": NON_EMPTY, "description": STRING, "parameters": OBJECT}, ("name",)
+            {"name": NON_EMPTY, "description": STRING, "parameters": OBJECT, "strict": BOOLEAN},
+            ("name",),
         ),
     },
     ("type", "function"),
@@ -165,9 +166,20 @@ MESSAGES_REQUEST = obj(
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
         "stop_sequences": array(STRING),
         "tools": array(
-            obj({"name": NON_EMPTY, "description": STRING, "input_schema": OBJECT}, ("name",))
+            obj(
+                {
+                    "name": NON_EMPTY,
+                    "description": STRING,
+                    "input_schema": OBJECT,
+                    "strict": BOOLEAN,
+                },
+                ("name",),
+            )
         ),
-        "tool_choice": obj({"type": {"enum": ["auto", "any", "none"]}}, ("type",)),
+        "tool_choice": obj(
+            {"type": {"enum": ["auto", "any", "none"]}, "disable_parallel_tool_use": BOOLEAN},
+            ("type",),
+        ),
         "metadata": obj({"user_id": STRING}),
         "stream": BOOLEAN,
     },
@@ -236,6 +248,7 @@ EMBEDDING_LIST = obj(
     },
     ("object", "data", "model", "usage"),
 )
+COUNTED = ("model", "messages", "system", "tools", "tool_choice")  # count_tokens' fields
 SCHEMAS: dict[str, Schema] = {
     "ChatCompletionRequest": CHAT_REQUEST,
     "ChatCompletion": CHAT_COMPLETION,
@@ -246,6 +259,12 @@ SCHEMAS: dict[str, Schema] = {
     "Message": ANTHROPIC_MESSAGE,
     "Error": OPENAI_ERROR,
     "AnthropicError": ANTHROPIC_ERROR,
+    "CountTokensRequest": obj(
+        {k: v for k, v in MESSAGES_REQUEST["properties"].items() if k in COUNTED},
+        ("model", "messages"),
+    ),
+    "TokenCount": obj({"input_tokens": INTEGER}, ("input_tokens",)),
+    "Model": obj({"id": STRING, "object": {"const": "model"}, "owned_by": STRING}),
     "ModelList": obj(
         {"object": {"const": "list"}, "data": array(obj({"id": STRING, "owned_by": STRING}))}
     ),
@@ -359,6 +378,7 @@ def _op(
     sse: bool = False,
     error: str = "Error",
     secured: bool = True,
+    path: str | None = None,
 ) -> Schema:
     content: dict[str, Any] = {"application/json": {"schema": ref(result)}}
     if sse:
@@ -376,6 +396,8 @@ def _op(
         }
     if not secured:
         op["security"] = []
+    if path is not None:
+        op["parameters"] = [{"name": path, "in": "path", "required": True, "schema": MODEL_NAME}]
     return op
 
 
@@ -386,8 +408,13 @@ OPERATIONS: tuple[tuple[str, str, str, str, str | None, dict[str, Any]], ...] = 
     ("/v1/embeddings", "post", "OpenAI-compatible embeddings (float or base64)",
      "EmbeddingList", "EmbeddingRequest", {}),
     ("/v1/models", "get", "The models the gateway serves", "ModelList", None, {}),
+    ("/v1/models/{model}", "get", "One model the gateway serves", "Model", None,
+     {"path": "model"}),
     ("/v1/messages", "post", "Anthropic-compatible Messages (SSE when stream is true)",
      "Message", "MessagesRequest", {"sse": True, "error": "AnthropicError"}),
+    ("/v1/messages/count_tokens", "post", "Anthropic-compatible token count (Anthropic's, or "
+     "an estimate: header x-llmdispatcher-token-count)", "TokenCount", "CountTokensRequest",
+     {"error": "AnthropicError"}),
     ("/api/v1/health", "get", "Liveness", "Health", None, {"secured": False}),
     ("/api/v1/chat/completions", "post", "Chat, answered as the dispatcher's Response",
      "DispatcherResponse", "SeedChatRequest", {}),

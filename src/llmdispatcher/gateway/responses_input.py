@@ -188,10 +188,12 @@ def split_tools(tools: list[Any] | None) -> tuple[list[Item], list[Item]]:
         if tool["type"] != "function":
             hosted.append(tool)
             continue
-        fields = {"name": STRING, "description": STRING, "parameters": OBJECT}
+        fields = {"name": STRING, "description": STRING, "parameters": OBJECT, "strict": BOOLEAN}
         check_fields(tool, fields, f"{where}.")
         require(tool, "name", "the function's name", f"{where}.")
         fn = {k: tool[k] for k in ("name", "description", "parameters") if tool.get(k)}
+        if tool.get("strict") is not None:  # kept: OpenAI enforces it, others translate/refuse
+            fn["strict"] = tool["strict"]
         functions.append({"type": "function", "function": fn})
     return functions, hosted
 

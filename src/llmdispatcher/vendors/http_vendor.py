@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -28,6 +28,7 @@ from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
 from .connection import Connection
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
+from .fanout import fan_out, refuse_streamed_n
 from .http import HttpClient
 from .sse import FrameTooLarge
 from .transport import BufferedResponse, HttpRequest, Transport
@@ -88,7 +89,13 @@ def count(value: Any) -> int:
 
 
 class HttpVendor(Vendor):
-    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends."""
+    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends.
+
+    ``native_n``: the API answers ``n`` > 1 itself; otherwise ``send`` asks n times
+    (``fanout``). A stream carries one answer: ``n`` > 1 is refused there.
+    """
+
+    native_n: bool = False
 
     def __init__(
         self,
@@ -141,6 +148,11 @@ class HttpVendor(Vendor):
 
     # --- the shared path ------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
+        if request.answer_count > 1 and not self.native_n:
+            return await fan_out(self._send_one, request)
+        return await self._send_one(request)
+
+    async def _send_one(self, request: Request) -> Response:
         status, data, headers = await self._post(self.build_call(request, stream=False))
         try:
             return self.parse_answer(data, headers, request)
@@ -171,6 +183,7 @@ class HttpVendor(Vendor):
         return status, decode_json(body, self.name, status), response.headers
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        refuse_streamed_n(request, self.name)
         call = self.build_call(request, stream=True)
         response = await self._http.handle_async_request(
             HttpRequest(call.method, call.url, call.headers, call.body, stream=True)
@@ -203,12 +216,17 @@ class HttpVendor(Vendor):
         if info.retry_after is None:
             hint = retry_after_from_headers(headers, time.time())
             if hint is not None:
-                info = ErrorInfo(info.message, info.error_type, info.code, hint, info.request_id)
+                info = replace(info, retry_after=hint)
         return error_for(status, info, vendor=self.name, secrets=self.secrets())
 
     async def get(self, url: str, headers: Mapping[str, str]) -> BufferedResponse:
         """A GET for listings and health checks; error statuses raise."""
-        response = await self._http.handle_async_request(HttpRequest("GET", url, headers))
+        return await self.fetch(HttpRequest("GET", url, headers))
+
+    async def fetch(self, request: HttpRequest) -> BufferedResponse:
+        """One buffered call beside the chat path (listings, token counts); error statuses
+        raise the vendor's error."""
+        response = await self._http.handle_async_request(request)
         try:
             body = await response.read()
         finally:

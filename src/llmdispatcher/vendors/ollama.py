@@ -67,6 +67,8 @@ from .base import Capabilities, Health, Secret, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .logprobs import as_choice_logprobs, entries_from_ollama
+from .openai_fields import Feature, refuse_foreign
 from .sse import NDJSONDecoder
 
 DEFAULT_PORT = 11434
@@ -82,6 +84,7 @@ OPTION_NAMES = frozenset({
 # fmt: on
 # Fields the adapter owns; ``Request.extra`` may not replace them.
 OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+LOGPROBS: tuple[Feature, ...] = ("logprobs",)  # ollama SDK ``ChatRequest.logprobs``
 # ``load``/``unload`` only answer empty requests; anything unknown ended normally.
 DONE_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 VISION_MARKERS = ("llava", "vision", "vl")
@@ -168,6 +171,9 @@ class OllamaVendor(HttpVendor):
         return any(marker in model.lower() for marker in VISION_MARKERS)
 
     def check(self, request: Request) -> None:
+        refuse_foreign(
+            request, self.name, "Ollama chat", features=LOGPROBS, understood=OPTION_NAMES
+        )
         super().check(request)
         images = [part for message in request.message_list for part in message.images]
         if images and not self.supports_vision(request.model):
@@ -213,6 +219,10 @@ class OllamaVendor(HttpVendor):
             body["format"] = response_format
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
+        if request.logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs is not None:
+                body["top_logprobs"] = request.top_logprobs
         options = {
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -248,6 +258,7 @@ class OllamaVendor(HttpVendor):
             usage=usage_from_ollama(data),
             tool_calls=calls,
             raw=data,
+            logprobs=as_choice_logprobs(entries_from_ollama(data.get("logprobs"))),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
@@ -341,7 +352,8 @@ class OllamaStreamDecoder:
             finish = map_done_reason(obj.get("done_reason"), self._calls > 0)
             usage = usage_from_ollama(obj)
         text = message.get("content") or ""
-        if not text and not deltas and finish is None:
+        logprobs = entries_from_ollama(obj.get("logprobs"))
+        if not text and not deltas and finish is None and not logprobs:
             return None
         return StreamChunk(
             delta=text,
@@ -350,6 +362,7 @@ class OllamaStreamDecoder:
             usage=usage,
             vendor=self._vendor.name,
             model=self._model,
+            logprobs=logprobs,
         )
 
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from ..errors import ConfigError, VendorConnectionError, VendorServerError
+from ..errors import ConfigError, UnsupportedRequest, VendorConnectionError, VendorServerError
 from ..limits import Limits
 from ..types import (
+    Choice,
     FinishReason,
     ImagePart,
     Message,
@@ -91,6 +92,7 @@ class OpenAIVendor(HttpVendor):
             connection=connection,
         )
         self.preset = preset
+        self.native_n = preset.native_n
         self.pricing_name = preset.name
         self.model_prefixes = preset.model_prefixes
         self.limits = limits or Limits()
@@ -124,6 +126,8 @@ class OpenAIVendor(HttpVendor):
         return f"{self.base_url}/chat/completions"
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
+        if stream:
+            refuse_streamed_custom_tools(request, self.name)
         return HttpCall(
             self.chat_url(request),
             self._headers,
@@ -162,28 +166,22 @@ class OpenAIVendor(HttpVendor):
             from .openai_responses import response_from_body
 
             return response_from_body(data, self.name, request.model)
-        choices = data.get("choices") or []
+        choices = sorted(data.get("choices") or [], key=lambda c: count(c.get("index")))
         if not choices:
             raise VendorServerError("the response has no choices", vendor=self.name)
-        choice = choices[0]
-        message = choice.get("message") or {}
-        tool_calls = tuple(
-            ToolCall(
-                id=c.get("id") or "",
-                name=c["function"]["name"],
-                arguments=c["function"].get("arguments") or "{}",
-            )
-            for c in message.get("tool_calls") or ()
-        )
+        first, *rest = (choice_from_openai(c, i) for i, c in enumerate(choices))
         return Response(
-            content=message.get("content") or "",
+            content=first.content,
             vendor=self.name,
             model=data.get("model") or request.model,
-            finish_reason=map_finish_reason(choice.get("finish_reason"), bool(tool_calls)),
+            finish_reason=first.finish_reason,
             usage=usage_from_openai(data.get("usage")),
-            tool_calls=tool_calls,
+            tool_calls=first.tool_calls,
             raw=data,
             id=data.get("id"),
+            logprobs=first.logprobs,
+            system_fingerprint=data.get("system_fingerprint"),
+            alternatives=tuple(rest),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
@@ -276,6 +274,10 @@ def openai_request_body(
         "tool_choice": request.tool_choice,
         "response_format": dict(request.response_format) if request.response_format else None,
         "user": request.user,
+        "n": request.n,
+        "logprobs": request.logprobs,
+        "top_logprobs": request.top_logprobs,
+        "parallel_tool_calls": request.parallel_tool_calls,
     }
     body.update((k, v) for k, v in optional.items() if v is not None)
     if stream:
@@ -289,6 +291,17 @@ def openai_request_body(
         if key not in OWNED_FIELDS:
             body[key] = value
     return body
+
+
+def refuse_streamed_custom_tools(request: Request, vendor: str) -> None:
+    """Chat Completions chunks have no place for a custom tool's input (the openai SDK's
+    ``ChoiceDeltaToolCall`` is function-only): such a request is sent whole, not streamed."""
+    for i, tool in enumerate(request.tool_list):
+        if tool.kind == "custom":
+            raise UnsupportedRequest(
+                f"request.tools[{i}]: custom tools cannot be streamed; send without stream",
+                vendor=vendor,
+            ).naming(f"tools[{i}]")
 
 
 def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> StreamChunk | None:
@@ -313,7 +326,8 @@ def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> Stream
     raw_finish = choice.get("finish_reason")
     finish = map_finish_reason(raw_finish, False) if raw_finish else None
     text = delta.get("content") or ""
-    if not text and not tool_deltas and finish is None and usage is None:
+    logprobs = tuple((choice.get("logprobs") or {}).get("content") or ())
+    if not text and not tool_deltas and finish is None and usage is None and not logprobs:
         return None
     return StreamChunk(
         delta=text,
@@ -322,7 +336,30 @@ def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> Stream
         usage=usage,
         vendor=vendor,
         model=model,
+        logprobs=logprobs,
+        system_fingerprint=obj.get("system_fingerprint") if finish else None,
     )
+
+
+def choice_from_openai(choice: Mapping[str, Any], index: int) -> Choice:
+    """One ``choices[]`` item of a chat completion (function and custom tool calls)."""
+    message = choice.get("message") or {}
+    calls = tuple(_tool_call(c) for c in message.get("tool_calls") or ())
+    return Choice(
+        index=index,
+        content=message.get("content") or "",
+        finish_reason=map_finish_reason(choice.get("finish_reason"), bool(calls)),
+        tool_calls=calls,
+        logprobs=choice.get("logprobs"),
+    )
+
+
+def _tool_call(call: Mapping[str, Any]) -> ToolCall:
+    if call.get("type") == "custom":
+        custom = call["custom"]
+        return ToolCall(call.get("id") or "", custom["name"], custom.get("input") or "", "custom")
+    fn = call["function"]
+    return ToolCall(call.get("id") or "", fn["name"], fn.get("arguments") or "{}")
 
 
 def message_to_openai(message: Message) -> dict[str, Any]:
@@ -335,13 +372,21 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     if message.name:
         out["name"] = message.name
     if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
+        out["tool_calls"] = [tool_call_to_openai(c) for c in message.tool_calls]
     if message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
     return out
+
+
+def tool_call_to_openai(call: ToolCall) -> dict[str, Any]:
+    if call.kind == "custom":
+        return {
+            "id": call.id,
+            "type": "custom",
+            "custom": {"name": call.name, "input": call.arguments},
+        }
+    fn = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.id, "type": "function", "function": fn}
 
 
 def _part_to_openai(part: TextPart | ImagePart) -> dict[str, Any]:
@@ -390,6 +435,7 @@ def error_info_from_body(data: Mapping[str, Any], request_id: str | None) -> Err
         error_type=error.get("type"),
         code=str(code) if code is not None else None,
         request_id=request_id,
+        param=error.get("param") if isinstance(error.get("param"), str) else None,
     )
 
 

@@ -22,6 +22,7 @@ from ..types import (
     Request,
     Response,
     StreamChunk,
+    Tool,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -45,7 +46,7 @@ def responses_body(request: Request, *, stream: bool, vendor: str) -> dict[str, 
             "remove stop, or route to a vendor on Chat Completions",
             vendor=vendor,
         )
-    tools = [_tool(t.name, t.description, t.parameters) for t in request.tool_list]
+    tools = [_tool(t) for t in request.tool_list]
     tools += list((request.extra or {}).get("tools") or ())
     body: dict[str, Any] = {
         "model": request.model,
@@ -96,10 +97,17 @@ def _parts(message: Message) -> str | list[dict[str, Any]]:
     ]
 
 
-def _tool(name: str, description: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    tool = {"type": "function", "name": name, "parameters": dict(parameters), "strict": False}
-    if description is not None:
-        tool["description"] = description
+def _tool(given: Tool) -> dict[str, Any]:
+    """A function (``strict`` as asked; the Responses API's default, true, only when asked) or
+    a custom tool, in the Responses API's flat shape."""
+    tool: dict[str, Any] = {"type": given.kind, "name": given.name}
+    if given.kind == "custom":
+        if given.format is not None:
+            tool["format"] = dict(given.format)
+    else:
+        tool |= {"parameters": dict(given.parameters), "strict": bool(given.strict)}
+    if given.description is not None:
+        tool["description"] = given.description
     return tool
 
 
