@@ -263,3 +263,20 @@ async def test_requests_are_paged_newest_first_and_filtered(ui: TestClient[Any, 
     assert other.count("data-request-id=") == (PAGE + 5) - (PAGE + 5) // 2
     failed = await (await ui.get("/ui/requests?status=error")).text()
     assert failed.count("data-request-id=") == 0
+
+
+async def test_an_admin_edits_a_keys_limits(ui: TestClient[Any, Any]) -> None:
+    csrf = await sign_in(ui)
+    made = await (await ui.post("/ui/keys", data={"name": "tuned", "csrf": csrf})).text()
+    key_id = re.search(r'data-key="tuned">.*?/ui/keys/(key_\w+)/limits', made, re.S)
+    assert key_id is not None
+    url = f"/ui/keys/{key_id.group(1)}/limits"
+    edited = await ui.post(url, data={"rpm": "42", "budget_usd": "5", "csrf": csrf})
+    assert edited.status == 200  # the listing, after the redirect
+    row = re.search(r'data-key="tuned">(.*?)</tr>', await edited.text(), re.S)
+    assert row is not None
+    assert "42 rpm" in row.group(1)
+    assert "$5.00" in row.group(1)
+    bad = await ui.post(url, data={"rpm": "lots", "csrf": csrf})
+    assert bad.status == 422
+    assert "rpm: a whole number" in await bad.text()
