@@ -6,6 +6,8 @@
 #   (tests/state) run against a real server and fail in CI when there is none.
 #   tinyproxy (the binary only): the HTTP client's proxy tests (tests/test_http_proxy_tls.py)
 #   start one per test on a free 127.0.0.1 port with a generated config; installed, not run.
+#   chromium (Debian's): the dashboard's browser tests (tests/gateway/test_ui_browser.py) drive
+#   it with Playwright for Python; Playwright's own browser download is never used.
 set -euo pipefail
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -73,7 +75,21 @@ install_tinyproxy() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
 }
 
+install_chromium() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "chromium is missing and apt-get is unavailable: install chromium and rerun"
+        return 1
+    fi
+    log "installing chromium (apt-get)"
+    as_root apt-get update -qq
+    # another apt-get may hold the lock for a while: wait for it rather than fail
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        -o DPkg::Lock::Timeout=300 chromium >/dev/null
+}
+
 install_tinyproxy
+install_chromium
 
 if redis_answers; then
     log "Redis already answers on $REDIS_HOST:$REDIS_PORT"

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .lifecycle.cached import CachedPath
     from .observability.ledger import Ledger, LedgerStats
     from .observability.tracing import RequestTracer
+    from .status import DeploymentStatus, Headroom
 
 logger = logging.getLogger("llmdispatcher")
 T = TypeVar("T")
@@ -250,6 +251,23 @@ class Dispatcher:
         states = [breakers.state(k) for k in keys] or ["closed"]
         order: list[BreakerState] = ["open", "half_open", "closed"]
         return next(state for state in order if state in states)
+
+    def deployment_statuses(self) -> list[DeploymentStatus]:
+        """Each deployment's breaker and observed health now (``status.py``)."""
+        from .status import deployment_statuses
+
+        return deployment_statuses(self._services)
+
+    def rate_limit_headroom(self, vendor: str) -> list[Headroom]:
+        """What ``vendor``'s rate-limit headers last said is left."""
+        from .status import headroom
+
+        return headroom(self._services, vendor)
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The request ledger (``Config.ledger_url``), None when recording is off."""
+        return self._ledger
 
     @functools.cached_property
     def _router(self) -> Router:

@@ -81,6 +81,10 @@ class Quotas:
         if self._limiter is not None:
             self._limiter.observe_headers(vendor_scope(vendor), headers)
 
+    def headroom(self, vendor: str) -> list[tuple[str, int, float]]:
+        """The vendor's rate-limit headroom as its headers last told (``RateLimiter.headroom``)."""
+        return [] if self._limiter is None else self._limiter.headroom(vendor_scope(vendor))
+
     # --- rate limits, per attempt ------------------------------------------------------------
     async def reserve_limits(self, deployment: Deployment, tokens: int) -> Reservation | None:
         """Reserve ``tokens`` (the worst case) against the vendor's and the deployment's

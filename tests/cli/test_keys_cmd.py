@@ -35,6 +35,15 @@ def test_create_prints_the_key_alone_once(cli: CliInvoker, home: Path) -> None:
     assert plaintext.encode() not in (home / "llmdispatcher.db").read_bytes()
 
 
+def test_a_viewer_key_for_the_dashboard(cli: CliInvoker) -> None:
+    viewer = json.loads(cli("keys", "create", "ops", "--role", "viewer", "--json").stdout)
+    plain = json.loads(cli("keys", "create", "app", "--json").stdout)
+    assert (viewer["role"], plain["role"]) == ("viewer", "client")
+    refused = cli("keys", "create", "x", "--role", "root")
+    assert refused.exit_code == 2
+    assert "'root' is not one of 'client', 'viewer'" in refused.stderr
+
+
 def test_show_update_revoke(cli: CliInvoker) -> None:
     created = json.loads(cli("keys", "create", "app", "--json").stdout)
     key_id = created["id"]

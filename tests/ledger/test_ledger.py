@@ -618,3 +618,16 @@ async def test_ledger_url_none_turns_recording_off_in_the_library_too() -> None:
         await d.send(HELLO)
         with pytest.raises(ConfigError, match="no ledger"):
             await d.ledger_stats()
+
+
+async def test_the_filter_indexes_of_migration_005_are_dropped_by_006(tmp_path: Path) -> None:
+    """Per-column indexes made the statistics slower (bench/RESULTS-ui.md): only ts and
+    request_id stay indexed."""
+    async with ledger_at(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        await ledger.open()
+    with sqlite3.connect(tmp_path / "l.db") as db:
+        found = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    assert sorted(n for (n,) in found if n.startswith("ledger_requests_")) == [
+        "ledger_requests_request_id",
+        "ledger_requests_ts",
+    ]

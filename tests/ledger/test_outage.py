@@ -123,8 +123,10 @@ async def test_postgres_outage_mid_load_loses_no_record(
     assert book.spilled >= 1000
     assert not list((tmp_path / "spill").glob("*.jsonl"))  # replayed and removed
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert sum("cannot write to the postgresql database" in m for m in messages) == 1
-    assert sum("accepts writes again" in m for m in messages) == 1
+    # One warning per outage and one when it ends. Under load the cut forwarder has been seen to
+    # let one write through (seen in a full run: two outages of ~1 s): count per outage.
+    outages = sum("cannot write to the postgresql database" in m for m in messages)
+    assert sum("accepts writes again" in m for m in messages) == outages >= 1
 
 
 async def test_a_full_spill_file_drops_and_counts(

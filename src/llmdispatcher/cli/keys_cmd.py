@@ -153,6 +153,7 @@ def keys() -> None:
     \b
     Examples:
       llmdispatcher keys create billing --team payments --budget 50/month --rpm 60
+      llmdispatcher keys create ops --role viewer
       llmdispatcher keys list --team payments
       llmdispatcher keys update key_abc123 --models 'gpt-4o*' --expires 30d
       llmdispatcher keys revoke key_abc123
@@ -161,10 +162,17 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["client", "viewer"]),
+    default="client",
+    show_default=True,
+    help="viewer: the key also signs in to the read-only dashboard (/ui/).",
+)
 @limit_options
-def create(name: str, as_json: bool, **options: str | None) -> None:
+def create(name: str, role: str, as_json: bool, **options: str | None) -> None:
     """Create a key; prints it once (only its hash is kept)."""
-    given = {"name": name, **fields(**options)}
+    given = {"name": name, "role": role, **fields(**options)}
     key, plaintext = run(lambda store: store.create(given, actor=actor()))
     if as_json:
         echo(json.dumps({**key.public(), "key": plaintext}, indent=2))

@@ -120,7 +120,7 @@ async def show_key(request: web.Request) -> web.StreamResponse:
         key = await store.get(request.match_info["id"])
     except KeyStoreError as exc:
         raise _refused(exc) from None
-    return json_response({**key.public(), "usage": await _usage(gateway, key)})
+    return json_response({**key.public(), "usage": await usage_report(gateway, key)})
 
 
 async def update_key(request: web.Request) -> web.StreamResponse:
@@ -173,7 +173,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     return json_response({"object": "list", "data": [e.public() for e in entries]})
 
 
-async def _usage(gateway: Gateway, key: StoredKey) -> dict[str, Any]:
+async def usage_report(gateway: Gateway, key: StoredKey) -> dict[str, Any]:
     """Use in the key's current budget period (the month when it has no budget)."""
     usage = gateway.key_usage
     if usage is None:

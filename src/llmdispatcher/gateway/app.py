@@ -64,8 +64,9 @@ from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ANTHROPIC_PATH = "/v1/messages"
-OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/ui"})
 ADMIN_PATHS = "/admin/"
+UI_PATHS = "/ui/"  # the dashboard signs its users in itself (gateway/ui/)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPENAPI = web.AppKey("openapi", bytes)
 
@@ -103,6 +104,9 @@ def create_app(
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
     responses_api.add_routes(app, key_store)
+    from .ui.app import build as build_ui
+
+    app.add_subapp("/ui/", build_ui())
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
@@ -159,8 +163,9 @@ def _middleware(
             if guard is not None:
                 guard.check(request)
             path = request.path
-            # (the admin handlers check the admin key themselves)
-            if path not in open_paths and keys.enabled and not path.startswith(ADMIN_PATHS):
+            # (the admin handlers and the dashboard check their users themselves)
+            skip = path in open_paths or path.startswith((ADMIN_PATHS, UI_PATHS))
+            if keys.enabled and not skip:
                 trace.key = _authenticate(gateway, request, trace)
             response = await handler(request)
         except Exception as exc:
@@ -264,7 +269,7 @@ async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> 
     if trace.cache:
         headers[CACHE_HEADER] = trace.cache
     if trace.attempts:
-        request.app[GATEWAY].metrics.observe_overhead(trace.vendor, trace.model, overhead)
+        request.config_dict[GATEWAY].metrics.observe_overhead(trace.vendor, trace.model, overhead)
 
 
 def _header_safe(value: str) -> str:

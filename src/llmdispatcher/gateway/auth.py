@@ -56,6 +56,7 @@ class ApiKey:
     team: str | None = None
     limits: Limits | None = None
     expires_at: float | None = None
+    role: str = "client"  # a stored key's: "viewer" may also sign in to the dashboard
 
     def allows(self, model: str) -> bool:
         if self.allowed_models == ("*",):  # the default: skip the pattern matching

@@ -40,6 +40,7 @@ def api_key_of(stored: StoredKey) -> ApiKey:
         team=stored.team,
         limits=None if limits.unlimited else limits,
         expires_at=stored.expires_at,
+        role=stored.role,
     )
 
 
@@ -72,6 +73,11 @@ class KeyCache:
         if found.expires_at is not None and self._wall() >= found.expires_at:
             return None
         return found
+
+    def active_key(self, key_id: str) -> StoredKey | None:
+        """The stored key with this id while it is neither revoked nor expired."""
+        found = self._keys.get(key_id)
+        return found if found is not None and found.active(self._wall()) else None
 
     def budgets(self, metadata: Mapping[str, Any] | None) -> Sequence[Budget]:
         """The stored budgets a request is counted against: its stored key's and that key's

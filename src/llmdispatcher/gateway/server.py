@@ -31,6 +31,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -323,6 +324,8 @@ def run_workers(config_path: str | None, settings: GatewayConfig) -> int:
     os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     stats_dir = os.path.join(run_dir, "stats")
     os.mkdir(stats_dir)
+    # one dashboard session key for every worker (gateway/ui/session.py), unless one is given
+    os.environ.setdefault("LLMDISPATCHER_UI_SECRET", secrets.token_hex(32))
     shared_state = None
     if state_url.startswith("memory:"):
         shared_state = f"sqlite:///{os.path.join(run_dir, 'state.db')}"

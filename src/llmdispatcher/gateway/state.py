@@ -54,6 +54,7 @@ class Trace:
     ttft_s: float | None = None
     trace_id: str | None = None
     cost: float | None = None
+    ledger_id: str = ""  # the dispatcher's id of the finished request (its ledger row's)
 
     def record(self, response: Response) -> None:
         self.vendor, self.model = response.vendor, response.model
@@ -87,6 +88,7 @@ def count_attempt(event: Event) -> None:
         trace = CURRENT.get()
         if trace is None:
             return
+        trace.ledger_id = event.request_id
         usage = event.usage
         if usage is not None:
             trace.input_tokens, trace.output_tokens = usage.prompt_tokens, usage.completion_tokens

@@ -8,7 +8,9 @@ Fields of a key (``parse_fields`` checks what a caller sends, naming the field a
 accepts): ``name`` (unique, fixed at creation), ``team``, ``models`` (glob patterns, default
 every model), ``rpm``, ``tpm``, ``max_concurrency``, ``budget_usd`` with ``budget_period``
 (day | month | total), ``expires_at`` (epoch seconds; ``expires_at`` as ISO 8601 or
-``expires_in`` as ``30d`` / ``12h`` / ``15m`` on input), ``metadata`` (a small JSON object).
+``expires_in`` as ``30d`` / ``12h`` / ``15m`` on input), ``metadata`` (a small JSON object),
+``role`` (``client``, the default: the API only; ``viewer``: also signs in to the read-only
+dashboard).
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrency")
 CREATE_FIELDS = (
     "name", "team", "models", *LIMIT_FIELDS, "budget_usd", "budget_period", "expires_at",
-    "expires_in", "metadata",
+    "expires_in", "metadata", "role",
 )  # fmt: skip
 UPDATE_FIELDS = tuple(f for f in CREATE_FIELDS if f != "name")
 
 Period = Literal["day", "month", "total"]
+KeyRole = Literal["client", "viewer"]
+ROLES = ("client", "viewer")
 Metadata = dict[str, Any]  # a JSON object, checked by ``_metadata``
 
 
@@ -88,6 +92,7 @@ class StoredKey:
     metadata: Metadata = field(default_factory=dict, hash=False)
     revoked_at: float | None = None
     updated_at: float | None = None
+    role: KeyRole = "client"
 
     def active(self, now: float) -> bool:
         """Neither revoked nor expired at ``now``."""
@@ -113,6 +118,7 @@ class StoredKey:
             "metadata": self.metadata,
             "created_at": iso(self.created_at),
             "revoked_at": iso(self.revoked_at),
+            "role": self.role,
         }
 
 
@@ -281,6 +287,13 @@ def _metadata(value: Any, _now: float) -> Metadata:
     return value
 
 
+def _role(value: Any, _now: float) -> KeyRole:
+    if value not in ROLES:
+        raise InvalidField("role", "client (the API only) or viewer (also the read-only dashboard)")
+    role: KeyRole = value
+    return role
+
+
 CHECKS: dict[str, Any] = {
     "name": _name,
     "team": _team,
@@ -290,4 +303,5 @@ CHECKS: dict[str, Any] = {
     "budget_period": _period,
     "expires_at": _expires_at,
     "metadata": _metadata,
+    "role": _role,
 }

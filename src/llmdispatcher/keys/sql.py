@@ -6,7 +6,7 @@ Tables (prefixed ``llmd_`` so they can share a database with the ledger)::
     llmd_key_sequence   (id = 1, seq)                       bumped by every change
     llmd_keys           (id, name UNIQUE, digest UNIQUE, prefix, team, models, rpm, tpm,
                          max_concurrency, budget_usd, budget_period, expires_at, metadata,
-                         created_at, updated_at, revoked_at, seq)
+                         created_at, updated_at, revoked_at, seq, role)
     llmd_key_teams      (name, budget_usd, budget_period, updated_at, seq)
     llmd_key_audit      (id, ts, actor, action, target, before, after)
     llmd_responses      (id, owner, created_at, expires_at, body, input_items, context)
@@ -93,12 +93,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX llmd_responses_expires ON llmd_responses (expires_at)",
         ),
     ),
+    Migration(
+        "003_key_role",  # "client" (the API) or "viewer" (also the read-only dashboard)
+        ("ALTER TABLE llmd_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'client'",),
+    ),
 )
 
 KEY_COLUMNS = (
     "id", "name", "digest", "prefix", "team", "models", "rpm", "tpm", "max_concurrency",
     "budget_usd", "budget_period", "expires_at", "metadata", "created_at", "updated_at",
-    "revoked_at",
+    "revoked_at", "role",
 )  # fmt: skip
 SELECT_KEYS = f"SELECT {', '.join(KEY_COLUMNS)} FROM llmd_keys"
 INSERT_KEY = (
@@ -134,12 +138,13 @@ def key_row(key: StoredKey) -> Row:
         key.rpm, key.tpm, key.max_concurrency,
         None if key.budget_usd is None else str(key.budget_usd), key.budget_period,
         key.expires_at, _json(key.metadata), key.created_at, key.updated_at, key.revoked_at,
+        key.role,
     )  # fmt: skip
 
 
 def key_from_row(row: Sequence[Any]) -> StoredKey:
     (id_, name, digest, prefix, team, models, rpm, tpm, conc, budget, period, expires,
-     metadata, created, updated, revoked) = row  # fmt: skip
+     metadata, created, updated, revoked, role) = row  # fmt: skip
     return StoredKey(
         id=id_,
         name=name,
@@ -157,6 +162,7 @@ def key_from_row(row: Sequence[Any]) -> StoredKey:
         metadata=orjson.loads(metadata),
         revoked_at=revoked,
         updated_at=updated,
+        role="viewer" if role == "viewer" else "client",
     )
 
 

@@ -12,8 +12,10 @@ Schema (the same on SQLite and PostgreSQL; ``{id}`` is the dialect's identity co
 
 ``detail`` is JSON: the request's tries (vendor, model, status, error, seconds) and its routing
 decision (rule, strategy, group, reason, scored candidates, exclusions and why), what the
-dashboard's request page shows. Indexes on ``ts`` and on each column the dashboard filters by
-(with ``ts``, so a filtered page newest first is an index range scan).
+dashboard's request page shows. Only ``ts`` and ``request_id`` are indexed: an index per
+grouped column (vendor, model, key; migration 005, dropped by 006) was measured to make
+SQLite's planner skip-scan it for the statistics below, three times as slow over 1 h of a
+1M-row ledger (``bench/RESULTS-ui.md``), and to cost every write.
 
 Migrations are named and applied in list order, each in the transaction that records it,
 under a lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock), so replicas starting
@@ -73,8 +75,8 @@ def full_row(row: Row) -> Row:
     return (*row, *(default for _, default in LATER_COLUMNS[-missing:]))
 
 
-# The columns the dashboard filters the ledger by, each indexed with ``ts``.
-FILTERED = ("api_key_name", "model", "vendor", "status")
+# Indexed with ``ts`` by migration 005, dropped by 006 (migrations are never edited).
+FILTER_INDEXED = ("api_key_name", "model", "vendor", "status")
 
 INSERT_SQL = (
     f"INSERT INTO {REQUESTS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -159,7 +161,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {REQUESTS} ADD COLUMN detail TEXT",
             *(
                 f"CREATE INDEX IF NOT EXISTS {REQUESTS}_{column}_ts ON {REQUESTS} ({column}, ts)"
-                for column in FILTERED
+                for column in FILTER_INDEXED
             ),
         ),
     ),
@@ -170,6 +172,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {REQUESTS} ADD COLUMN saved_tokens BIGINT NOT NULL DEFAULT 0",
             f"ALTER TABLE {REQUESTS} ADD COLUMN saved_cost_nano_usd BIGINT",
         ),
+    ),
+    Migration(
+        "007_drop_filter_indexes",  # 005's: they slowed the statistics (see the module doc)
+        tuple(f"DROP INDEX IF EXISTS {REQUESTS}_{column}_ts" for column in FILTER_INDEXED),
     ),
 )
 

@@ -290,6 +290,16 @@ class RateLimiter:
                 remaining, reset_in = seen
                 self._vendor[(scope, kind)] = _VendorWindow(remaining, now + max(0.0, reset_in))
 
+    def headroom(self, scope: str) -> list[tuple[str, int, float]]:
+        """What the vendor's headers last said is left: (``requests`` | ``tokens``, remaining,
+        seconds until it resets); a window past its reset is not reported."""
+        now = self.clock.now()
+        return [
+            (kind, window.remaining, window.resets_at - now)
+            for (seen, kind), window in self._vendor.items()
+            if seen == scope and window.resets_at > now
+        ]
+
     # -- internals ----------------------------------------------------------------------------
 
     async def _acquire_slots(

@@ -44,6 +44,10 @@ class HealthTracker:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def ids(self) -> list[str]:
+        """The deployments seen (and not yet forgotten), least recently used first."""
+        return list(self._seen)
+
     def _get(self, deployment_id: str) -> _Deployment:
         found = self._seen.get(deployment_id)
         if found is None:
