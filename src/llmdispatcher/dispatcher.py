@@ -45,6 +45,7 @@ from .vendors.base import Vendor
 
 if TYPE_CHECKING:
     from .observability.ledger import Ledger, LedgerStats
+    from .routing.shared_health import SharedHealth
 
 logger = logging.getLogger("llmdispatcher")
 
@@ -90,6 +91,7 @@ class Dispatcher:
         for vendor in (*self._configured_vendors(), *vendors):
             self.register(vendor)
         self._ledger = self._open_ledger()
+        self._shared_health = self._share_health()
         if config.enable_logging:
             from .observability.logging import EventLogger, enable_stderr_logging
 
@@ -122,6 +124,36 @@ class Dispatcher:
         )
         self.subscribe(ledger.on_event)
         return ledger
+
+    def _share_health(self) -> SharedHealth | None:
+        """With Redis as the state backend, breakers and health are shared by the replicas
+        (``routing.shared_health``)."""
+        if not self.config.state_url.lower().startswith(("redis:", "rediss:")):
+            return None
+        from .routing.shared_health import SharedHealth
+
+        s = self._services
+        return SharedHealth(self.config.state_url, s.breakers, s.health, self._clock)
+
+    def start_sharing(self) -> None:
+        """Start sharing breakers and health with the other replicas now, on the running loop
+        (the first request does it otherwise; a server calls this when it starts listening)."""
+        if self._shared_health is not None:
+            self._shared_health.start()
+
+    async def check_dependencies(self) -> dict[str, str | None]:
+        """Each shared backend in use and what is wrong with it now (``None``: nothing):
+        ``state`` (one read, bounded by ``state_timeout_s``), ``ledger`` (whether its writes
+        fail), ``shared_health`` (whether the replicas' channel is connected)."""
+        found: dict[str, str | None] = {}
+        if not self.config.state_url.lower().startswith("memory:"):
+            found["state"] = await self._services.quotas.probe_state()
+        if self._ledger is not None:
+            found["ledger"] = self._ledger.write_error()
+        if self._shared_health is not None:
+            connected = self._shared_health.connected
+            found["shared_health"] = None if connected else "not connected to Redis"
+        return found
 
     @classmethod
     def from_env(cls, config: Config | None = None, **kwargs: Any) -> Dispatcher:
@@ -247,6 +279,8 @@ class Dispatcher:
         """Route, reserve the spend budgets, and set the request's one deadline."""
         request = ticket.request
         decision = ticket.decision = self.plan(request, stream=ticket.stream)
+        if self._shared_health is not None:
+            self._shared_health.start()
         await self._accounting.reserve_spend(ticket, decision)
         context = decision.context
         return Trip(
@@ -348,6 +382,8 @@ class Dispatcher:
         for vendor in self._vendors.values():
             await vendor.aclose()
         await self._services.quotas.aclose()
+        if self._shared_health is not None:
+            await self._shared_health.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
 

@@ -37,7 +37,7 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import admin_api, anthropic_api, native_api, openai_api, tenancy
+from . import admin_api, anthropic_api, health, native_api, openai_api, tenancy
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -49,7 +49,7 @@ from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ANTHROPIC_PATHS = frozenset({"/v1/messages"})
-OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/livez", "/readyz", "/openapi.json"})
 ADMIN_PATHS = "/admin/"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPENAPI = web.AppKey("openapi", bytes)
@@ -87,6 +87,7 @@ def create_app(
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
+    health.attach(app)  # after tenancy: its readiness checks read the key cache
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
     _add_routes(app)
