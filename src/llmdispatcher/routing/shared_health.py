@@ -179,6 +179,7 @@ class SharedHealth:
             return
         self.received += 1
         self._breakers.open_remotely(key, open_for_s, reason)
+        logger.info("circuit breaker for %s %s; open here too for %.0fs", key, reason, open_for_s)
 
     async def _publish(self) -> None:
         loop = asyncio.get_running_loop()
