@@ -256,6 +256,14 @@ async def breaker_open(replica: Replica, vendor: str) -> bool:
     return f'llmdispatcher_breaker_state{{vendor="{vendor}"}} 2.0' in text
 
 
+def rss_mib(replica: Replica) -> float:
+    """A replica's resident memory now (Linux /proc)."""
+    assert replica.proc is not None
+    status = Path(f"/proc/{replica.proc.pid}/status").read_text()
+    kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return round(kib / 1024, 1)
+
+
 # --- the proof ---------------------------------------------------------------------------------
 class Proof:
     def __init__(self, cluster: Cluster, args: argparse.Namespace) -> None:
@@ -453,7 +461,12 @@ async def scale(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         await load.timed(1.0)  # warm up connections
         done = await load.timed(args.seconds)
         ok = sum(o.ok for o in done)
-        figures[str(n)] = {"requests": len(done), "ok": ok, "rps": round(ok / args.seconds, 1)}
+        figures[str(n)] = {
+            "requests": len(done),
+            "ok": ok,
+            "rps": round(ok / args.seconds, 1),
+            "rss_mib": [rss_mib(r) for r in cluster.replicas[:n]],
+        }
         assert cluster.haproxy is not None
         cluster.haproxy.send_signal(signal.SIGTERM)
         cluster.haproxy.wait(10)
