@@ -121,6 +121,7 @@ def attach(app: web.Application) -> None:
     readiness = app[READINESS] = Readiness(app[GATEWAY])
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        readiness.gateway.dispatcher.start_sharing()  # on this loop, before the first request
         await readiness.refresh()
         task = asyncio.create_task(readiness.run(), name="llmdispatcher-readiness")
         try:

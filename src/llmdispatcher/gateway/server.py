@@ -196,7 +196,6 @@ async def serve_app(
         logger.info(
             "listening on http://%s:%s (pid %d, %s loop)", _url_host(host), port, os.getpid(), loop
         )
-        dispatcher.start_sharing()
         await signals.first.wait()
         await _drain(app[READINESS], settings.drain_s, signals.second)
         logger.info(
