@@ -137,7 +137,7 @@ class Dispatcher:
 
     def start_sharing(self) -> None:
         """Start sharing breakers and health with the other replicas now, on the running loop
-        (the first request does it otherwise; a server calls this when it starts listening)."""
+        (the first request does it otherwise; the gateway calls this as it starts)."""
         if self._shared_health is not None:
             self._shared_health.start()
 
