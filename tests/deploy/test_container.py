@@ -4,9 +4,10 @@ compiler or network in the final stage, a non-root user, /data a volume, a HEALT
 compose.yaml runs 3 read-only replicas behind HAProxy with Redis and PostgreSQL, its HAProxy
 config passes ``haproxy -c`` and its gateway config loads.
 
-No image is built or run here: the machine has the docker CLI but no daemon (and none can be
-started in this sandbox). What the image installs is tested by test_packaging.py: the same wheel,
-installed in a clean venv, serving until /readyz is 200.
+No image is built or run here: the machine has the docker CLI but no daemon, and no container
+registry is reachable to pull the base image from (docs/deploy.md). What the image installs is
+tested by test_packaging.py: the same wheel, installed in a clean venv, serving until /readyz
+is 200.
 """
 
 from __future__ import annotations
