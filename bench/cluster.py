@@ -56,6 +56,7 @@ TPM = 5_000  # vendor c: 130 tokens per request -> at most 38 requests in one mi
 BUDGET_USD = Decimal("0.002")  # group "budgeted": 52,350 nano-USD per request -> at most 38
 DRAIN_S = 3.0
 PG = "postgresql://postgres:postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
 # A connection refused or reset marks a replica down at once (not after its next checks).
 MARK_DOWN = "observe layer4 error-limit 1 on-error mark-down"
 
@@ -125,7 +126,7 @@ class Cluster:
     def config(self) -> Path:
         a, b = (f"http://127.0.0.1:{self.vendors[n]}/v1" for n in ("bad", "good"))
         text = f"""
-state_url: 'redis://127.0.0.1:6379/0?prefix={self.prefix}'
+state_url: '{self.args.redis}?prefix={self.prefix}'
 ledger_url: '{self.ledger_url}'
 retry_policy: {{max_retries: 0, base_delay: 0, jitter: false}}
 circuit_breaker: {{failure_threshold: 3, cooldown_s: 600}}
@@ -234,6 +235,19 @@ def ledger_schema(server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+
+
+def forget_prefix(url: str, prefix: str) -> None:
+    """Delete the run's Redis keys (a total budget's counter never expires by itself)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def ledger_rows(url: str) -> list[tuple[str, str, int]]:
@@ -483,6 +497,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunk-ms", type=float, default=50.0, help="between chunks")
     parser.add_argument("--burst", type=int, default=120, help="limits: requests per group")
     parser.add_argument("--postgres", default=os.environ.get("LLMDISPATCHER_TEST_POSTGRES_URL", PG))
+    parser.add_argument("--redis", default=os.environ.get("LLMD_TEST_REDIS_URL", REDIS))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
     return parser.parse_args(argv)
@@ -508,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.stop_all()  # before the schema goes
     finally:
         cluster.stop_all()
+        forget_prefix(args.redis, cluster.prefix)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     result["machine"] = {"cpus": os.cpu_count(), "concurrency": args.concurrency}

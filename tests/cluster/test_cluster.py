@@ -36,7 +36,7 @@ def test_replicas_behind_haproxy_lose_nothing(
     out = tmp_path / "cluster.json"
     command = [sys.executable, str(ROOT / "bench" / "cluster.py"), "--scenario", "proof",
                "--phase-s", "1.5", "--burst", "100", "--postgres", postgres_server,
-               "--json", str(out)]  # fmt: skip
+               "--redis", redis_url, "--json", str(out)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=110, check=False)
     assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     found: dict[str, Any] = orjson.loads(out.read_bytes())
