@@ -43,7 +43,7 @@ def replica(url: str) -> Replica:
     return Replica(clock, breakers, health, shared)
 
 
-async def until(condition: Callable[[], bool], within_s: float = 10.0) -> None:
+async def until(condition: Callable[[], bool], within_s: float = 30.0) -> None:
     async with asyncio.timeout(within_s):
         while not condition():  # noqa: ASYNC110 - another replica, over Redis, flips it
             await asyncio.sleep(0.01)
@@ -145,4 +145,17 @@ async def test_losing_redis_serves_locally_logs_once_and_rejoins(
         await until(lambda: first.shared.received == 1)
     finally:
         for r in (first, second):
+            await r.shared.aclose()
+
+
+async def test_closing_at_any_moment_of_connecting_never_hangs(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """redis-py can swallow a cancellation that arrives mid-connect; closing must still end
+    (this hung a test of two dispatchers closed right after their first request)."""
+    for delay in (0, 0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.016, 0.032):
+        r = replica(f"{redis_url}?prefix={redis_prefix}")
+        r.shared.start()
+        await asyncio.sleep(delay)
+        async with asyncio.timeout(20):
             await r.shared.aclose()

@@ -55,6 +55,15 @@ _FIELDS = (
 )
 
 
+def _raise_if_cancelled() -> None:
+    """redis-py can swallow a cancellation that arrives in the middle of a command (connecting,
+    subscribing) and return as if nothing happened: re-raise it from the task's own record, or
+    the task would run on and ``aclose`` wait for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def replica_name() -> str:
     """Unique per process: host, pid and a random tail (pids repeat across containers)."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
@@ -124,6 +133,7 @@ class SharedHealth:
             try:
                 await self._session()
             except Exception as exc:  # refused, reset, timed out: serve on with our own view
+                _raise_if_cancelled()
                 if not self._lost:
                     logger.warning(
                         "shared health: Redis unreachable (%s); this replica goes on with its "
@@ -141,6 +151,7 @@ class SharedHealth:
         try:
             await pubsub.subscribe(self.channel)
             await self._share_views()  # fails here, before announcing, if Redis is not there
+            _raise_if_cancelled()
             if self._lost:
                 logger.warning("shared health: Redis is back; sharing breakers and health again")
             self._lost, self.connected = False, True
@@ -164,6 +175,7 @@ class SharedHealth:
     async def _listen(self, pubsub: PubSub) -> None:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            _raise_if_cancelled()
             if message is not None:
                 self._apply(message["data"])
 
@@ -192,6 +204,7 @@ class SharedHealth:
             except TimeoutError:
                 await self._share_views()
                 next_share = loop.time() + self._every_s
+            _raise_if_cancelled()
 
     async def _share_views(self) -> None:
         now = self._clock.wall()
