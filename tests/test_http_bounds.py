@@ -6,16 +6,25 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
+from collections.abc import Iterator
 
 import pytest
 
 from llmdispatcher.errors import ResponseTooLarge, VendorConnectionError, VendorTimeout
 from llmdispatcher.vendors.http import HttpClient, HttpOptions
-from llmdispatcher.vendors.http_options import ResponseBounds
+from llmdispatcher.vendors.http_options import BUFFERS, ResponseBounds
 
 from .raw_server import Server, keep_answering, read_request, response, serve
 
 SMALL = ResponseBounds(max_body_bytes=10_000, max_decompressed_bytes=1 << 20)
+
+
+@pytest.fixture(autouse=True)
+def budget_given_back() -> Iterator[None]:
+    """Whatever each test did (refused, cut, stalled, hung up on), every byte it took of the
+    process-wide budget is given back by the end."""
+    yield
+    assert BUFFERS.held == 0
 
 
 async def test_a_one_megabyte_header_is_refused_and_the_connection_dropped() -> None:
@@ -226,3 +235,45 @@ async def test_an_answer_that_trickles_is_cut_at_answer_timeout() -> None:
                     pass
         await asyncio.wait_for(server.closed.wait(), 5)
         await client.aclose()
+
+
+async def test_answers_together_past_the_process_budget_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four answers of 1.5 MiB each, each within its own bounds, held at once: the budget of
+    4 MiB admits two and refuses the rest, which then fail over like any too-large answer."""
+    monkeypatch.setattr(BUFFERS, "limit", 4 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    first = packer.compress(b"\0" * (3 << 19)) + packer.flush(zlib.Z_SYNC_FLUSH)
+    rest = packer.flush()
+    started = asyncio.Event()
+    halves_sent = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal halves_sent
+        await read_request(reader, server)
+        head = "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+        writer.write(f"{head}{len(first) + len(rest)}\r\n\r\n".encode() + first)
+        await writer.drain()
+        halves_sent += 1
+        if halves_sent == 4:
+            started.set()
+        await started.wait()
+        await asyncio.sleep(0.3)  # every first half is in and held before any answer ends
+        writer.write(rest)
+        await writer.drain()
+        await reader.read()
+
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(max_connections=8))
+        answers = await asyncio.gather(
+            *(client.request("GET", server.url, headers={}) for _ in range(4)),
+            return_exceptions=True,
+        )
+        await client.aclose()
+    refused = [a for a in answers if isinstance(a, ResponseTooLarge)]
+    assert len(refused) == 2, answers
+    assert "held in this process passed 4,194,304 bytes together" in str(refused[0])
+    assert all(a.retryable for a in refused)
+    whole = [a for a in answers if not isinstance(a, BaseException)]
+    assert [len(a.body) for a in whole] == [3 << 19, 3 << 19]

@@ -187,3 +187,40 @@ async def test_with_every_breaker_open_one_early_probe_per_interval() -> None:
         assert (await d.send(request)).vendor == "a"  # the next probe closes it
         assert d.breaker_state("a") == "closed"
     assert len(only.calls) == 3
+
+
+class Pausing(EchoVendor):
+    """Answers 429 with Retry-After once, then normally."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.limited = True
+        self.sent = 0
+
+    async def send(self, request: Request) -> Response:
+        self.sent += 1
+        if self.limited:
+            self.limited = False
+            raise RateLimitError("slow down", vendor=self.name, status=429, retry_after=30)
+        return await super().send(request)
+
+
+async def test_with_the_last_deployment_paused_an_open_breaker_is_probed() -> None:
+    """``a``'s breaker is open and ``b``, the one left, asked for a 30 s pause: new requests
+    go to ``a`` as its half-open probe rather than all being refused for 30 s."""
+    clock = FakeClock()
+    a, b = Failing("a"), Pausing("b")
+    config = Config(
+        default_vendor="a",
+        fallback_vendors=("b",),
+        retry_policy=RetryPolicy(max_retries=0),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=60, probe_every_s=5),
+    )
+    request = Request(model="m", messages=HI)
+    async with Dispatcher(config, vendors=[a, b], clock=clock) as d:
+        with pytest.raises(VendorUnavailable, match="b HTTP 429"):
+            await d.send(request)  # a fails (its breaker opens), b answers 429: paused 30 s
+        a.down = False
+        answer = await d.send(request)
+        assert (answer.vendor, d.breaker_state("a")) == ("a", "closed")
+        assert b.sent == 1  # only the first request: the pause was honoured

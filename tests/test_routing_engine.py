@@ -13,7 +13,6 @@ import pytest
 from llmdispatcher import Config, Dispatcher, FakeClock, Request, Response, RetryPolicy, RoutingRule
 from llmdispatcher.errors import (
     ContextLengthExceeded,
-    LocalRateLimited,
     StreamInterrupted,
     VendorServerError,
     VendorUnavailable,
@@ -247,23 +246,29 @@ async def test_with_every_breaker_open_one_request_goes_through_as_the_probe(
 async def test_a_429_pauses_its_deployment_without_opening_the_breaker(
     fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
 ) -> None:
-    fake_openai.enqueue(Fail("server"))
+    """``b`` asks for a 90 s pause while ``a``'s breaker is open: the pause is honoured (``b``
+    gets nothing more) and ``a`` is probed instead of refusing every request for 90 s."""
+    fake_openai.enqueue(Fail("server"), Fail("server"))
     fake_openai_b.enqueue(Fail("rate_limit", retry_after="90"))
     async with dispatcher(
         fake_openai,
         fake_openai_b,
         model_groups=(GROUP,),
-        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=10),
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown_s=10, probe_every_s=0),
     ) as d:
         with pytest.raises(VendorUnavailable):
             await d.send(Request(model="chat", messages=HI))
         assert d.breaker_state("b") == "closed"  # the vendor asked us to slow down: no fault
-        with pytest.raises(LocalRateLimited) as caught:
-            await d.send(Request(model="chat", messages=HI))
-    assert "b/model-b: the vendor asked for a pause (HTTP 429 Retry-After), 90.0s more" in str(
-        caught.value
-    )
-    assert caught.value.retry_after == pytest.approx(90.0, abs=1.0)
+        decision = await d.explain(Request(model="chat", messages=HI))
+        with pytest.raises(VendorUnavailable, match="a HTTP 500"):
+            await d.send(Request(model="chat", messages=HI))  # b skipped, a probed: 500
+        response = await d.send(Request(model="chat", messages=HI))  # the next probe: ok
+    assert [(c.deployment.id, c.probe) for c in decision.candidates] == [
+        ("b/model-b", False),  # paused: skipped (it comes first in case its pause ends)
+        ("a/model-a", True),
+    ]
+    assert response.vendor == "a"
+    assert len(fake_openai.requests) == 3
     assert len(fake_openai_b.requests) == 1  # nothing more was sent to the paused vendor
 
 

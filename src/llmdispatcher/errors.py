@@ -84,6 +84,11 @@ class StateError(DispatcherError):
     driver's own exception is the ``__cause__``."""
 
 
+class StateBusy(StateError):
+    """The state backend answers, but every connection to it stayed busy for the whole wait:
+    this one call is refused; it is no sign of an outage (``FailoverState`` starts none)."""
+
+
 class NoVendorsRegistered(DispatcherError):
     """The dispatcher has no vendor to send to."""
 

@@ -1,7 +1,7 @@
 """The disk under the SQLite ledger fills up mid-load: one clear log line, every request still
 served, the database intact, and every record written once space is freed.
 
-A real full disk: a 2 MiB tmpfs mounted for the test (needs root and ``mount``; skipped
+A real full disk: a 4 MiB tmpfs mounted for the test (needs root and ``mount``; skipped
 otherwise). The spill file sits on another filesystem, as ``spill_dir`` allows.
 """
 
@@ -32,7 +32,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import sqlite3
@@ -144,7 +145,7 @@ ROW_SQL = (
     "SELECT request_id, status, error_type, user_id, vendor, model, attempts, fallbacks, "
     "prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_nano_usd, "
     "latency_s, ttft_s, stream, messages, output, model_group, deployment, api_key_id, "
-    "price_version, finish_reason, tool_calls, ts FROM ledger_requests ORDER BY id"
+    "price_version, finish_reason, tool_calls, detail, ts FROM ledger_requests ORDER BY id"
 )
 FIELDS = ROW_SQL.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
 
@@ -181,6 +182,9 @@ async def test_success_and_failure_are_recorded(url: str) -> None:
             )
         )
         ok, bad = await rows(ledger)
+    assert [a["status"] for a in json.loads(ok.pop("detail"))["attempts"]] == ["ok"]
+    tried = [a["vendor"] for a in json.loads(bad.pop("detail"))["attempts"]]
+    assert tried == ["openai", "anthropic"]
     # fmt: off
     assert ok | {"ts": None} == {
         "request_id": "ok-1", "status": "ok", "error_type": None, "user_id": "alice",
@@ -478,11 +482,10 @@ async def test_empty_ledger_stats(url: str) -> None:
 
 
 # --- through the dispatcher, and across loops ------------------------------------------------
-def _dispatcher(fake: FakeOpenAI, ledger: Ledger) -> Dispatcher:
+def _dispatcher(fake: FakeOpenAI, ledger: Ledger, retries: int = 0) -> Dispatcher:
     vendor = OpenAIVendor(api_key=FAKE_OPENAI_KEY, base_url=fake.url + "/v1", name="openai")
-    dispatcher = Dispatcher(
-        Config(retry_policy=RetryPolicy(max_retries=0)), vendors=[vendor], rng=random.Random(1)
-    )
+    policy = RetryPolicy(max_retries=retries, base_delay=0, jitter=False)
+    dispatcher = Dispatcher(Config(retry_policy=policy), vendors=[vendor], rng=random.Random(1))
     dispatcher.subscribe(ledger.on_event)
     return dispatcher
 
@@ -502,6 +505,25 @@ async def test_the_dispatcher_feeds_the_ledger(fake_openai: FakeOpenAI, tmp_path
     assert ok["cost_nano_usd"] > 0  # priced from the price table, which names its version
     assert ok["price_version"] is not None
     assert pick(bad, "status", "error_type", "attempts") == ("error", "AuthenticationError", 1)
+
+
+async def test_a_row_keeps_its_tries_and_routing_decision(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """``detail``: every try with its error, and why the request went where it went."""
+    fake_openai.enqueue(Fail("server"), Reply(text="Hello"))
+    async with ledger_at(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        async with _dispatcher(fake_openai, ledger, retries=1) as dispatcher:
+            await dispatcher.send(HELLO)
+        (row,) = await rows(ledger)
+    detail = json.loads(row["detail"])
+    assert [(a["vendor"], a["status"]) for a in detail["attempts"]] == [
+        ("openai", "VendorServerError"),
+        ("openai", "ok"),
+    ]
+    routing = detail["routing"]
+    assert [c["vendor"] for c in routing["candidates"]] == ["openai"]
+    assert routing["strategy"] and routing["reason"]
 
 
 def test_sync_callers_flush_from_another_loop(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
@@ -580,8 +602,10 @@ def test_a_spilled_row_from_before_the_later_columns_is_completed() -> None:
     from llmdispatcher.observability.ledger_sql import COLUMNS, LATER_COLUMNS, full_row
 
     old = tuple(range(len(COLUMNS) - len(LATER_COLUMNS)))
-    assert full_row(old) == (*old, None, None, None, 0)
-    assert full_row((*old, "key", "team", "stop", 2)) == (*old, "key", "team", "stop", 2)
+    assert full_row(old) == (*old, None, None, None, 0, None)
+    assert full_row((*old, "key", "team", "stop", 2)) == (*old, "key", "team", "stop", 2, None)
+    detail = '{"attempts": []}'
+    assert full_row((*old, "k", "t", "stop", 2, detail)) == (*old, "k", "t", "stop", 2, detail)
 
 
 async def test_ledger_url_none_turns_recording_off_in_the_library_too() -> None:

@@ -384,7 +384,17 @@ def _paths() -> dict[str, Any]:
         path: {method: _admin_op(*spec) for method, spec in methods.items()}
         for path, methods in ADMIN_OPERATIONS.items()
     }
+    admin["/admin/v1/keys"]["post"]["responses"]["201"]["links"] = KEY_LINKS
     return {**paths, "/metrics": METRICS_PATH, **admin}
+
+
+# A created key's id leads to reading, changing and revoking it: the links that let a stateful
+# test (schemathesis' stateful phase) chain create -> show/update/revoke -> show.
+_KEY_PATH = "#/paths/~1admin~1v1~1keys~1{id}/"
+KEY_LINKS = {
+    f"{verb}Key": {"operationRef": _KEY_PATH + method, "parameters": {"id": "$response.body#/id"}}
+    for verb, method in (("Show", "get"), ("Update", "patch"), ("Revoke", "delete"))
+}
 
 
 def openapi_document() -> Schema:

@@ -134,6 +134,7 @@ class Accounting:
                 else None,
                 finish_reason=response.finish_reason if response is not None else None,
                 tool_calls=response.tool_calls if response is not None else (),
+                routing=decision,
             )
         )
 

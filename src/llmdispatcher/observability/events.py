@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..types import Attempt, Request, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from ..routing.model import RoutingDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class RequestFinished:
     output_text: str | None = None  # the answer, only when the config asks to log content
     finish_reason: str | None = None  # why the answer ended; a stream's as its last chunk said
     tool_calls: tuple[ToolCall, ...] = ()  # the answer's tool calls (a stream's, assembled)
+    routing: RoutingDecision | None = None  # why it went where it went (the ledger keeps it)
 
 
 Event = AttemptFinished | RetryScheduled | FallbackTaken | RequestFinished

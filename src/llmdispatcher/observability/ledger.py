@@ -49,7 +49,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -57,7 +57,9 @@ import orjson
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError
 from ..redaction import redact
+from ..types import Attempt
 from .events import Event, RequestFinished
+from .ledger_detail import detail_json
 from .ledger_spill import SpillFile
 from .ledger_sql import (
     MIGRATIONS,
@@ -84,6 +86,9 @@ __all__ = [
     "open_ledger",
     "open_store",
 ]
+
+if TYPE_CHECKING:
+    from ..routing.model import RoutingDecision
 
 T = TypeVar("T")
 MAX_RETRY_AFTER_S = 30.0  # the longest pause between tries while the database is down
@@ -156,6 +161,9 @@ class LedgerRecord:
     team: str | None = None
     finish_reason: str | None = None  # why the answer ended (a stream's, as its last chunk said)
     tool_calls: int = 0  # how many tool calls the answer made
+    # The tries and the routing decision, turned into the ``detail`` JSON by the writer.
+    attempt_list: tuple[Attempt, ...] = ()
+    routing: RoutingDecision | None = None
 
     @classmethod
     def from_event(
@@ -200,6 +208,8 @@ class LedgerRecord:
             team=_text(tags.get("team")),
             finish_reason=event.finish_reason,
             tool_calls=len(event.tool_calls),
+            attempt_list=event.attempts,
+            routing=event.routing,
         )
 
     def as_row(self) -> Row:
@@ -213,7 +223,7 @@ class LedgerRecord:
             self.attempts, self.fallbacks, self.prompt_tokens, self.completion_tokens,
             self.cached_tokens, self.reasoning_tokens, nano, self.latency_s, self.ttft_s,
             self.price_version, self.messages, self.output, self.api_key_name, self.team,
-            self.finish_reason, self.tool_calls,
+            self.finish_reason, self.tool_calls, detail_json(self.attempt_list, self.routing),
         )  # fmt: skip
 
 
@@ -608,6 +618,12 @@ class Ledger:
         await self.flush()
         results = await self._on_writer_loop(lambda: self.store.query(stats_statements(since)))
         return fold_stats(since, results)
+
+    async def select(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """The rows each read-only statement (``?`` placeholders) selects, after a flush: what
+        the dashboard reads the ledger with."""
+        await self.flush()
+        return await self._on_writer_loop(lambda: self.store.query(statements))
 
     async def aclose(self) -> None:
         """Write what is buffered, stop the writer, close the connection. Idempotent; records

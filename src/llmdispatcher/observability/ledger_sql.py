@@ -8,7 +8,12 @@ Schema (the same on SQLite and PostgreSQL; ``{id}`` is the dialect's identity co
                        deployment, model, status, error_type, stream, attempts, fallbacks,
                        prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
                        cost_nano_usd, latency_s, ttft_s, price_version, messages, output,
-                       api_key_name, team)
+                       api_key_name, team, finish_reason, tool_calls, detail)
+
+``detail`` is JSON: the request's tries (vendor, model, status, error, seconds) and its routing
+decision (rule, strategy, group, reason, scored candidates, exclusions and why), what the
+dashboard's request page shows. Indexes on ``ts`` and on each column the dashboard filters by
+(with ``ts``, so a filtered page newest first is an index range scan).
 
 Migrations are named and applied in list order, each in the transaction that records it,
 under a lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock), so replicas starting
@@ -44,7 +49,7 @@ COLUMNS: tuple[str, ...] = (
     "status", "error_type", "stream", "attempts", "fallbacks", "prompt_tokens",
     "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_nano_usd", "latency_s",
     "ttft_s", "price_version", "messages", "output", "api_key_name", "team",
-    "finish_reason", "tool_calls",
+    "finish_reason", "tool_calls", "detail",
 )  # fmt: skip
 # Columns added after the first schema, with their defaults, for rows written before them
 # (a spill file left by an older version).
@@ -53,6 +58,7 @@ LATER_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("team", None),
     ("finish_reason", None),
     ("tool_calls", 0),
+    ("detail", None),
 )
 
 
@@ -63,6 +69,9 @@ def full_row(row: Row) -> Row:
         return row
     return (*row, *(default for _, default in LATER_COLUMNS[-missing:]))
 
+
+# The columns the dashboard filters the ledger by, each indexed with ``ts``.
+FILTERED = ("api_key_name", "model", "vendor", "status")
 
 INSERT_SQL = (
     f"INSERT INTO {REQUESTS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -139,6 +148,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             f"ALTER TABLE {REQUESTS} ADD COLUMN finish_reason TEXT",
             f"ALTER TABLE {REQUESTS} ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+    Migration(
+        "005_detail_and_filter_indexes",  # the dashboard: a request's tries and routing
+        (
+            f"ALTER TABLE {REQUESTS} ADD COLUMN detail TEXT",
+            *(
+                f"CREATE INDEX IF NOT EXISTS {REQUESTS}_{column}_ts ON {REQUESTS} ({column}, ts)"
+                for column in FILTERED
+            ),
         ),
     ),
 )

@@ -90,16 +90,19 @@ class Router:
         if target.fallbacks:
             decision.candidates += self._fallbacks(request, target, context, decision)
         if (
-            not decision.candidates
-            and decision.breaker_blocked
-            and (len(decision.breaker_blocked) == len(decision.excluded))
+            decision.breaker_blocked
+            and len(decision.breaker_blocked) == len(decision.excluded)
+            and all(self.breakers.paused_for(c.deployment.id) for c in decision.candidates)
         ):
-            decision.candidates = [self._probe(decision.breaker_blocked)]
+            decision.candidates.append(self._probe(decision.breaker_blocked))
         return decision
 
     def _probe(self, blocked: Sequence[Deployment]) -> Candidate:
-        """Every candidate's breaker is open: rather than fail the request, send it to the
-        deployment whose breaker would close first, as its half-open probe."""
+        """Every candidate's breaker is open, or every one left is paused by its vendor's 429:
+        rather than fail the request, send it to the deployment whose breaker would close
+        first, as its half-open probe (after the paused ones, in case a pause ends first).
+        Without this, a vendor's 1 s Retry-After on the one deployment still up turned into a
+        429 for every request meanwhile (the soak: 12,000 of 30,000)."""
         soonest = min(blocked, key=lambda d: self.breakers.open_until(d.id) or 0.0)
         return Candidate(soonest, detail="every breaker is open: the half-open probe", probe=True)
 

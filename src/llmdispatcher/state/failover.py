@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..clock import Clock, SystemClock
-from ..errors import StateError
+from ..errors import StateBusy, StateError
 from .base import AddResult, BackendBase, CounterAdd, LeaseResult, StateBackend, StatePolicy
 from .memory import MemoryState
 
@@ -139,6 +139,8 @@ class FailoverState(BackendBase):
         if outage is None:
             try:
                 return await call(self.primary)
+            except StateBusy:
+                raise  # a healthy backend, busy: refuse this call, start no outage
             except StateError as exc:
                 outage = self._begin(exc)
         self._probe_if_due(outage)
@@ -152,6 +154,11 @@ class FailoverState(BackendBase):
         if self.outage is None:
             try:
                 return await self._apply(item)
+            except StateBusy:
+                # Dropped: the counter over-counts until its window ends (the safe way), a
+                # lease is held until it expires. Counted, like a full queue's losses.
+                self.lost_settlements += 1
+                return None
             except StateError as exc:
                 self._probe_if_due(self._begin(exc))
         if len(self._queued) == MAX_QUEUED:

@@ -21,7 +21,7 @@ Cluster pick a prefix with a hash tag (``{llmd}:``) so a request's counters shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,7 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..errors import StateError
+from ..errors import StateBusy, StateError
 from .base import AddResult, BackendBase, CounterAdd, LeaseResult, check_adds
 
 _GRACE_MS = 60_000
@@ -134,9 +134,16 @@ def split_prefix(url: str, default: str) -> tuple[str, str]:
 
 
 class RedisState(BackendBase):
-    """``timeout_s`` bounds each command, ``connect_timeout_s`` each connection attempt and the
-    wait for a free pooled connection; a call as a whole never takes longer than their sum. No
-    retries here: a failure is a ``StateError`` at once, and ``FailoverState`` decides."""
+    """``timeout_s`` bounds each command and ``connect_timeout_s`` each connection attempt; a
+    call, once it has a connection, never takes longer than their sum. No retries here: a
+    failure is a ``StateError`` at once, and ``FailoverState`` decides.
+
+    At most ``max_connections`` calls run at once; the others wait for a slot, for up to
+    ``pool_wait_s``. That wait is ours, not Redis's: it is outside the call's bound, and running
+    out of it raises ``StateBusy`` (refuse this one request), never the ``StateError`` that
+    starts an outage. A burst of thousands of requests on a healthy Redis therefore queues
+    instead of tripping a false outage.
+    """
 
     def __init__(
         self,
@@ -146,10 +153,16 @@ class RedisState(BackendBase):
         max_connections: int = 64,
         timeout_s: float = 0.5,
         connect_timeout_s: float = 0.5,
+        pool_wait_s: float = 5.0,
     ) -> None:
         self.url = _redact(url)
         redis_url, self.prefix = split_prefix(url, prefix)
         self._call_timeout_s = timeout_s + connect_timeout_s
+        self._pool_wait_s = pool_wait_s
+        self._max_connections = max_connections
+        # The slots keep the pool from ever blocking: the pool's own wait would count against
+        # the call's bound and look like a dead Redis.
+        self._slots = asyncio.Semaphore(max_connections)
         pool = BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
@@ -206,20 +219,28 @@ class RedisState(BackendBase):
         return bool(await self._eval("renew", [key], [holder, _ms(now), _ms(expires_at)]))
 
     async def release_lease(self, key: str, holder: str) -> bool:
-        return bool(await self._bounded(self.redis.zrem(self.prefix + key, holder)))
+        return bool(await self._bounded(lambda: self.redis.zrem(self.prefix + key, holder)))
 
     async def close(self) -> None:
         await self.redis.aclose(close_connection_pool=True)
 
     async def _eval(self, script: str, keys: list[str], args: list[str | int]) -> Any:
-        return await self._bounded(
-            self._scripts[script](keys=[self.prefix + k for k in keys], args=args)
-        )
+        keys = [self.prefix + k for k in keys]
+        return await self._bounded(lambda: self._scripts[script](keys=keys, args=args))
 
-    async def _bounded(self, call: Awaitable[Any]) -> Any:
+    async def _bounded(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call()`` once a slot is free (made only then, so a refused call sends nothing)."""
+        try:
+            async with asyncio.timeout(self._pool_wait_s):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise StateBusy(
+                f"Redis state {self._where()}: all {self._max_connections} connections stayed busy "
+                f"for {self._pool_wait_s:g}s: Redis is slow or this replica is overloaded"
+            ) from exc
         try:
             async with asyncio.timeout(self._call_timeout_s):
-                return await call
+                return await call()
         except TimeoutError as exc:
             raise StateError(
                 f"Redis state {self._where()}: no answer within {self._call_timeout_s:g}s "
@@ -227,6 +248,8 @@ class RedisState(BackendBase):
             ) from exc
         except (RedisError, OSError) as exc:
             raise StateError(f"Redis state {self._where()}: {exc}") from exc
+        finally:
+            self._slots.release()
 
     def _where(self) -> str:
         parts = urlsplit(self.url)

@@ -11,6 +11,7 @@ dropped. A connection that received anything beyond its answer is never reused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import zlib
 from collections import deque
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httptools
 
 from ..errors import ResponseTooLarge, VendorTimeout
-from .http_options import HttpOptions
+from .http_options import BUFFERS, HttpOptions
 
 if TYPE_CHECKING:
     from .http import _Origin
@@ -92,6 +93,7 @@ class Connection(asyncio.Protocol):
         self.headers: Headers = Headers()
         self.chunks: deque[bytes] = deque()
         self.buffered = self.head_bytes = self.wire = self.decoded = 0
+        self.charged = 0  # of BUFFERS, for the chunks held now (0 once given back)
         self.headers_done = self.informational = self.complete = False
         self.keep_alive = self.paused = self.beyond = False
         self.framed = True  # Content-Length or chunked; False: the body ends when the socket does
@@ -155,6 +157,7 @@ class Connection(asyncio.Protocol):
                 self.error = exc or ConnectionResetError("the server closed the connection")
         if not self.active:
             self.owner.forget(self)
+        self._give_back()  # a closed connection may never be read again: never leak the budget
         self._wake()
 
     def pause_writing(self) -> None:  # request bodies are small: the transport buffers them
@@ -209,8 +212,7 @@ class Connection(asyncio.Protocol):
             body = self._decode(body)
             if not body:
                 return
-        self.chunks.append(body)
-        self.buffered += len(body)
+        self._hold(body)
         if self.streaming:
             if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
                 self.paused = True
@@ -226,10 +228,22 @@ class Connection(asyncio.Protocol):
         self._end_body()
 
     # --- helpers -----------------------------------------------------------------------------
+    def _hold(self, data: bytes) -> None:
+        if not BUFFERS.take(len(data)):
+            self._refuse(self._over_budget())
+        self.charged += len(data)
+        self.chunks.append(data)
+        self.buffered += len(data)
+
+    def _give_back(self) -> None:
+        BUFFERS.give(self.charged)
+        self.charged = 0
+
     def _decode(self, body: bytes) -> bytes:
         assert self.decoder is not None
-        allowance = self.bounds.max_decompressed_bytes - self.decoded
-        out = self.decoder.decompress(body, allowance + 1)  # never more than one byte too many
+        # Never decode more than one byte past either bound, so a bomb costs no more than that.
+        allowance = min(self.bounds.max_decompressed_bytes - self.decoded, BUFFERS.free)
+        out = self.decoder.decompress(body, allowance + 1)
         self.decoded += len(out)
         if self.decoded > self.bounds.max_decompressed_bytes:
             self._refuse(self._too_large("decompressed body", "max_decompressed_bytes"))
@@ -244,6 +258,14 @@ class Connection(asyncio.Protocol):
             status=self.status or None,
         )
 
+    def _over_budget(self) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"vendor answers held in this process passed {BUFFERS.limit:,} bytes together, so "
+            "this one was refused; raise LLMDISPATCHER_MAX_BUFFERED_MB if that is expected",
+            vendor=self.vendor,
+            status=self.status or None,
+        )
+
     def _refuse(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
@@ -253,8 +275,8 @@ class Connection(asyncio.Protocol):
         if self.decoder is not None:
             rest = self.decoder.flush()
             if rest:
-                self.chunks.append(rest)
-                self.buffered += len(rest)
+                with contextlib.suppress(_Refused):  # the error is recorded; the end stands
+                    self._hold(rest)
         self.complete = True
         self._cancel_timer()
         self._wake()
@@ -375,6 +397,7 @@ class Connection(asyncio.Protocol):
         data = b"".join(self.chunks) if len(self.chunks) > 1 else self.chunks.popleft()
         self.chunks.clear()
         self.buffered = 0
+        self._give_back()
         self.taken = self.loop.time()
         if self.paused:
             self.paused = False
@@ -392,6 +415,7 @@ class Connection(asyncio.Protocol):
         if not self.active:
             return
         self.active = False
+        self._give_back()
         self._cancel_timer()
         if self.stall_timer is not None:
             self.stall_timer.cancel()

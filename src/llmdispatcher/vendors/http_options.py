@@ -2,11 +2,14 @@
 
 Every size bound is a ``ResponseBounds`` field; crossing one fails the request with a retryable
 ``ResponseTooLarge`` (a ``VendorServerError``) and drops the connection, so a vendor (or anything
-between us and it) can never make us buffer without limit.
+between us and it) can never make us buffer without limit. The bounds are per answer; the
+``BUFFERS`` budget bounds what all answers in the process hold at once, so that many bombs at a
+time cannot add up either.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, Literal
@@ -14,6 +17,50 @@ from typing import Final, Literal
 MiB: Final = 1024 * 1024
 # The longest one answer may take in all: long enough for a slow reasoning model's stream.
 DEFAULT_ANSWER_TIMEOUT: Final = 600.0
+
+
+class BufferBudget:
+    """Bytes of vendor answers buffered in this process, across every client and connection:
+    body bytes received (decompressed) and not yet taken by their reader. An answer that would
+    take the total past ``limit`` fails as ``ResponseTooLarge`` (retryable: the next candidate
+    gets the request), whatever its own bounds allow."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @property
+    def free(self) -> int:
+        return max(0, self.limit - self.held)
+
+    def take(self, amount: int) -> bool:
+        if self.held + amount > self.limit:
+            return False
+        self.held += amount
+        return True
+
+    def give(self, amount: int) -> None:
+        self.held -= amount
+
+
+def _budget_from_env() -> int:
+    raw = os.environ.get("LLMDISPATCHER_MAX_BUFFERED_MB", "256")
+    try:
+        megabytes = int(raw)
+    except ValueError:
+        megabytes = 0
+    if megabytes <= 0:
+        raise ValueError(
+            f"LLMDISPATCHER_MAX_BUFFERED_MB={raw!r}: must be a whole number of MiB above 0 (256 "
+            "if unset): the most vendor answers may hold in memory at once"
+        )
+    return megabytes * MiB
+
+
+# 256 MiB: two answers at their own bound, or hundreds of ordinary ones, at a time.
+BUFFERS: Final = BufferBudget(_budget_from_env())
 
 
 class _FromEnv(Enum):
