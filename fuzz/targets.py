@@ -25,7 +25,9 @@ from llmdispatcher.config_file import _parse, config_from_mapping
 from llmdispatcher.errors import ConfigError, VendorError
 from llmdispatcher.types import Request, StreamChunk
 from llmdispatcher.vendors.anthropic import AnthropicVendor
+from llmdispatcher.vendors.bedrock import BedrockVendor
 from llmdispatcher.vendors.connection import Connection
+from llmdispatcher.vendors.eventstream import EventStreamDecoder, encode_message
 from llmdispatcher.vendors.gemini import GeminiVendor
 from llmdispatcher.vendors.http_vendor import HttpVendor
 from llmdispatcher.vendors.ollama import OllamaVendor
@@ -183,7 +185,31 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "rate_limit_wait_s",
         "metadata",
     ),
+    "bedrock": (
+        "output",
+        "message",
+        "role",
+        "content",
+        "text",
+        "toolUse",
+        "toolUseId",
+        "name",
+        "input",
+        "stopReason",
+        "usage",
+        "inputTokens",
+        "outputTokens",
+        "cacheReadInputTokens",
+        "cacheWriteInputTokens",
+        "contentBlockIndex",
+        "start",
+        "delta",
+        "reasoningContent",
+    ),
 }
+# Bedrock's stream event names (the ``:event-type`` header of an event-stream frame).
+BEDROCK_EVENTS = ("messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop",
+                  "messageStop", "metadata", "internalServerException")  # fmt: skip
 # Wire values a structure may hold besides random ones.
 WORDS = ("text", "tool_use", "stop", "length", "STOP", "SAFETY", "tool_calls", "assistant",
          "message_start", "content_block_delta", "[DONE]", "exponential", "priority", "openai",
@@ -300,6 +326,27 @@ def ndjson(data: bytes) -> None:
     guarded((), lambda: _split_invariant(NDJSONDecoder, body, source))
 
 
+def eventstream(data: bytes) -> None:
+    """EventStreamDecoder: raises only ValueError (a bad CRC, length or header, which
+    ``HttpVendor`` turns into a retryable ``MalformedResponse``; ``FrameOverBound`` is one),
+    and the messages do not depend on how the bytes were read."""
+    source = Bytes(data)
+    body = source.take(source.byte() * 4)
+    if source.byte() & 1:  # well-framed messages, so the fuzzer gets past the CRCs
+        body = (
+            b"".join(encode_message({":event-type": w}, source.take(8)) for w in WORDS[:3]) + body
+        )
+
+    def check() -> None:
+        expected = list(EventStreamDecoder().feed(body))
+        split = EventStreamDecoder()
+        found = [m for piece in pieces(source, body) for m in split.feed(piece)]
+        if found != expected:
+            raise Broken("SplitDependent@EventStreamDecoder", f"{expected!r} != {found!r}"[:300])
+
+    guarded((ValueError,), check)
+
+
 # --- vendor parsers ----------------------------------------------------------------------------
 class _Answer(HttpResponse):
     """A 200 whose body arrives in the given pieces."""
@@ -339,6 +386,7 @@ def _vendors() -> dict[str, HttpVendor]:
         "anthropic": AnthropicVendor(api_key="sk-ant-fuzz", connection=reach),
         "gemini": GeminiVendor(api_key="fuzz-key", connection=reach),
         "ollama": OllamaVendor(connection=reach),
+        "bedrock": BedrockVendor(api_key="ABSK-fuzz", region="us-east-1", connection=reach),
     }
 
 
@@ -369,7 +417,12 @@ def _frames(source: Bytes, vendor: str) -> bytes:
     out = []
     for _ in range(source.byte() % 6 + 1):
         obj = orjson.dumps(shape(source, VOCABULARY[vendor]), option=orjson.OPT_NON_STR_KEYS)
-        if vendor == "ollama":
+        if vendor == "bedrock":  # binary event-stream frames, not SSE
+            name = BEDROCK_EVENTS[source.byte() % len(BEDROCK_EVENTS)]
+            kind = "exception" if name.endswith("Exception") else "event"
+            headers = {":event-type": name, ":exception-type": name, ":message-type": kind}
+            out.append(encode_message(headers, obj))
+        elif vendor == "ollama":
             out.append(obj + b"\n")
         else:
             event = WORDS[source.byte() % len(WORDS)].encode()
@@ -417,7 +470,10 @@ def _keys(source: Bytes) -> Iterator[str]:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "sse": sse,
     "ndjson": ndjson,
+    "eventstream": eventstream,
     **{f"{v}_response": response(v) for v in ("openai", "anthropic", "gemini", "ollama")},
     **{f"{v}_stream": stream(v) for v in ("openai", "anthropic", "gemini", "ollama")},
+    "bedrock_response": response("bedrock"),
+    "bedrock_stream": stream("bedrock"),
     "config": config,
 }

@@ -14,7 +14,9 @@ atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 pytest_plugins = [
     "tests.fakes.fixtures",
     "tests.fakes.fixtures_anthropic",
+    "tests.fakes.fixtures_cloud",
     "tests.fakes.fixtures_gemini",
+    "tests.fakes.fixtures_more_vendors",
     "tests.fakes.fixtures_ollama",
     "tests.fakes.fixtures_openai_family",
     "tests.redis_fixtures",

@@ -611,3 +611,48 @@ def test_models_list_pages_and_retrieve() -> None:
             c.models.retrieve("nope")
         with pytest.raises(anthropic.NotFoundError):
             c.get("/v1/nowhere", cast_to=object)
+
+
+# --------------------------------------------------------------------------- fidelity
+def test_count_tokens(client: anthropic.Anthropic) -> None:
+    counted = client.messages.count_tokens(
+        model="claude-sonnet-4-5", messages=MSGS, system="Be brief.", tools=TOOLS
+    )
+    assert counted.input_tokens > 0
+    with pytest.raises(anthropic.BadRequestError, match="max_tokens: Extra inputs"):
+        client.messages.count_tokens(
+            model="claude-sonnet-4-5", messages=MSGS, extra_body={"max_tokens": 5}
+        )
+
+
+def test_stop_sequence_is_named(fake_anthropic: FakeAnthropic, client: anthropic.Anthropic) -> None:
+    fake_anthropic.enqueue(Reply(text="one two", stop_sequence="THREE"), Reply(stop_sequence="X"))
+    done = client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=50, messages=MSGS, stop_sequences=["THREE"]
+    )
+    assert (done.stop_reason, done.stop_sequence) == ("stop_sequence", "THREE")
+    with client.messages.stream(
+        model="claude-sonnet-4-5", max_tokens=50, messages=MSGS, stop_sequences=["X"]
+    ) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "X")
+
+
+def test_strict_tools_and_disable_parallel_tool_use(client: anthropic.Anthropic) -> None:
+    tools: Any = [{**TOOLS[0], "strict": True}]
+    done = client.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=50,
+        messages=MSGS,
+        tools=tools,
+        tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+    )
+    assert done.stop_reason == "end_turn"
+    with pytest.raises(anthropic.BadRequestError, match="Extra inputs"):
+        client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=50,
+            messages=MSGS,
+            tools=tools,
+            tool_choice={"type": "none", "disable_parallel_tool_use": True},  # type: ignore[typeddict-unknown-key]
+        )

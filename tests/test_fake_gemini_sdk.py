@@ -549,3 +549,20 @@ def test_list_and_get_models(fake_gemini: FakeGemini, client: genai.Client) -> N
     ).json()
     assert len(page["models"]) == 2
     assert page["nextPageToken"]
+
+
+def test_logprobs(fake_gemini: FakeGemini, client: genai.Client) -> None:
+    fake_gemini.enqueue(Reply(text="Hi there", chunk_size=4), Reply(text="Hi there", chunk_size=4))
+    config = types.GenerateContentConfig(response_logprobs=True, logprobs=2)
+    done = client.models.generate_content(model=MODEL, contents="Say hi", config=config)
+    result = done.candidates[0].logprobs_result  # type: ignore[index]
+    assert result is not None
+    assert [c.token for c in result.chosen_candidates or ()] == ["Hi t", "here"]
+    assert len((result.top_candidates or [])[0].candidates or ()) == 2
+    streamed: list[str | None] = []
+    for part in client.models.generate_content_stream(
+        model=MODEL, contents="Say hi", config=config
+    ):
+        found = part.candidates[0].logprobs_result if part.candidates else None
+        streamed += [c.token for c in (found.chosen_candidates or ())] if found else []
+    assert streamed == ["Hi t", "here"]

@@ -462,3 +462,17 @@ async def test_async_client_stream(fake_ollama: FakeOllama) -> None:
     ):
         assert r.status == 200
         assert len((await r.json())["models"]) == len(fake_ollama.models)
+
+
+def test_logprobs(fake_ollama: FakeOllama, client: ollama.Client) -> None:
+    fake_ollama.enqueue(Reply(text="Hi there", chunk_size=4), Reply(text="Hi there", chunk_size=4))
+    done = client.chat(model=MODEL, messages=MSGS, logprobs=True, top_logprobs=2)
+    assert done.logprobs is not None
+    assert [t.token for t in done.logprobs] == ["Hi t", "here"]
+    assert len(done.logprobs[0].top_logprobs or ()) == 2
+    streamed = [
+        t.token
+        for part in client.chat(model=MODEL, messages=MSGS, stream=True, logprobs=True)
+        for t in part.logprobs or ()
+    ]
+    assert streamed == ["Hi t", "here"]

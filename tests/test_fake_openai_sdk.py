@@ -589,3 +589,77 @@ def test_start_is_fast_and_stop_is_clean() -> None:
     fake.stop()  # idempotent
     with pytest.raises(RuntimeError):
         _ = fake.url
+
+
+# --------------------------------------------------------------------------- choices and tools
+def test_n_choices_and_logprobs(fake_openai: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake_openai.enqueue(Reply(text="Hi there", chunk_size=3, completion_tokens=4))
+    done = client.chat.completions.create(
+        model="gpt-4o", messages=MSGS, n=2, logprobs=True, top_logprobs=2
+    )
+    assert [c.index for c in done.choices] == [0, 1]
+    assert [c.message.content for c in done.choices] == ["Hi there", "Hi there #1"]
+    first = done.choices[0].logprobs
+    assert first is not None
+    assert first.content is not None
+    assert [t.token for t in first.content] == ["Hi ", "the", "re"]
+    assert len(first.content[0].top_logprobs) == 2
+    assert done.usage is not None
+    assert done.usage.completion_tokens == 8
+    assert done.system_fingerprint is not None
+    assert done.system_fingerprint.startswith("fp_")
+
+
+def test_streamed_logprobs(fake_openai: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake_openai.enqueue(Reply(text="Hi there", chunk_size=4))
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=MSGS, stream=True, logprobs=True, top_logprobs=1
+    )
+    tokens = [
+        t.token
+        for chunk in stream
+        for choice in chunk.choices
+        if choice.logprobs is not None
+        for t in choice.logprobs.content or ()
+    ]
+    assert tokens == ["Hi t", "here"]
+
+
+def test_strict_and_custom_tools(fake_openai: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake_openai.enqueue(
+        Reply(
+            text="", tool_calls=[ToolCallSpec("shell", custom_input="ls -la")], finish="tool_calls"
+        )
+    )
+    strict = {**TOOLS[0], "function": {**TOOLS[0]["function"], "strict": True}}
+    custom = {"type": "custom", "custom": {"name": "shell", "format": {"type": "text"}}}
+    done = client.chat.completions.create(model="gpt-4o", messages=MSGS, tools=[strict, custom])
+    call = done.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.type == "custom"
+    assert (call.custom.name, call.custom.input) == ("shell", "ls -la")
+    sent = fake_openai.last_request.json
+    assert sent["tools"][0]["function"]["strict"] is True
+    # The call goes back in the history as it came: the API takes it.
+    history = [*MSGS, done.choices[0].message.model_dump(exclude_none=True)]
+    history.append({"role": "tool", "tool_call_id": call.id, "content": "two files"})
+    fake_openai.enqueue(Reply(text="Two files."))
+    again = client.chat.completions.create(model="gpt-4o", messages=history, tools=[custom])
+    assert again.choices[0].message.content == "Two files."
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"n": 0}, "n"),
+        ({"tools": [{"type": "custom", "custom": {}}]}, "tools[0].custom.name"),
+        ({"tools": [{"type": "hosted", "hosted": {"name": "x"}}]}, "tools[0].type"),
+    ],
+)
+def test_bad_choices_and_tools_are_400(
+    client: openai.OpenAI, fields: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=MSGS, **fields)
+    assert info.value.param == param

@@ -18,7 +18,7 @@ from tests.fakes.openai_fake import FakeOpenAI
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 PYTHON = re.findall(r"```python\n(.*?)```", README, re.S)
 YAML = re.findall(r"```yaml\n(.*?)```", README, re.S)
-VENDOR_ENV = ("OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "AZURE", "OLLAMA", "LLMDISPATCHER")
+VENDOR_ENV = ("OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "AZURE", "OLLAMA", "LLMDISPATCHER", "AWS")
 
 
 def test_the_readme_has_examples() -> None:

@@ -46,11 +46,16 @@ from llmdispatcher.vendors.openai_compatible import OpenAICompatibleVendor
 from tests.fakes import (
     anthropic_fake,
     azure_fake,
+    bedrock_fake,
+    cohere_fake,
     gemini_fake,
     llamacpp_fake,
+    mistral_fake,
     ollama_fake,
     openai_fake,
+    vertex_fake,
 )
+from tests.fakes.http_examples import ollama_generate_adapter, tgi_adapter
 from tests.fakes.llamacpp_fake import FakeLlamaServer
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import (
@@ -116,9 +121,21 @@ def gemini_tool_result(body: Body) -> tuple[str, Any]:
     return part["functionResponse"]["name"], part["functionResponse"]["response"]
 
 
+def bedrock_tool_result(body: Body) -> tuple[str, Any]:
+    block = next(
+        b["toolResult"] for m in body["messages"] for b in m["content"] if "toolResult" in b
+    )
+    return block["toolUseId"], block["content"][0]["json"]
+
+
 def ollama_tool_result(body: Body) -> tuple[str, Any]:
     message = _tool_message(body)
     return message["tool_name"], json.loads(message["content"])
+
+
+def cohere_tool_result(body: Body) -> tuple[str, Any]:
+    message = _tool_message(body)
+    return message["tool_call_id"], json.loads("".join(p["text"] for p in message["content"]))
 
 
 def last_message_parts(body: Body) -> list[Any]:
@@ -165,6 +182,33 @@ GEMINI_WIRE = Wire(
     tool_result=gemini_tool_result,
     tool_result_by="name",  # Gemini pairs results with calls by name and order
 )
+
+
+def responses_tool_result(body: Body) -> tuple[str, Any]:
+    (item,) = [i for i in body["input"] if i.get("type") == "function_call_output"]
+    return item["call_id"], json.loads(item["output"])
+
+
+RESPONSES_WIRE = Wire(  # OpenAI's Responses API (OpenAIVendor(api="responses"))
+    image=lambda body: [p for p in body["input"][-1]["content"] if p["type"] == "input_image"],
+    image_expected=[{"type": "input_image", "image_url": PNG_URI, "detail": "auto"}],
+    json_ask=lambda body: body.get("text"),
+    json_expected={"format": {"type": "json_object"}},
+    tool_result=responses_tool_result,
+    tool_result_by="id",
+)
+BEDROCK_WIRE = Wire(
+    image=lambda body: [b for b in body["messages"][-1]["content"] if "image" in b],
+    image_expected=[{"image": {"format": "png", "source": {"bytes": PNG_B64}}}],
+    # no schema-free JSON mode in Converse: the forced tool, as for Anthropic
+    json_ask=lambda body: (
+        body["toolConfig"].get("toolChoice"),
+        [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]],
+    ),
+    json_expected=({"tool": {"name": "json_output"}}, ["json_output"]),
+    tool_result=bedrock_tool_result,
+    tool_result_by="id",
+)
 OLLAMA_WIRE = Wire(
     image=lambda body: body["messages"][-1].get("images"),
     image_expected=[PNG_B64],  # bare base64, no data: prefix
@@ -172,6 +216,29 @@ OLLAMA_WIRE = Wire(
     json_expected="json",
     tool_result=ollama_tool_result,
     tool_result_by="name",  # tool_name, looked up from the call id
+)
+COHERE_WIRE = Wire(
+    image=OPENAI_WIRE.image,
+    image_expected=OPENAI_WIRE.image_expected,
+    json_ask=lambda body: body.get("response_format"),
+    json_expected={"type": "json_object"},
+    tool_result=cohere_tool_result,
+    tool_result_by="id",
+)
+
+
+def _not_on_this_wire(body: Body) -> Any:
+    raise AssertionError("a text-only vendor carries no images, JSON asks or tool results")
+
+
+# A custom HTTP server described by a template: text in, text out (see TEXT_ONLY below).
+TEXT_WIRE = Wire(
+    image=_not_on_this_wire,
+    image_expected=None,
+    json_ask=_not_on_this_wire,
+    json_expected=None,
+    tool_result=_not_on_this_wire,
+    tool_result_by="id",
 )
 
 
@@ -221,6 +288,8 @@ class Case:
     reports_cached: bool  # the vendor reports cached prompt tokens
     reports_reasoning: bool  # the vendor reports reasoning tokens
     json_step: Callable[[dict[str, Any]], Step] = json_as_text
+    # tests of what this vendor's format cannot carry (skipped, with the reason, for it)
+    cannot: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
         return self.id
@@ -233,6 +302,16 @@ def openai_compatible_adapter(fake: FakeOpenAI) -> Vendor:
 
 
 LLAMA_MODEL = llamacpp_fake.DEFAULT_ALIAS
+# What a template vendor (type http) cannot do: its config describes text in and text out, so
+# tools, images and JSON mode are refused before sending (tests/test_vendor_http_template.py).
+TEXT_ONLY = frozenset(
+    {
+        "test_tool_round_trip",
+        "test_streamed_tool_call",
+        "test_image_reaches_the_vendor_in_its_shape",
+        "test_json_mode",
+    }
+)
 CASES = [
     Case(
         id="openai",
@@ -242,6 +321,18 @@ CASES = [
         model="gpt-4o-mini",
         wire=OPENAI_WIRE,
         image_model="gpt-4o-mini",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+    ),
+    Case(
+        id="openai_responses",
+        vendor="openai",
+        fixture="fake_openai",
+        adapter=lambda fake: openai_fake.adapter_for(fake, api="responses"),
+        model="gpt-5",
+        wire=RESPONSES_WIRE,
+        image_model="gpt-5",
         blind=None,
         reports_cached=True,
         reports_reasoning=True,
@@ -284,6 +375,45 @@ CASES = [
         reports_reasoning=True,
     ),
     Case(
+        id="bedrock",
+        vendor="bedrock",
+        fixture="fake_bedrock",
+        adapter=bedrock_fake.adapter_for,
+        model="anthropic.claude-sonnet-4-5-20250929-v1:0",
+        wire=BEDROCK_WIRE,
+        image_model="anthropic.claude-sonnet-4-5-20250929-v1:0",
+        # vision is per model and Converse refuses images to a text model with a 400
+        blind=Blind("amazon.nova-micro-v1:0", InvalidRequestError, reaches_vendor=True),
+        reports_cached=True,
+        reports_reasoning=False,  # Converse usage has no reasoning count
+        json_step=json_as_forced_tool,
+    ),
+    Case(
+        id="vertex_gemini",
+        vendor="vertex",
+        fixture="fake_vertex",
+        adapter=vertex_fake.adapter_for,
+        model="gemini-2.5-flash",
+        wire=GEMINI_WIRE,
+        image_model="gemini-2.5-flash",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+    ),
+    Case(
+        id="vertex_claude",
+        vendor="vertex",
+        fixture="fake_vertex",
+        adapter=vertex_fake.adapter_for,
+        model="claude-sonnet-4-5@20250929",
+        wire=ANTHROPIC_WIRE,
+        image_model="claude-sonnet-4-5@20250929",
+        blind=None,
+        reports_cached=True,
+        reports_reasoning=True,
+        json_step=json_as_forced_tool,
+    ),
+    Case(
         id="ollama",
         vendor="ollama",
         fixture="fake_ollama",
@@ -320,6 +450,57 @@ CASES = [
         blind=None,
         reports_cached=True,
         reports_reasoning=True,
+    ),
+    Case(
+        id="cohere",
+        vendor="cohere",
+        fixture="fake_cohere",
+        adapter=cohere_fake.adapter_for,
+        model="command-a-03-2025",
+        wire=COHERE_WIRE,
+        image_model="command-a-vision-07-2025",
+        # only the vision models see; Cohere refuses images to the others itself
+        blind=Blind("command-a-03-2025", InvalidRequestError, reaches_vendor=True),
+        reports_cached=True,
+        reports_reasoning=False,  # no reasoning count in Cohere's usage
+    ),
+    Case(
+        id="mistral",
+        vendor="mistral",
+        fixture="fake_mistral",
+        adapter=mistral_fake.adapter_for,
+        model="mistral-small-latest",
+        wire=OPENAI_WIRE,
+        image_model="pixtral-large-latest",
+        blind=None,
+        reports_cached=False,  # prompt, completion and total only
+        reports_reasoning=False,
+    ),
+    Case(
+        id="http_tgi",
+        vendor="tgi",
+        fixture="fake_tgi",
+        adapter=tgi_adapter,  # examples/http/tgi.yaml
+        model="tgi",
+        wire=TEXT_WIRE,
+        image_model="tgi",
+        blind=Blind("tgi", UnsupportedRequest, reaches_vendor=False),
+        reports_cached=False,
+        reports_reasoning=False,
+        cannot=TEXT_ONLY,
+    ),
+    Case(
+        id="http_ollama_generate",
+        vendor="ollama-generate",
+        fixture="fake_ollama_generate",
+        adapter=ollama_generate_adapter,  # examples/http/ollama_generate.yaml
+        model="llama3.2",
+        wire=TEXT_WIRE,
+        image_model="llama3.2",
+        blind=Blind("llama3.2", UnsupportedRequest, reaches_vendor=False),
+        reports_cached=False,
+        reports_reasoning=False,
+        cannot=TEXT_ONLY,
     ),
 ]
 
@@ -365,7 +546,9 @@ def fake(case: Case, request: pytest.FixtureRequest) -> FakeServer:
 
 
 @pytest.fixture
-async def rig(case: Case, fake: FakeServer) -> AsyncIterator[Rig]:
+async def rig(case: Case, fake: FakeServer, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    if request.node.originalname in case.cannot:
+        pytest.skip(f"{case.id}: its wire format cannot carry what this test sends")
     vendor = case.adapter(fake)
     clock = FakeClock()
     dispatcher = Dispatcher(

@@ -10,6 +10,7 @@ from .budgets import Budget
 from .clock import Clock, FakeClock, SystemClock
 from .config import Config, VendorSpec
 from .dispatcher import Dispatcher
+from .embeddings import EmbeddingRequest, EmbeddingResponse
 from .limits import Limits
 from .observability.stats import Stats, VendorStats
 from .routing.model import RoutingDecision
@@ -40,6 +41,8 @@ __all__ = [
     "Config",
     "Deployment",
     "Dispatcher",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "FakeClock",
     "ImagePart",
     "Limits",

@@ -89,6 +89,8 @@ class GatewayConfig:
     Stored keys (``llmdispatcher keys``, the admin API) live in ``key_store_url``
     (``sqlite:///path.db`` or ``postgresql://...``; unset: ``ledger_url``, else the data
     directory's database); each gateway re-reads what changed every ``key_refresh_s`` seconds.
+    Responses API answers stored for ``previous_response_id`` live there too, for
+    ``responses_retention_s`` seconds (30 days, as OpenAI keeps them).
     The admin API (``/admin/v1``) needs ``admin_key`` (plain, usually ``${ENV}``) or
     ``admin_key_sha256`` (or ``LLMDISPATCHER_ADMIN_KEY``); without one it answers 404.
     """
@@ -110,6 +112,7 @@ class GatewayConfig:
     vendor_checks_per_minute: int = 10
     key_store_url: str | None = None
     key_refresh_s: float = 0.5
+    responses_retention_s: float = 30 * 86400.0
     admin_key: str | None = field(default=None, repr=False)
     admin_key_sha256: str | None = field(default=None, repr=False)
     passthrough_fields: tuple[str, ...] = (
@@ -143,6 +146,8 @@ class GatewayConfig:
             raise ValueError("gateway.api_keys: key names must be unique")
         if not 0 < self.key_refresh_s <= 60:
             raise ValueError("gateway.key_refresh_s: must be more than 0 and at most 60 seconds")
+        if not self.responses_retention_s > 0:
+            raise ValueError("gateway.responses_retention_s: must be a positive number of seconds")
         if self.admin_key is not None and len(self.admin_key) < 16:
             raise ValueError("gateway.admin_key: must be at least 16 characters")
         digest = self.admin_key_sha256

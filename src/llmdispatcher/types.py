@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 Role = Literal["system", "user", "assistant", "tool"]
+ToolKind = Literal["function", "custom"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+RequestKind = Literal["chat", "embedding"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
@@ -52,11 +54,13 @@ Content: TypeAlias = str | tuple[ContentPart, ...] | None
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A tool call made by the model; ``arguments`` is a JSON string, as OpenAI sends it."""
+    """A tool call made by the model; ``arguments`` is a JSON string, as OpenAI sends it (for
+    a ``custom`` tool: the free-form ``input`` the model wrote)."""
 
     id: str
     name: str
     arguments: str
+    kind: ToolKind = "function"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +82,67 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class Tool:
-    """A function the model may call; ``parameters`` is a JSON Schema object."""
+    """A function the model may call; ``parameters`` is a JSON Schema object. ``strict``: the
+    arguments must follow the schema exactly (None: not said). ``kind="custom"`` is OpenAI's
+    free-form tool: no parameters, the model writes plain text (``format``: text or a grammar)."""
 
     name: str
     description: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    strict: bool | None = None
+    kind: ToolKind = "function"
+    format: Mapping[str, Any] | None = None
 
     @classmethod
     def coerce(cls, value: Tool | Mapping[str, Any], where: str) -> Tool:
-        """Accept a Tool or an OpenAI tool dict (``{"type": "function", "function": {...}}``)."""
+        """Accept a Tool or an OpenAI tool dict (``{"type": "function", "function": {...}}``
+        or ``{"type": "custom", "custom": {...}}``)."""
         if isinstance(value, Tool):
             return value
         if not isinstance(value, Mapping):
             raise ValueError(f"{where}: expected a Tool or an OpenAI tool dict")
+        kind = value.get("type", "function")
+        if kind == "custom":
+            return cls._custom(value.get("custom"), where)
         fn = value.get("function", value)
-        if value.get("type", "function") != "function" or not isinstance(fn, Mapping):
+        if kind != "function" or not isinstance(fn, Mapping):
             raise ValueError(
-                f'{where}: only {{"type": "function", "function": {{...}}}} is supported'
+                f'{where}: expected {{"type": "function", "function": {{...}}}} or '
+                f'{{"type": "custom", "custom": {{...}}}}'
             )
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}.function.name: a non-empty string is required")
+        strict = fn.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise ValueError(f"{where}.function.strict: expected true or false")
         params = fn.get("parameters") or {"type": "object"}
-        return cls(name=name, description=fn.get("description"), parameters=params)
+        return cls(name=name, description=fn.get("description"), parameters=params, strict=strict)
+
+    @classmethod
+    def _custom(cls, spec: Any, where: str) -> Tool:
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+            raise ValueError(f"{where}.custom: expected an object with a name")
+        fmt = spec.get("format")
+        if fmt is not None and not isinstance(fmt, Mapping):
+            raise ValueError(f"{where}.custom.format: expected an object")
+        return cls(
+            name=spec["name"], description=spec.get("description"), kind="custom", format=fmt
+        )
 
     def to_openai(self) -> dict[str, Any]:
+        if self.kind == "custom":
+            custom: dict[str, Any] = {"name": self.name}
+            if self.description is not None:
+                custom["description"] = self.description
+            if self.format is not None:
+                custom["format"] = dict(self.format)
+            return {"type": "custom", "custom": custom}
         fn: dict[str, Any] = {"name": self.name, "parameters": dict(self.parameters)}
         if self.description is not None:
             fn["description"] = self.description
+        if self.strict is not None:
+            fn["strict"] = self.strict
         return {"type": "function", "function": fn}
 
 
@@ -132,6 +169,14 @@ def _coerce_part(value: ContentPart | Mapping[str, Any], where: str) -> ContentP
 def _coerce_tool_call(value: ToolCall | Mapping[str, Any], where: str) -> ToolCall:
     if isinstance(value, ToolCall):
         return value
+    if isinstance(value, Mapping) and value.get("type") == "custom":
+        custom = value.get("custom")
+        if not isinstance(custom, Mapping) or not isinstance(custom.get("name"), str):
+            raise ValueError(f"{where}.custom: expected an object with a name and an input")
+        text = custom.get("input", "")
+        if not isinstance(text, str):
+            raise ValueError(f"{where}.custom.input: expected a string")
+        return ToolCall(str(value.get("id", "")), custom["name"], text, kind="custom")
     fn = value.get("function") if isinstance(value, Mapping) else None
     if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
         raise ValueError(f"{where}: expected a ToolCall or an OpenAI tool_calls item")
@@ -211,7 +256,16 @@ class Request:
 
     ``vendor`` forces a vendor by name; ``timeout`` is the total deadline in seconds for every
     attempt, backoff and fallback together; ``extra`` carries vendor-specific body fields that are
-    passed through unchanged (they are never validated by us).
+    passed through unchanged (they are never validated by us), except OpenAI's own fields
+    (``vendors/openai_fields.py``), which other vendors translate or refuse. ``kind`` is
+    ``embedding`` for the request ``Dispatcher.embed`` routes (``EmbeddingRequest.routing_request``:
+    the inputs are its user messages), so that rules, capabilities and limits can tell it from a
+    chat.
+
+
+    ``n``: how many answers (vendors without it are asked n times, the answers merged);
+    ``logprobs``/``top_logprobs``: token log probabilities, where the vendor gives them;
+    ``parallel_tool_calls``: False for at most one tool call per answer.
     """
 
     model: str
@@ -229,6 +283,11 @@ class Request:
     timeout: float | None = None
     stream_options: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
+    kind: RequestKind = "chat"
+    n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    parallel_tool_calls: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -262,6 +321,20 @@ class Request:
             raise ValueError(
                 "request.tool_choice: set request.tools too (there is nothing to choose)"
             )
+        self._check_options()
+
+    def _check_options(self) -> None:
+        _check_int("request.n", self.n, 1, MAX_N)
+        _check_int("request.top_logprobs", self.top_logprobs, 0, MAX_TOP_LOGPROBS)
+        if self.top_logprobs is not None and self.logprobs is not True:
+            raise ValueError("request.top_logprobs: set request.logprobs to true too")
+        if self.parallel_tool_calls is not None and self.tools is None:
+            raise ValueError("request.parallel_tool_calls: set request.tools too")
+
+    @property
+    def answer_count(self) -> int:
+        """How many answers were asked for (``n``, 1 when unset)."""
+        return self.n or 1
 
     @property
     def message_list(self) -> tuple[Message, ...]:
@@ -275,6 +348,17 @@ class Request:
     @property
     def stop_list(self) -> tuple[str, ...]:
         return self.stop or ()  # type: ignore[return-value]
+
+
+MAX_N = 128  # OpenAI's limit for ``n``
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit for ``top_logprobs``
+
+
+def _check_int(name: str, value: int | None, low: int, high: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}: must be an integer from {low} to {high}")
 
 
 def _check_range(name: str, value: float | None, low: float, high: float) -> None:
@@ -309,8 +393,26 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """One answer of several (``Request.n``): what ``Response`` holds for the first one."""
+
+    index: int
+    content: str
+    finish_reason: FinishReason | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: Any = None
+    stop_sequence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
-    """A finished chat completion, whichever vendor produced it."""
+    """A finished chat completion, whichever vendor produced it.
+
+    ``logprobs``: OpenAI's ``choices[].logprobs`` object (``{"content": [...]}``) when asked
+    for; ``stop_sequence``: the stop string that ended the answer, where the vendor says which;
+    ``system_fingerprint``: the vendor's, when it sends one; ``alternatives``: the answers
+    after the first when ``n`` > 1 (``choices`` lists them all).
+    """
 
     content: str
     vendor: str
@@ -326,6 +428,18 @@ class Response:
     # The routing decision (llmdispatcher.routing.model.RoutingDecision): rule, strategy,
     # scored candidates, exclusions and attempts.
     routing: Any = None
+    logprobs: Any = None
+    stop_sequence: str | None = None
+    system_fingerprint: str | None = None
+    alternatives: tuple[Choice, ...] = ()
+
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        """Every answer, the first one (this response's own fields) included."""
+        first = Choice(
+            0, self.content, self.finish_reason, self.tool_calls, self.logprobs, self.stop_sequence
+        )
+        return (first, *self.alternatives)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,3 +457,9 @@ class StreamChunk:
     # On the final chunk of a resumed stream (on_stream_break: resume): the deployments whose
     # streams broke, in order, before the last one finished the answer.
     resumed_from: tuple[str, ...] = ()
+    # OpenAI's ``logprobs.content`` entries for this piece's tokens, when asked for.
+    logprobs: tuple[Any, ...] = ()
+    # On the final chunk: the stop string that ended the answer (where the vendor says which),
+    # and the vendor's system fingerprint (when it sends one).
+    stop_sequence: str | None = None
+    system_fingerprint: str | None = None

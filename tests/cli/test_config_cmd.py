@@ -160,3 +160,28 @@ def test_check_from_the_environment(fake_openai: FakeOpenAI) -> None:
     assert "source    the environment (no --config given)" in done.stdout
     assert f"  openai: type openai, {fake_openai.url}/v1, key ***mnop" in done.stdout
     assert SECRET not in done.stdout + done.stderr
+
+
+def test_check_an_http_template_vendor(cli: CliInvoker) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "http" / "tgi.yaml"
+    env = {"TGI_URL": "http://127.0.0.1:8080", "HF_TOKEN": SECRET}
+    result = cli("config", "check", example, env=env)
+    assert result.exit_code == 0, result.output
+    assert (
+        "  tgi: type http, http://127.0.0.1:8080/generate, key ***mnop, method POST, "
+        "models ('tgi',), health_url http://127.0.0.1:8080/health"
+    ) in result.stdout
+    assert SECRET not in result.output
+
+
+def test_check_names_the_field_of_a_bad_template(cli: CliInvoker, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "vendors:\n  box:\n    type: http\n    url: http://127.0.0.1:9/generate\n"
+        '    body: {inputs: "{{ promt }}"}\n    response: {text: generated_text}\n'
+    )
+    result = cli("config", "check", config)
+    assert result.exit_code == 2
+    assert one_line(result.stderr).startswith(
+        f"error: {config}: vendors.box: body.inputs: unknown field 'promt' in {{{{ promt }}}}"
+    )

@@ -19,6 +19,7 @@ from tests.fakes.script import Fail
 
 COMMANDS = [
     ["chat"],
+    ["embed"],
     ["vendors"],
     ["test-vendor"],
     ["models"],
@@ -28,6 +29,7 @@ COMMANDS = [
     ["config", "init"],
     ["config", "check"],
     ["stats"],
+    ["replay"],
     ["serve"],
     ["keys"],
     ["keys", "create"],
@@ -53,12 +55,14 @@ def test_help_lists_every_command(cli: CliInvoker) -> None:
     names = [line.split()[0] for line in listed]
     assert names == [
         "chat",
+        "embed",
         "vendors",
         "test-vendor",
         "models",
         "route",
         "config",
         "stats",
+        "replay",
         "serve",
         "keys",
     ]

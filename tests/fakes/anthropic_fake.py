@@ -37,7 +37,7 @@ from aiohttp import web
 from llmdispatcher.vendors.anthropic import AnthropicVendor
 from llmdispatcher.vendors.base import Vendor
 
-from .anthropic_validation import Problem, validate
+from .anthropic_validation import Problem, validate, validate_count
 from .script import Fail, Reply, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
 
@@ -105,7 +105,11 @@ class FakeAnthropic(FakeServer):
 
     # ------------------------------------------------------------------------------ routing
     def routes(self) -> dict[tuple[str, str], Handler]:
-        return {("POST", "/v1/messages"): self._messages, ("GET", "/v1/models"): self._list}
+        return {
+            ("POST", "/v1/messages"): self._messages,
+            ("POST", "/v1/messages/count_tokens"): self._count_tokens,
+            ("GET", "/v1/models"): self._list,
+        }
 
     def match(self, method: str, path: str) -> Handler | None:
         if method == "GET" and path.startswith("/v1/models/"):
@@ -176,6 +180,18 @@ class FakeAnthropic(FakeServer):
         call.stream = body.get("stream") is True
         call.meta["id"] = "msg_01" + rand(22)
         return await self.run_step(call)
+
+    async def _count_tokens(self, call: Call) -> web.StreamResponse:
+        """``{"input_tokens": N}``, N a stand-in count: one per 4 bytes of the prompt."""
+        if (denied := self._auth(call)) is not None:
+            return denied
+        try:
+            validate_count(call.body if call.json_ok else None, call.meta["version"])
+        except Problem as p:
+            return self.error(call, 400, "invalid_request_error", p.message)
+        prompt = {k: v for k, v in call.body.items() if k != "model"}
+        tokens = max(1, len(orjson.dumps(prompt)) // 4)
+        return web.json_response({"input_tokens": tokens})
 
     async def _list(self, call: Call) -> web.StreamResponse:
         if (denied := self._auth(call)) is not None:
@@ -274,30 +290,35 @@ class FakeAnthropic(FakeServer):
         return usage
 
     def _message(
-        self, call: Call, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]
+        self,
+        call: Call,
+        content: list[dict[str, Any]],
+        stop: tuple[str | None, str | None],
+        usage: dict[str, Any],
     ) -> dict[str, Any]:
+        """``stop``: (stop_reason, stop_sequence)."""
         return {
             "id": call.meta["id"],
             "type": "message",
             "role": "assistant",
             "model": call.meta["model"],
             "content": content,
-            "stop_reason": stop,
-            "stop_sequence": None,
+            "stop_reason": stop[0],
+            "stop_sequence": stop[1],
             "usage": usage | {"service_tier": "standard"},
         }
 
     def reply_response(self, call: Call, reply: Reply) -> web.StreamResponse:
         content = [{"type": "text", "text": reply.text}] if reply.text else []
         content += self._tool_blocks(call, reply)
-        body = self._message(call, content, STOP_REASONS[reply.finish], self._usage(reply))
+        body = self._message(call, content, _stop(reply), self._usage(reply))
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
         """Frames that give the client a text or tool piece are ``content``; the events with
         nothing to show (block starts/stops, ping, an empty ``partial_json``) ride along with
         the next such frame, or go to the tail."""
-        start = self._message(call, [], None, self._usage(reply, output_tokens=1))
+        start = self._message(call, [], (None, None), self._usage(reply, output_tokens=1))
         plan = StreamPlan(head=[sse("message_start", {"type": "message_start", "message": start})])
         pending: list[bytes] = []
         index = 0
@@ -334,13 +355,21 @@ class FakeAnthropic(FakeServer):
             pending.append(block("content_block_stop"))
             index += 1
         usage = self._usage(reply)
-        delta = {"stop_reason": STOP_REASONS[reply.finish], "stop_sequence": None}
+        reason, sequence = _stop(reply)
+        delta = {"stop_reason": reason, "stop_sequence": sequence}
         plan.tail = [
             *pending,
             sse("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),
             sse("message_stop", {"type": "message_stop"}),
         ]
         return plan
+
+
+def _stop(reply: Reply) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence): a matched stop sequence is named, as the API does."""
+    if reply.stop_sequence is not None:
+        return "stop_sequence", reply.stop_sequence
+    return STOP_REASONS[reply.finish], None
 
 
 def adapter_for(fake: FakeAnthropic, **kwargs: Any) -> Vendor:

@@ -183,8 +183,36 @@ def _tool_choice(choice: Any, names: list[str]) -> None:
             f"tool_choice: Input tag {kind!r} found using 'type' does not match any of the "
             "expected tags: 'auto', 'any', 'tool', 'none'"
         )
+    allowed = {"type"} | ({"name"} if kind == "tool" else set())
+    allowed |= set() if kind == "none" else {"disable_parallel_tool_use"}
+    for key in choice:
+        if key not in allowed:
+            raise Problem(f"tool_choice.{kind}.{key}: Extra inputs are not permitted")
+    flag = choice.get("disable_parallel_tool_use")
+    if flag is not None and not isinstance(flag, bool):
+        raise Problem(
+            f"tool_choice.{kind}.disable_parallel_tool_use: Input should be a valid boolean"
+        )
     if kind == "tool" and choice.get("name") not in names:
         raise Problem(f"tool_choice.tool.name: Tool '{choice.get('name')}' not found in tools")
+
+
+# ``POST /v1/messages/count_tokens`` takes the prompt's fields (anthropic SDK
+# ``MessageCountTokensParams``), not the generation ones (max_tokens, stop_sequences, stream...).
+COUNT_FIELDS = frozenset(
+    {"model", "messages", "cache_control", "output_config", "speed", "system", "thinking"}
+    | {"tool_choice", "tools"}
+)
+
+
+def validate_count(body: Any, version: str) -> None:
+    """What ``count_tokens`` rejects: ``validate``'s checks on the fields it takes."""
+    if not isinstance(body, dict):
+        raise Problem("There was an issue with the request body: the body is not a JSON object")
+    for key in body:
+        if key not in COUNT_FIELDS:
+            raise Problem(f"{key}: Extra inputs are not permitted")
+    validate({**body, "max_tokens": 1}, version)
 
 
 def _output_config(config: Any) -> None:

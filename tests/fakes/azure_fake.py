@@ -34,13 +34,14 @@ from aiohttp import web
 from llmdispatcher.vendors.azure import AzureOpenAIVendor
 from llmdispatcher.vendors.base import Vendor
 
-from .openai_fake import FakeOpenAI
+from .openai_fake import FakeOpenAI, choice_meta
 from .openai_validation import Problem, validate_chat
 from .script import Fail, Reply
 from .server import Call, Handler, StreamPlan
 
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 CLASSIC_CHAT = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+CLASSIC_EMBEDDINGS = re.compile(r"^/openai/deployments/([^/]+)/embeddings$")
 # deployment -> the model version Azure reports in responses
 DEFAULT_DEPLOYMENTS: Mapping[str, str] = {
     "gpt-4o": "gpt-4o-2024-11-20",
@@ -145,6 +146,7 @@ class FakeAzureOpenAI(FakeOpenAI):
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {
             ("POST", "/openai/v1/chat/completions"): self._v1_chat,
+            ("POST", "/openai/v1/embeddings"): self._v1_embeddings,
             ("GET", "/openai/models"): self._azure_models,
             ("GET", "/openai/v1/models"): self._azure_models,
         }
@@ -152,6 +154,8 @@ class FakeAzureOpenAI(FakeOpenAI):
     def match(self, method: str, path: str) -> Handler | None:
         if method == "POST" and CLASSIC_CHAT.match(path):
             return self._classic_chat
+        if method == "POST" and CLASSIC_EMBEDDINGS.match(path):
+            return self._classic_embeddings
         return self.routes().get((method, path))
 
     async def unknown_route(self, call: Call) -> web.StreamResponse:
@@ -205,6 +209,23 @@ class FakeAzureOpenAI(FakeOpenAI):
         model = body.get("model")
         return await self._azure_chat(call, model if isinstance(model, str) else None, v1=True)
 
+    async def _classic_embeddings(self, call: Call) -> web.StreamResponse:
+        match = CLASSIC_EMBEDDINGS.match(call.request.path)
+        assert match is not None
+        deployment = unquote(match.group(1))
+        refused = self._version_missing(call)
+        if refused is not None:
+            return refused
+        if deployment not in self.deployments:
+            return self.gateway(404, "DeploymentNotFound", NO_DEPLOYMENT)
+        # The classic route takes the deployment from the URL; the answer names the model.
+        return await self.embeddings(
+            call, lambda c: self._azure_auth(c, v1=False), self.deployments[deployment]
+        )
+
+    async def _v1_embeddings(self, call: Call) -> web.StreamResponse:
+        return await self.embeddings(call, lambda c: self._azure_auth(c, v1=True))
+
     async def _azure_chat(
         self, call: Call, deployment: str | None, *, v1: bool
     ) -> web.StreamResponse:
@@ -234,6 +255,7 @@ class FakeAzureOpenAI(FakeOpenAI):
             id="chatcmpl-" + secrets.token_hex(14),
             created=1730000000,
             fingerprint="fp_" + secrets.token_hex(5),
+            **choice_meta(body),
         )
         return await self.run_step(call)
 

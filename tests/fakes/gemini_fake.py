@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from .embeddings_wire import EmbeddingProblem, fake_vector, gemini_text, gemini_texts
 from .gemini_validation import Problem, current_turn_calls, validate_generate
 from .script import Fail, MidStreamError, Reply, Step
 from .server import Call, FakeServer, Handler, StreamPlan
@@ -46,6 +47,8 @@ DEFAULT_MODELS = (
 )
 _ROUTE = re.compile(r"^/(v1|v1beta)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _MODELS = re.compile(r"^/(v1|v1beta)/models(?:/([^/:]+))?$")
+_EMBED = re.compile(r"^/(v1|v1beta)/models/([^/:]+):(embedContent|batchEmbedContents)$")
+EMBEDDING_DIMS = 3072  # gemini-embedding-001's default size
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
 _NO_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). Please "
@@ -145,9 +148,11 @@ class FakeGemini(FakeServer):
         self.require_thought_signatures = False
         self.default_retry_delay: str | None = None
         self.issued_signatures: set[bytes] = set()
+        self.embedding_dims = EMBEDDING_DIMS
 
     def reset(self) -> None:
         super().reset()
+        self.embedding_dims = EMBEDDING_DIMS
         self.models = list(self._initial_models)
         self.require_thought_signatures = False
         self.default_retry_delay = None
@@ -157,6 +162,8 @@ class FakeGemini(FakeServer):
     def match(self, method: str, path: str) -> Handler | None:
         if method == "POST" and _ROUTE.match(path):
             return self._generate
+        if method == "POST" and _EMBED.match(path):
+            return self._embed
         if method == "GET" and _MODELS.match(path):
             return self._models
         return None
@@ -210,7 +217,45 @@ class FakeGemini(FakeServer):
             return self.error(p.status, p.message, p.rpc, p.details())
         call.stream = method == "streamGenerateContent"
         call.meta["sse"] = call.record.query.get("alt") == "sse"
+        config = body.get("generationConfig") or {}
+        call.meta["logprobs"] = (
+            (config.get("logprobs") or 0) if config.get("responseLogprobs") else None
+        )
         return await self.run_step(call)
+
+    async def _embed(self, call: Call) -> web.StreamResponse:
+        """``:batchEmbedContents`` (what google-genai sends) and ``:embedContent``."""
+        found = _EMBED.match(call.request.path)
+        assert found is not None
+        version, model, method = found.groups()
+        call.meta.update(model=model, version=version)
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := self._auth(call)) is not None:
+            return denied
+        if model not in self.models:
+            message = (
+                f"models/{model} is not found for API version {version}, or is not supported "
+                f"for {method}. Call ListModels to see the list of available models and their "
+                "supported methods."
+            )
+            return self.error(404, message, "NOT_FOUND")
+        body = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        self.next_step()  # a scripted Reply answers one embedding request too
+        try:
+            if method == "embedContent":
+                text, dims = gemini_text(body, "content")
+                vector = fake_vector(text, dims or self.embedding_dims)
+                return self._json({"embedding": {"values": vector}})
+            pairs = gemini_texts(body.get("requests"), model)
+        except EmbeddingProblem as p:
+            return self.error(p.status, p.message, "INVALID_ARGUMENT")
+        values = [{"values": fake_vector(t, d or self.embedding_dims)} for t, d in pairs]
+        return self._json({"embeddings": values})
+
+    @staticmethod
+    def _json(obj: Any) -> web.Response:
+        return web.Response(body=orjson.dumps(obj), content_type="application/json")
 
     def _check_signatures(self, contents: list[dict[str, Any]]) -> None:
         if not self.require_thought_signatures:
@@ -378,6 +423,7 @@ class FakeGemini(FakeServer):
         candidate: dict[str, Any] = {"finishReason": _FINISH[reply.finish]}
         if parts:
             candidate["content"] = {"parts": parts, "role": "model"}
+        candidate |= _logprobs(call, reply.text_pieces())
         return web.json_response(self._response(call, candidate, self._usage(reply)), dumps=_dumps)
 
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
@@ -399,7 +445,10 @@ class FakeGemini(FakeServer):
         if self._blocked_prompt(reply):
             plan.tail.append(frame(None, True))
         else:
-            plan.content += [frame(content([{"text": t}]), False) for t in reply.text_pieces()]
+            plan.content += [
+                frame(content([{"text": t}]) | _logprobs(call, [t]), False)
+                for t in reply.text_pieces()
+            ]
             if reply.tool_calls:  # a call arrives whole; parallel calls share one chunk
                 plan.content.append(frame(content(self._parts(call, reply)), False))
             last: dict[str, Any] = {"finishReason": _FINISH[reply.finish]}
@@ -410,6 +459,25 @@ class FakeGemini(FakeServer):
         if not sse:
             plan.tail.append(b"\n]")
         return plan
+
+
+def _logprobs(call: Call, tokens: list[str]) -> dict[str, Any]:
+    """``logprobsResult`` (google-genai ``LogprobsResult``) when ``responseLogprobs`` asked."""
+    top = call.meta.get("logprobs")
+    if top is None or not tokens:
+        return {}
+
+    def candidate(token: str, value: float) -> dict[str, Any]:
+        return {"token": token, "tokenId": len(token), "logProbability": value}
+
+    values = [-0.25 * (i + 1) for i in range(len(tokens))]
+    chosen = [candidate(t, v) for t, v in zip(tokens, values, strict=True)]
+    tops = [
+        {"candidates": [candidate(t + "~" * k, v - k) for k in range(top)]}
+        for t, v in zip(tokens, values, strict=True)
+    ]
+    result = {"chosenCandidates": chosen, "topCandidates": tops, "logProbabilitySum": sum(values)}
+    return {"logprobsResult": result, "avgLogprobs": sum(values) / len(values)}
 
 
 def adapter_for(fake: FakeGemini, **kwargs: Any) -> GeminiVendor:

@@ -30,7 +30,7 @@ from llmdispatcher.vendors.base import Vendor
 from llmdispatcher.vendors.llamacpp import LlamaCppVendor
 
 from .azure_fake import edit_frame
-from .openai_fake import FakeOpenAI
+from .openai_fake import FakeOpenAI, choice_meta
 from .script import Fail, Reply
 from .server import Call, Handler, StreamPlan
 
@@ -98,6 +98,7 @@ class FakeLlamaServer(FakeOpenAI):
         return {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/chat/completions"): self._chat,
+            ("POST", "/v1/embeddings"): self._embeddings,
             ("GET", "/health"): self._health,
             ("GET", "/v1/health"): self._health,
             ("GET", "/v1/models"): self._models,
@@ -163,6 +164,7 @@ class FakeLlamaServer(FakeOpenAI):
             id="chatcmpl-" + secrets.token_hex(16),
             created=int(time.time()),
             fingerprint=BUILD,
+            **choice_meta(body),
         )
         return await self.run_step(call)
 
@@ -195,6 +197,11 @@ class FakeLlamaServer(FakeOpenAI):
             if kind not in ("text", "image_url"):
                 return f"unsupported content[].type: {kind}"
         return None
+
+    async def _embeddings(self, call: Call) -> web.StreamResponse:
+        # ``model`` is optional: the server embeds with the one model it loaded.
+        body = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        return await self.embeddings(call, self._auth, None if body.get("model") else self.alias)
 
     async def _models(self, call: Call) -> web.StreamResponse:
         meta = {"vocab_type": 2, "n_vocab": 151936, "n_ctx": self.n_ctx, "n_ctx_train": 32768}

@@ -46,11 +46,13 @@ from aiohttp import web
 
 from llmdispatcher.vendors.ollama import OllamaVendor
 
+from .embeddings_wire import EmbeddingProblem, ollama_answer
 from .script import Fail, Reply
 from .server import Call, FakeServer, Handler, StreamPlan
 
 DEFAULT_MODELS = ("llama3.2:latest", "qwen2.5:0.5b", "llava:latest")
 DEFAULT_MODEL = "llama3.2"  # the name tests send (no tag: ":latest")
+EMBEDDING_DIMS = 384  # all-minilm's size
 VERSION = "0.12.6"
 ROLES = ("system", "user", "assistant", "tool")
 OVERLOADED = "server busy, please try again.  maximum pending requests exceeded"
@@ -144,9 +146,11 @@ class FakeOllama(FakeServer):
         self.models = list(models)
         # True: tool calls without ``id``/``function.index``, as older Ollama servers send them.
         self.legacy_tool_calls = False
+        self.embedding_dims = EMBEDDING_DIMS
 
     def reset(self) -> None:
         super().reset()
+        self.embedding_dims = EMBEDDING_DIMS
         self.models = list(self._initial_models)
         self.legacy_tool_calls = False
 
@@ -154,6 +158,7 @@ class FakeOllama(FakeServer):
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {
             ("POST", "/api/chat"): self._chat,
+            ("POST", "/api/embed"): self._embed,
             ("GET", "/api/tags"): self._tags,
             ("GET", "/api/version"): self._version,
             ("GET", "/"): self._root,
@@ -192,10 +197,30 @@ class FakeOllama(FakeServer):
         except Problem as p:
             return error_response(p.status, p.message)
         call.stream = body.get("stream") is not False
+        call.meta["logprobs"] = (body.get("top_logprobs") or 0) if body.get("logprobs") else None
         if not body.get("messages"):
             unload = body.get("keep_alive") == 0
             return self._json(self._line(call, "", done_reason="unload" if unload else "load"))
         return await self.run_step(call)
+
+    async def _embed(self, call: Call) -> web.StreamResponse:
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        model = body.get("model")
+        call.meta["model"] = model if isinstance(model, str) and model else DEFAULT_MODEL
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := self._auth(call)) is not None:
+            return denied
+        if not call.json_ok or not isinstance(model, str):
+            return error_response(400, "invalid request: model is required")
+        name = self.resolve(model)
+        if name is None:
+            return error_response(404, f"model '{model}' not found")
+        self.next_step()  # a scripted Reply answers one embedding request too
+        try:
+            return self._json(ollama_answer(body, name, self.embedding_dims))
+        except EmbeddingProblem as p:
+            return error_response(p.status, p.message)
 
     async def _tags(self, call: Call) -> web.StreamResponse:
         if (denied := self._auth(call)) is not None:
@@ -289,6 +314,10 @@ class FakeOllama(FakeServer):
             line["done_reason"] = done_reason
         if reply is not None:
             line |= self._metrics(reply)
+        top = call.meta.get("logprobs")
+        if top is not None and content:
+            pieces = reply.text_pieces() if reply is not None else [content]
+            line["logprobs"] = [_logprob(p, i, top) for i, p in enumerate(pieces)]
         return line
 
     @staticmethod
@@ -324,6 +353,13 @@ class FakeOllama(FakeServer):
         done = DONE_REASONS[reply.finish]
         plan.tail.append(frame(self._line(call, "", done_reason=done, reply=reply)))
         return plan
+
+
+def _logprob(token: str, position: int, top: int) -> dict[str, Any]:
+    """One token's log probability (ollama SDK ``Logprob``), with ``top`` alternatives."""
+    value = -0.25 * (position + 1)
+    alternatives = [{"token": token + "~" * k, "logprob": value - k} for k in range(top)]
+    return {"token": token, "logprob": value, "top_logprobs": alternatives}
 
 
 # --------------------------------------------------------------------------------- validation

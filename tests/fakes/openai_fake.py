@@ -1,4 +1,6 @@
-"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``).
+"""A strict fake of OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``),
+Embeddings (``/v1/embeddings``, ``embeddings_wire.py``) and the Responses API
+(``/v1/responses``, rendered by ``openai_responses_fake``).
 
 Wire format per the shared protocol reference vendors.md (sections 1 and 8), checked with the
 official ``openai`` SDK (tests/test_fake_openai_sdk.py). Usage::
@@ -13,7 +15,7 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -21,11 +23,14 @@ from aiohttp import web
 
 from llmdispatcher.vendors.openai import OpenAIVendor
 
+from . import openai_responses_fake as responses_api
+from .embeddings_wire import EmbeddingProblem, openai_answer
 from .openai_validation import Problem, validate_chat
-from .script import Fail, Reply, split_text
+from .script import Fail, Reply, ToolCallSpec, split_text
 from .server import Call, FakeServer, Handler, StreamPlan
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3-mini", "gpt-5")
+EMBEDDING_DIMS = 1536
 _ALNUM = string.ascii_letters + string.digits
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -126,10 +131,20 @@ class FakeOpenAI(FakeServer):
         """``api_key=None`` accepts any Bearer key (a missing one is still 401)."""
         super().__init__(api_key=api_key, host=host)
         self.models = list(models)
+        self.embedding_dims = EMBEDDING_DIMS  # for models without a documented size
+
+    def reset(self) -> None:
+        super().reset()
+        self.embedding_dims = EMBEDDING_DIMS
 
     # ------------------------------------------------------------------------------ routing
     def routes(self) -> dict[tuple[str, str], Handler]:
-        return {("POST", "/v1/chat/completions"): self._chat, ("GET", "/v1/models"): self._models}
+        return {
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/embeddings"): self._embeddings,
+            ("POST", "/v1/responses"): self._responses,
+            ("GET", "/v1/models"): self._models,
+        }
 
     def match(self, method: str, path: str) -> Handler | None:
         if method == "GET" and path.startswith("/v1/models/"):
@@ -219,7 +234,46 @@ class FakeOpenAI(FakeServer):
             id="chatcmpl-" + rand(29),
             created=int(time.time()),
             fingerprint="fp_" + secrets.token_hex(5),
+            **choice_meta(body),
         )
+        return await self.run_step(call)
+
+    async def _embeddings(self, call: Call) -> web.StreamResponse:
+        return await self.embeddings(call, self._auth)
+
+    async def embeddings(
+        self, call: Call, auth: Callable[[Call], web.Response | None], model: str | None = None
+    ) -> web.StreamResponse:
+        """``/embeddings`` for this fake and its OpenAI-shaped relatives (``model``: the one
+        that answers whatever the body names, e.g. an Azure deployment's)."""
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        if model is not None:
+            body = {**body, "model": model}
+        call.meta["model"] = body.get("model")
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := auth(call)) is not None:
+            return denied
+        self.next_step()  # a scripted Reply answers one embedding request too
+        try:
+            answer = openai_answer(body if call.json_ok else None, self.embedding_dims)  # type: ignore[arg-type]
+        except EmbeddingProblem as p:
+            return self.error(call, p.status, p.message, "invalid_request_error", p.param)
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+    async def _responses(self, call: Call) -> web.StreamResponse:
+        body: dict[str, Any] = call.body if call.json_ok and isinstance(call.body, dict) else {}
+        call.meta["model"] = body.get("model")
+        if (fail := self.take_fail()) is not None:
+            return self.error_response(call, fail)
+        if (denied := self._auth(call)) is not None:
+            return denied
+        try:
+            responses_api.validate_responses(call.body if call.json_ok else None)
+        except Problem as p:
+            return self.error(call, p.status, p.message, "invalid_request_error", p.param, p.code)
+        call.stream = body.get("stream") is True
+        responses_api.start(call, body)
         return await self.run_step(call)
 
     async def _models(self, call: Call) -> web.StreamResponse:
@@ -267,20 +321,15 @@ class FakeOpenAI(FakeServer):
     def stream_error_frame(self, call: Call, kind: str) -> bytes:
         _, type_, param, code, message = FAILS[kind]
         message = message.replace("{model}", str(call.meta.get("model") or "gpt-4o"))
+        if call.meta.get("api") == "responses":
+            return responses_api.stream_error_frame(call, kind, message)
         return b"data: " + orjson.dumps(error_body(message, type_, param, code)) + b"\n\n"
 
     def _tool_calls(self, call: Call, reply: Reply) -> list[dict[str, Any]]:
         """Stable ids/JSON-string arguments for ``reply``'s tool calls (same in every frame)."""
         key = f"tools-{id(reply)}"
         if key not in call.meta:
-            call.meta[key] = [
-                {
-                    "id": "call_" + rand(24),
-                    "type": "function",
-                    "function": {"name": tc.name, "arguments": orjson.dumps(tc.arguments).decode()},
-                }
-                for tc in reply.tool_calls
-            ]
+            call.meta[key] = [_tool_call(tc) for tc in reply.tool_calls]
         calls: list[dict[str, Any]] = call.meta[key]
         return calls
 
@@ -300,30 +349,60 @@ class FakeOpenAI(FakeServer):
         }
 
     def reply_response(self, call: Call, reply: Reply) -> web.StreamResponse:
+        if call.meta.get("api") == "responses":
+            body = responses_api.response_object(call, reply, "completed")
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
         tool_calls = self._tool_calls(call, reply)
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": reply.text if reply.text or not tool_calls else None,
-            "refusal": None,
-            "annotations": [],
-        }
-        if tool_calls:
-            message["tool_calls"] = tool_calls
+        n = call.meta["n"]
+        usage = self._usage(reply)
+        usage["completion_tokens"] *= n  # usage covers every choice
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         body = {
             "id": call.meta["id"],
             "object": "chat.completion",
             "created": call.meta["created"],
             "model": call.meta["model"],
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish}
-            ],
-            "usage": self._usage(reply),
+            "choices": [self._choice(call, reply, tool_calls, k) for k in range(n)],
+            "usage": usage,
             "service_tier": "default",
             "system_fingerprint": call.meta["fingerprint"],
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
+    def _choice(
+        self, call: Call, reply: Reply, tool_calls: list[dict[str, Any]], k: int
+    ) -> dict[str, Any]:
+        """Choice ``k``: the reply's text, numbered after the first (``Hello #1``)."""
+        text = reply.text if k == 0 or not reply.text else f"{reply.text} #{k}"
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not tool_calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        pieces = split_text(text, reply.chunk_size)
+        return {
+            "index": k,
+            "message": message,
+            "logprobs": self._logprobs(call, pieces),
+            "finish_reason": reply.finish,
+        }
+
+    @staticmethod
+    def _logprobs(call: Call, pieces: list[str]) -> dict[str, Any] | None:
+        """OpenAI's ``logprobs`` object when asked for: each piece one token."""
+        if not call.meta["logprobs"]:
+            return None
+        return {
+            "content": [_token(p, i, call.meta["top_logprobs"]) for i, p in enumerate(pieces)],
+            "refusal": None,
+        }
+
     def stream_plan(self, call: Call, reply: Reply) -> StreamPlan:
+        if call.meta.get("api") == "responses":
+            return responses_api.stream_plan(call, reply)
         meta = call.meta
 
         def frame(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
@@ -342,8 +421,9 @@ class FakeOpenAI(FakeServer):
                 chunk["obfuscation"] = rand(1 + secrets.randbelow(12))
             return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-        def delta(d: dict[str, Any], finish: str | None = None) -> bytes:
-            return frame([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}])
+        def delta(d: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+            choice = {"index": 0, "delta": d, "logprobs": logprobs, "finish_reason": finish}
+            return frame([choice])
 
         calls = self._tool_calls(call, reply)
         plan = StreamPlan()
@@ -356,7 +436,10 @@ class FakeOpenAI(FakeServer):
                 "refusal": None,
             }
         plan.head.append(delta(first))
-        plan.content += [delta({"content": piece}) for piece in reply.text_pieces()]
+        plan.content += [
+            delta({"content": piece}, logprobs=self._logprobs(call, [piece]))
+            for piece in reply.text_pieces()
+        ]
         for k, tc in enumerate(calls):
             if k or reply.text:
                 plan.content.append(delta({"tool_calls": [self._tool_head(k, tc)]}))
@@ -374,6 +457,44 @@ class FakeOpenAI(FakeServer):
     def _tool_head(index: int, tc: dict[str, Any]) -> dict[str, Any]:
         fn = {"name": tc["function"]["name"], "arguments": ""}
         return {"index": index, "id": tc["id"], "type": "function", "function": fn}
+
+
+def choice_meta(body: dict[str, Any]) -> dict[str, Any]:
+    """What shapes the choices: ``n`` and the log probabilities asked for."""
+    return {
+        "n": body.get("n") or 1,
+        "logprobs": body.get("logprobs") is True,
+        "top_logprobs": body.get("top_logprobs") or 0,
+    }
+
+
+def _tool_call(spec: ToolCallSpec) -> dict[str, Any]:
+    if spec.custom_input is not None:
+        return {
+            "id": "call_" + rand(24),
+            "type": "custom",
+            "custom": {"name": spec.name, "input": spec.custom_input},
+        }
+    arguments = orjson.dumps(spec.arguments).decode()
+    fn = {"name": spec.name, "arguments": arguments}
+    return {"id": "call_" + rand(24), "type": "function", "function": fn}
+
+
+def _token(text: str, position: int, top: int) -> dict[str, Any]:
+    """One token's log probability, and ``top`` alternatives (the token itself first)."""
+    logprob = -0.25 * (position + 1)
+    alternatives = [
+        {"token": text if k == 0 else f"{text}~{k}", "logprob": logprob - k, "bytes": None}
+        for k in range(top)
+    ]
+    for alt in alternatives:
+        alt["bytes"] = list(str(alt["token"]).encode())
+    return {
+        "token": text,
+        "logprob": logprob,
+        "bytes": list(text.encode()),
+        "top_logprobs": alternatives,
+    }
 
 
 def adapter_for(fake: FakeOpenAI, **kwargs: Any) -> OpenAIVendor:

@@ -118,6 +118,7 @@ def validate_chat(body: Any) -> None:
             )
     if tools is not None:
         _validate_tools(tools)
+    _validate_choices(body)
     for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
         value = body.get(name)
         if value is None:
@@ -236,8 +237,10 @@ def _validate_messages(messages: Any) -> None:
                 "missing_required_parameter",
             )
         for j, tc in enumerate((msg.get("tool_calls") or []) if role == "assistant" else []):
-            args = (tc.get("function") or {}).get("arguments") if isinstance(tc, dict) else None
-            path = f"{where}.tool_calls[{j}].function.arguments"
+            kind = tc.get("type") if isinstance(tc, dict) else None
+            inner, field = ("custom", "input") if kind == "custom" else ("function", "arguments")
+            args = (tc.get(inner) or {}).get(field) if isinstance(tc, dict) else None
+            path = f"{where}.tool_calls[{j}].{inner}.{field}"
             if not isinstance(args, str):
                 raise Problem(
                     f"Invalid type for '{path}': expected a string, but got "
@@ -263,13 +266,47 @@ def _validate_tools(tools: Any) -> None:
             "invalid_type",
         )
     for i, tool in enumerate(tools):
-        fn = tool.get("function") if isinstance(tool, dict) else None
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in ("function", "custom"):
+            raise Problem(
+                f"Invalid value: '{kind}'. Supported values are: 'function' and 'custom'.",
+                f"tools[{i}].type",
+                "invalid_value",
+            )
+        fn = tool.get(kind)
         if not isinstance(fn, dict) or not fn.get("name"):
             raise Problem(
-                f"Missing required parameter: 'tools[{i}].function.name'.",
-                f"tools[{i}].function.name",
+                f"Missing required parameter: 'tools[{i}].{kind}.name'.",
+                f"tools[{i}].{kind}.name",
                 "missing_required_parameter",
             )
+        strict = fn.get("strict")
+        if kind == "function" and strict is not None and not isinstance(strict, bool):
+            raise Problem(
+                f"Invalid type for 'tools[{i}].function.strict': expected a boolean, but got "
+                f"{_typename(strict)} instead.",
+                f"tools[{i}].function.strict",
+                "invalid_type",
+            )
+
+
+def _validate_choices(body: dict[str, Any]) -> None:
+    """``n`` (1-128), ``logprobs`` and ``top_logprobs`` (0-20, only with logprobs)."""
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 128):
+        raise Problem(f"Invalid 'n': expected an integer from 1 to 128, but got {n}.", "n")
+    top = body.get("top_logprobs")
+    if top is None:
+        return
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+        raise Problem(
+            f"Invalid 'top_logprobs': expected an integer from 0 to 20, but got {top}.",
+            "top_logprobs",
+        )
+    if body.get("logprobs") is not True:
+        raise Problem(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true.", "top_logprobs"
+        )
 
 
 def _validate_reasoning(body: dict[str, Any]) -> None:

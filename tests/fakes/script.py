@@ -27,10 +27,12 @@ FAIL_KINDS = (
 @dataclass
 class ToolCallSpec:
     """One tool call the model makes; ``arguments`` is rendered per vendor (a JSON string for
-    OpenAI, an object for Anthropic/Gemini/Ollama)."""
+    OpenAI, an object for Anthropic/Gemini/Ollama). ``custom_input``: a call to an OpenAI
+    custom tool with this free-form input (the OpenAI fakes only)."""
 
     name: str
     arguments: dict[str, object] = field(default_factory=dict)
+    custom_input: str | None = None
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Reply:
     chunk_size: int = 4
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    # The stop sequence that ended the answer (vendors that say which: Anthropic).
+    stop_sequence: str | None = None
 
     def __post_init__(self) -> None:
         if self.finish not in FINISH_REASONS:

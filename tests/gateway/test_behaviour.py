@@ -40,7 +40,11 @@ STREAM = {**CHAT, "stream": True}
             "tools[0].function.parameters",
         ),
         ({**CHAT, "stream_options": {"include_usage": True}}, "stream_options"),
-        ({**CHAT, "n": 2}, "n"),
+        ({**STREAM, "n": 2}, "n"),
+        ({**CHAT, "top_logprobs": 2}, "top_logprobs"),
+        ({**STREAM, "tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools[0]"),
+        ({**CHAT, "tools": [{"type": "custom"}]}, "tools[0].custom"),
+        ({**CHAT, "parallel_tool_calls": False}, "parallel_tool_calls"),
         ([1, 2], "body"),
     ],
 )

@@ -523,7 +523,8 @@ async def test_a_row_keeps_its_tries_and_routing_decision(
     ]
     routing = detail["routing"]
     assert [c["vendor"] for c in routing["candidates"]] == ["openai"]
-    assert routing["strategy"] and routing["reason"]
+    assert routing["strategy"]
+    assert routing["reason"]
 
 
 def test_sync_callers_flush_from_another_loop(fake_openai: FakeOpenAI, tmp_path: Path) -> None:

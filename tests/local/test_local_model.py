@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmdispatcher import Config, Dispatcher, Request, RetryPolicy
+from llmdispatcher import Config, Dispatcher, Request, RetryPolicy, local_models
 from llmdispatcher.errors import ContextLengthExceeded, ModelNotFound, RateLimitError
 from llmdispatcher.local_models import smollm2_path
 from llmdispatcher.vendors import LlamaCppVendor, OpenAIVendor
@@ -164,8 +164,10 @@ async def test_no_key_default_through_the_library(monkeypatch: pytest.MonkeyPatc
     for var in list(os.environ):
         if var.startswith(("OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "AZURE", "OLLAMA")):
             monkeypatch.delenv(var)
+    # With the local-embed extra too, the embedding model is registered beside it.
+    embeds = local_models.minilm_path() is not None and local_models.embed_runtime_available()
     async with Dispatcher.from_env() as d:
-        assert list(d.vendors) == ["llamacpp"]
+        assert list(d.vendors) == ["llamacpp", *(["local-embed"] if embeds else [])]
         response = await d.send(CAPITAL)
     assert "Paris" in response.content
 

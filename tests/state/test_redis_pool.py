@@ -5,7 +5,9 @@ outage; a wait that runs out refuses that one call with ``StateBusy``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -15,17 +17,44 @@ from llmdispatcher.state.base import CounterAdd
 from llmdispatcher.state.failover import FailoverState
 from llmdispatcher.state.redis import RedisState
 
-BURST = 5000
+BURST = 200
+DELAY_S = 0.02  # per answer: 200 calls in a row on one connection take 4 s in all
+
+
+@pytest.fixture
+async def slow_redis(redis_url: str) -> AsyncIterator[str]:
+    """The test Redis behind a relay that holds each of its answers back 20 ms: a healthy
+    Redis far away. (Slowness by the network, not by a loaded event loop, so the test does not
+    depend on how busy the machine is.)"""
+    target = urlsplit(redis_url)
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    await asyncio.sleep(delay)
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, 0), pipe(up_reader, writer, DELAY_S))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield urlunsplit(target._replace(netloc=f"127.0.0.1:{port}"))
+    server.close()
 
 
 async def test_a_burst_far_beyond_the_pool_waits_and_starts_no_outage(
-    redis_url: str, redis_prefix: str
+    slow_redis: str, redis_prefix: str
 ) -> None:
-    # One connection, a 0.5 s bound per call: 5,000 calls in a row take well over 0.5 s in
+    # One connection, a 1 s bound per call, 20 ms per answer: 200 calls in a row take 4 s in
     # all, so when the pool wait counted against the bound, the tail "timed out" and began an
     # outage on a healthy Redis.
-    url = f"{redis_url}?prefix={redis_prefix}"
-    primary = RedisState(url, max_connections=1, timeout_s=0.2, connect_timeout_s=0.3,
+    url = f"{slow_redis}?prefix={redis_prefix}"
+    primary = RedisState(url, max_connections=1, timeout_s=0.5, connect_timeout_s=0.5,
                          pool_wait_s=120)  # fmt: skip
     state = FailoverState(primary, StatePolicy(failure="closed"))
     try:

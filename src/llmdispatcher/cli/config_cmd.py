@@ -151,6 +151,7 @@ gateway:
   # Stored keys (`llmdispatcher keys`, /admin/v1): null = ledger_url, else the data directory.
   key_store_url: null       # or sqlite:///keys.db, postgresql://... (shared by replicas)
   key_refresh_s: 0.5        # how often each gateway looks for key changes
+  responses_retention_s: 2592000  # stored /v1/responses answers (previous_response_id): 30 days
   # admin_key: ${LLMDISPATCHER_ADMIN_KEY}   # turns the admin API on (or admin_key_sha256)
   allowed_hosts: []         # Host/Origin names browsers may use; [] = loopback names on loopback
   auth_failures_per_minute: 10   # wrong keys per client address, then 429
@@ -159,7 +160,8 @@ gateway:
   shutdown_grace_s: 30      # then in-flight streams may finish this long
 
 # name: {type: ..., settings}. The type defaults to the name; types: openai, anthropic,
-# google, azure, ollama, llamacpp, openai_compatible.
+# google, azure, ollama, llamacpp, openai_compatible, cohere, mistral, http (a server's own
+# JSON API described here: docs/vendors/http.md).
 vendors:
   openai:
     api_key: ${OPENAI_API_KEY}
@@ -306,7 +308,7 @@ def vendor_summary(dispatcher: Dispatcher, vendor: Vendor, specs: Mapping[str, V
     spec = specs.get(vendor.name)
     shown = {} if spec is None else flat_options(spec.options)
     for key, value in shown.items():
-        if key not in ("name", "base_url", "api_key"):
+        if key not in ("name", "base_url", "url", "api_key"):
             parts.append(f"{key} {masked(key, value)}")
     return ", ".join(parts)
 
@@ -323,13 +325,24 @@ def flat_options(options: Mapping[str, Any]) -> dict[str, Any]:
         if not dataclasses.is_dataclass(value) or isinstance(value, type):
             flat[key] = value
             continue
-        base = type(value)()
+        try:
+            base: Any = type(value)()
+        except TypeError:  # a group with required fields (an http template): its plain
+            flat |= _plain_fields(value)  # settings; its body and paths are too long to show
+            continue
         if isinstance(value, Preset) and value.name in PRESETS:
             flat[key], base = value.name, PRESETS[value.name]
         for f in dataclasses.fields(value):
             if getattr(value, f.name) != getattr(base, f.name):
                 flat[f.name] = getattr(value, f.name)
     return flat
+
+
+def _plain_fields(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    return {k: v for k, v in fields if isinstance(v, str | int | float | tuple)}
 
 
 def masked(key: str, value: Any) -> str:

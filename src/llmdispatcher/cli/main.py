@@ -32,12 +32,14 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # command name -> (module in llmdispatcher.cli, attribute). Listed in this order by --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("chat", "chat"),
+    "embed": ("embed_cmd", "embed"),
     "vendors": ("vendors_cmd", "vendors"),
     "test-vendor": ("vendors_cmd", "test_vendor"),
     "models": ("vendors_cmd", "models"),
     "route": ("route_cmd", "route"),
     "config": ("config_cmd", "config"),
     "stats": ("stats_cmd", "stats"),
+    "replay": ("replay_cmd", "replay"),
     "serve": ("serve_cmd", "serve"),
     "keys": ("keys_cmd", "keys"),
 }

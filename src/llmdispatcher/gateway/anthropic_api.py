@@ -6,9 +6,12 @@ This is ``vendors/anthropic_request.py`` in reverse: ``system`` becomes a system
 ``tool`` messages ahead of the user text they came with, base64 images become data URIs,
 ``tool_choice`` ``any`` becomes ``required``, ``metadata.user_id`` becomes ``user``.
 
-Understood: ``model, messages, max_tokens, system, temperature, top_p, stop_sequences, tools,
-tool_choice, metadata.user_id, stream``. Dropped (no vendor sees them): everything else,
+Understood: ``model, messages, max_tokens, system, temperature, top_p, stop_sequences, tools``
+(``strict`` kept), ``tool_choice`` (``disable_parallel_tool_use`` is ``parallel_tool_calls:
+false``), ``metadata.user_id, stream``. Dropped (no vendor sees them): everything else,
 ``thinking``, ``top_k`` and ``output_config`` included; thinking blocks in the history too.
+A stop sequence the vendor names (Anthropic does) comes back as ``stop_reason:
+"stop_sequence"`` with ``stop_sequence`` set; other vendors do not say which one matched.
 Errors use Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``.
 """
 
@@ -51,7 +54,7 @@ MESSAGES_FIELDS = {
     "stream": BOOLEAN,
 }
 TURN_FIELDS = {"role": STRING, "content": ((str, list), "a string or an array of blocks")}
-TOOL_FIELDS = {"name": STRING, "description": STRING, "input_schema": OBJECT}
+TOOL_FIELDS = {"name": STRING, "description": STRING, "input_schema": OBJECT, "strict": BOOLEAN}
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 STOP_REASONS = {
     "stop": "end_turn",
@@ -75,6 +78,8 @@ def parse_messages(body: dict[str, Any], trace: Trace | None = None) -> tuple[Re
     turns = [m for i, turn in enumerate(body["messages"]) for m in _turn(turn, i)]
     tools = [_tool(t, i) for i, t in enumerate(body.get("tools") or ())]
     user = (body.get("metadata") or {}).get("user_id")
+    choice = body.get("tool_choice") or {}
+    serial = tools and choice.get("disable_parallel_tool_use") is True
     request = make_request(
         model=body["model"],
         messages=_system(body.get("system")) + turns,
@@ -86,6 +91,7 @@ def parse_messages(body: dict[str, Any], trace: Trace | None = None) -> tuple[Re
         tool_choice=_tool_choice(body.get("tool_choice")) if tools else None,
         user=user if isinstance(user, str) else None,
         metadata=key_tag(trace, None) if trace else None,
+        parallel_tool_calls=False if serial else None,
     )
     return request, body.get("stream") is True
 
@@ -194,8 +200,9 @@ def _tool(tool: Any, i: int) -> dict[str, Any]:
         raise bad_request(f"tools[{i}]", "expected a tool with a name and an input_schema")
     check_fields(tool, TOOL_FIELDS, f"tools[{i}].")
     fn = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
-    if tool.get("description") is not None:
-        fn["description"] = tool["description"]
+    for key in ("description", "strict"):
+        if tool.get(key) is not None:
+            fn[key] = tool[key]
     return {"type": "function", "function": fn}
 
 
@@ -253,10 +260,16 @@ def message_body(response: Response, request_id: str) -> dict[str, Any]:
         "role": "assistant",
         "model": response.model,
         "content": content,
-        "stop_reason": STOP_REASONS.get(response.finish_reason or "stop", "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": stop_reason(response.finish_reason, response.stop_sequence),
+        "stop_sequence": response.stop_sequence,
         "usage": usage_to_anthropic(response.usage),
     }
+
+
+def stop_reason(finish: str | None, stop_sequence: str | None) -> str:
+    if stop_sequence is not None:
+        return "stop_sequence"
+    return STOP_REASONS.get(finish or "stop", "end_turn")
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -335,8 +348,8 @@ class AnthropicStreamEncoder:
         return event("content_block_stop", {"type": "content_block_stop", "index": index})
 
     def _finish(self, chunk: StreamChunk) -> bytes:
-        reason = STOP_REASONS.get(chunk.finish_reason or "stop", "end_turn")
-        delta = {"stop_reason": reason, "stop_sequence": None}
+        reason = stop_reason(chunk.finish_reason, chunk.stop_sequence)
+        delta = {"stop_reason": reason, "stop_sequence": chunk.stop_sequence}
         usage = usage_to_anthropic(chunk.usage or Usage())
         data = {"type": "message_delta", "delta": delta, "usage": usage}
         return event("message_delta", data) + event("message_stop", {"type": "message_stop"})

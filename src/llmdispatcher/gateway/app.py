@@ -4,7 +4,8 @@ No globals: everything an app needs hangs off it (``app[GATEWAY]``). One middlew
 request its id and ``Trace``, checks its ``Host`` and ``Origin`` (``origin.py``), authenticates
 it (every 401 logged; an address sending wrong keys too often gets 429s) and turns every
 exception into the error table's response (``errors.py``: OpenAI's shape, Anthropic's on
-``/v1/messages``; never a traceback, and JSON even if building that response fails).
+``/v1/messages`` and every path under it, unknown ones included; never a traceback, and JSON
+even if building that response fails).
 One ``on_response_prepare`` hook stamps every response, streamed or not, just before its
 headers go out:
 
@@ -37,7 +38,17 @@ from ..clock import Clock, SystemClock
 from ..config import GatewayConfig
 from ..dispatcher import Dispatcher
 from ..keys import KeyStore as StoredKeyStore
-from . import admin_api, anthropic_api, health, native_api, openai_api, tenancy
+from . import (
+    admin_api,
+    anthropic_api,
+    count_tokens,
+    embeddings_api,
+    health,
+    native_api,
+    openai_api,
+    responses_api,
+    tenancy,
+)
 from .auth import Admission, ApiKey, KeyStore, digests_only, fingerprint, presented_token
 from .catalog import ModelCatalog
 from .errors import ApiError, api_error, error_response
@@ -48,7 +59,7 @@ from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 
 logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ANTHROPIC_PATHS = frozenset({"/v1/messages"})
+ANTHROPIC_PATH = "/v1/messages"
 OPEN_PATHS = frozenset({"/api/v1/health", "/livez", "/readyz", "/openapi.json"})
 ADMIN_PATHS = "/admin/"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -87,6 +98,7 @@ def create_app(
     if key_store is not None:
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
+    responses_api.add_routes(app, key_store)
     health.attach(app)  # after tenancy: its readiness checks read the key cache
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(_stamp_headers)
@@ -107,8 +119,11 @@ def known_names(dispatcher: Dispatcher) -> KnownNames:
 
 def _add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", openai_api.chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings_api.embeddings)
     app.router.add_get("/v1/models", openai_api.list_models)
+    app.router.add_get("/v1/models/{model:.+}", openai_api.get_model)
     app.router.add_post("/v1/messages", anthropic_api.messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens.count_tokens)
     native_api.add_routes(app)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
@@ -164,7 +179,7 @@ def _authenticate(gateway: Gateway, request: web.Request, trace: Trace) -> ApiKe
             code="too_many_auth_failures",
             retry_after=wait,
         )
-    anthropic = request.path in ANTHROPIC_PATHS
+    anthropic = is_anthropic(request.path)
     try:
         return gateway.keys.authenticate(request, x_api_key=anthropic)
     except ApiError as exc:
@@ -175,6 +190,11 @@ def _authenticate(gateway: Gateway, request: web.Request, trace: Trace) -> ApiKe
             trace.request_id, address, exc.code, fingerprint(token),
         )  # fmt: skip
         raise
+
+
+def is_anthropic(path: str) -> bool:
+    """Whether ``path`` is the Anthropic API's (its errors, its ``x-api-key``)."""
+    return path == ANTHROPIC_PATH or path.startswith(ANTHROPIC_PATH + "/")
 
 
 def _error(request: web.Request, gateway: Gateway, trace: Trace, exc: Exception) -> web.Response:
@@ -204,7 +224,7 @@ def _error_response(
         )
     elif isinstance(exc, web.HTTPRequestEntityTooLarge):
         found = ApiError(413, exc.text or found.message, code=found.code)
-    anthropic = request.path in ANTHROPIC_PATHS
+    anthropic = is_anthropic(request.path)
     kind = found.anthropic_type() if anthropic else found.openai_type()
     gateway.metrics.observe_error(found.status, kind)
     return error_response(found, anthropic=anthropic, request_id=trace.request_id)

@@ -180,6 +180,13 @@ def _http_code(status: int) -> str | None:
 
 
 def _vendor_error(exc: VendorError) -> ApiError:
+    """The client's view of a vendor's error, keeping the field it named (``param``)."""
+    found = _vendor_status(exc)
+    found.param = exc.param
+    return found
+
+
+def _vendor_status(exc: VendorError) -> ApiError:
     message = str(exc)
     code = exc.error_code
     if isinstance(exc, AuthenticationError):
@@ -214,6 +221,7 @@ def _unavailable(exc: VendorUnavailable) -> ApiError:
         return ApiError(
             found.status,
             str(exc),
+            param=found.param,
             code=found.code,
             retry_after=found.retry_after,
         )

@@ -245,15 +245,21 @@ class GatewayMetrics:
         vendor = self.vendor_label(event.vendor)
         model = self.model_label(event.request.model, served=event.error is None)
         outcome = event.error or "ok"
+        # OpenTelemetry's GenAI operation names; an embedding produces no output tokens.
+        embedding = event.request.kind == "embedding"
+        operation = "embeddings" if embedding else "chat"
         self.requests(vendor, model, "true" if event.stream else "false", outcome).inc()
-        self.duration("chat", vendor, model, event.error or "").observe(event.latency_s)
+        self.duration(operation, vendor, model, event.error or "").observe(event.latency_s)
         if event.error is not None:
             self.errors(vendor, event.error).inc()
         if event.ttft_s is not None:
-            self.ttft("chat", vendor, model).observe(event.ttft_s)
+            self.ttft(operation, vendor, model).observe(event.ttft_s)
         if event.usage is not None:
-            self.tokens("chat", vendor, model, "input").observe(event.usage.prompt_tokens)
-            self.tokens("chat", vendor, model, "output").observe(event.usage.completion_tokens)
+            self.tokens(operation, vendor, model, "input").observe(event.usage.prompt_tokens)
+            if not embedding:
+                self.tokens(operation, vendor, model, "output").observe(
+                    event.usage.completion_tokens
+                )
         if event.cost_usd:
             self.cost(vendor, model).inc(event.cost_usd)
         tags = event.request.metadata

@@ -3,13 +3,20 @@
 Body fields, decided once:
 
 * understood: ``model, messages, temperature, top_p, max_completion_tokens`` (or the legacy
-  ``max_tokens``), ``stop, tools, tool_choice, response_format, user, metadata, stream,
-  stream_options.include_usage, n`` (only 1);
-* passed to the vendor unchanged (``Request.extra``): ``gateway.passthrough_fields``, by default
-  ``seed, presence_penalty, frequency_penalty, parallel_tool_calls, reasoning_effort``. They
-  reach whichever vendor answers: with non-OpenAI vendors in the route, set the list to ``[]``;
+  ``max_tokens``), ``stop, tools`` (function tools with ``strict``, and ``custom`` tools),
+  ``tool_choice, parallel_tool_calls, response_format, user, metadata, stream,
+  stream_options.include_usage, n, logprobs, top_logprobs``;
+* OpenAI's other fields (``vendors/openai_fields.py``: ``store, service_tier, logit_bias,
+  prediction, verbosity, prompt_cache_key, seed, reasoning_effort`` ...) go to the vendor in
+  ``Request.extra``: OpenAI-family vendors take them as they are, the others translate them
+  (Gemini's ``seed``) or refuse the request naming the field, so none is lost on the way;
+* ``gateway.passthrough_fields``: more fields passed to the vendor unchanged (a host's own);
 * everything else is dropped: it reaches no vendor. That includes LiteLLM-style ``api_key``,
   ``api_base`` or ``base_url`` fields: clients cannot choose upstream URLs or credentials.
+
+``n`` > 1 is answered by the vendor where its API can, else by asking it n times (usage and cost
+summed); streamed, it is refused (a stream here carries one answer). Custom tools are not
+streamed either (the chunk format has no place for their input).
 
 Messages keep ``role, content, name, tool_calls, tool_call_id``; ``developer`` is read as
 ``system``; other message keys an SDK echoes back (``refusal``, ``annotations``) are dropped.
@@ -28,11 +35,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..types import Message, Request, Response, StreamChunk, ToolCallDelta, Usage
+from ..types import Choice, Message, Request, Response, StreamChunk, ToolCallDelta, Usage
 from ..vendors.openai import message_to_openai
+from ..vendors.openai_fields import OPENAI_ONLY_FIELDS
 from .errors import ApiError, bad_request
 from .relay import json_response, key_tag, open_stream, read_json, relay, send
-from .state import GATEWAY, TRACE, Trace
+from .state import GATEWAY, TRACE, Gateway, Trace
 from .validation import (
     ARRAY,
     BOOLEAN,
@@ -63,6 +71,9 @@ CHAT_FIELDS = {
     "stream": BOOLEAN,
     "stream_options": OBJECT,
     "n": INTEGER,
+    "logprobs": BOOLEAN,
+    "top_logprobs": INTEGER,
+    "parallel_tool_calls": BOOLEAN,
 }
 MESSAGE_FIELDS = {
     "role": STRING,
@@ -71,8 +82,10 @@ MESSAGE_FIELDS = {
     "tool_calls": ARRAY,
     "tool_call_id": STRING,
 }
-FUNCTION_FIELDS = {"name": STRING, "description": STRING, "parameters": OBJECT}
+FUNCTION_FIELDS = {"name": STRING, "description": STRING, "parameters": OBJECT, "strict": BOOLEAN}
+CUSTOM_FIELDS = {"name": STRING, "description": STRING, "format": OBJECT}
 CALL_FIELDS = {"name": STRING, "arguments": STRING}
+CUSTOM_CALL_FIELDS = {"name": STRING, "input": STRING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +105,16 @@ def parse_chat(
     require(body, "model", "the model to use")
     check_model_name(body["model"])
     require(body, "messages", "at least one message")
-    if body.get("n") not in (None, 1):
-        raise bad_request("n", "only n=1 is supported")
     stream = body.get("stream") is True
+    if stream and body.get("n") not in (None, 1):
+        raise bad_request("n", "n > 1 cannot be streamed here: set stream to false, or n to 1")
     options = body.get("stream_options")
     if options is not None and not stream:
         raise bad_request("stream_options", "only allowed when stream is true")
     if isinstance(body.get("stop"), list):
         check_items(body["stop"], str, "a string", "stop")
     if body.get("tools") is not None:
-        _check_tools(body["tools"])
+        _check_tools(body["tools"], stream)
     max_tokens = body.get("max_completion_tokens")
     request = make_request(
         model=body["model"],
@@ -115,9 +128,19 @@ def parse_chat(
         response_format=body.get("response_format"),
         user=body.get("user"),
         metadata=key_tag(trace, body.get("metadata")) if trace else body.get("metadata"),
-        extra={k: body[k] for k in passthrough if k in body} or None,
+        extra=_extra(body, passthrough),
+        n=body.get("n"),
+        logprobs=body.get("logprobs"),
+        top_logprobs=body.get("top_logprobs"),
+        parallel_tool_calls=body.get("parallel_tool_calls"),
     )
     return ChatCall(request, stream, bool(options and options.get("include_usage") is True))
+
+
+def _extra(body: dict[str, Any], passthrough: tuple[str, ...]) -> dict[str, Any] | None:
+    """OpenAI's own untyped fields, and the configured passthrough ones (typed ones excepted)."""
+    names = OPENAI_ONLY_FIELDS.union(passthrough).difference(CHAT_FIELDS)
+    return {k: v for k, v in body.items() if k in names and v is not None} or None
 
 
 def _message(value: Any, i: int) -> Message:
@@ -128,10 +151,13 @@ def _message(value: Any, i: int) -> Message:
     if isinstance(value.get("content"), list):
         check_items(value["content"], dict, "a content part object", f"{where}.content")
     for j, call in enumerate(value.get("tool_calls") or ()):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict):
-            raise bad_request(f"{where}.tool_calls[{j}]", "expected a function tool call")
-        check_fields(fn, CALL_FIELDS, f"{where}.tool_calls[{j}].function.")
+        custom = isinstance(call, dict) and call.get("type") == "custom"
+        inner = call.get("custom" if custom else "function") if isinstance(call, dict) else None
+        if not isinstance(inner, dict):
+            raise bad_request(f"{where}.tool_calls[{j}]", "expected a function or custom call")
+        kind = "custom" if custom else "function"
+        fields = CUSTOM_CALL_FIELDS if custom else CALL_FIELDS
+        check_fields(inner, fields, f"{where}.tool_calls[{j}].{kind}.")
     role: Any = value.get("role")
     try:
         return Message(
@@ -145,13 +171,20 @@ def _message(value: Any, i: int) -> Message:
         raise ApiError(400, f"{where}: {exc}", param=where, code="invalid_value") from None
 
 
-def _check_tools(tools: list[Any]) -> None:
+def _check_tools(tools: list[Any], stream: bool) -> None:
     check_items(tools, dict, "a tool object", "tools")
     for i, tool in enumerate(tools):
-        fn = tool.get("function")
-        if not isinstance(fn, dict):
-            raise bad_request(f"tools[{i}].function", "expected a function definition")
-        check_fields(fn, FUNCTION_FIELDS, f"tools[{i}].function.")
+        kind = tool.get("type", "function")
+        if kind == "custom" and stream:
+            raise bad_request(f"tools[{i}]", "custom tools cannot be streamed here: stream false")
+        if kind not in ("function", "custom"):
+            raise bad_request(f"tools[{i}].type", 'expected "function" or "custom"')
+        spec = tool.get(kind)
+        if not isinstance(spec, dict):
+            raise bad_request(f"tools[{i}].{kind}", f"expected the {kind} tool's definition")
+        check_fields(
+            spec, CUSTOM_FIELDS if kind == "custom" else FUNCTION_FIELDS, f"tools[{i}].{kind}."
+        )
 
 
 # --- response ---------------------------------------------------------------------------------
@@ -172,24 +205,28 @@ def usage_to_openai(usage: Usage) -> dict[str, Any]:
 
 
 def completion_body(response: Response, request_id: str) -> dict[str, Any]:
-    content = response.content if response.content or not response.tool_calls else None
-    message = message_to_openai(
-        Message("assistant", content, tool_calls=response.tool_calls or None)
-    )
-    message["refusal"] = None
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": response.finish_reason or "stop",
-    }
-    return {
+    body = {
         "id": completion_id(response.id, request_id),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": response.model,
-        "choices": [choice],
+        "choices": [_choice(choice) for choice in response.choices],
         "usage": usage_to_openai(response.usage),
+    }
+    if response.system_fingerprint is not None:
+        body["system_fingerprint"] = response.system_fingerprint
+    return body
+
+
+def _choice(choice: Choice) -> dict[str, Any]:
+    content = choice.content if choice.content or not choice.tool_calls else None
+    message = message_to_openai(Message("assistant", content, tool_calls=choice.tool_calls or None))
+    message["refusal"] = None
+    return {
+        "index": choice.index,
+        "message": message,
+        "logprobs": choice.logprobs,
+        "finish_reason": choice.finish_reason or "stop",
     }
 
 
@@ -202,8 +239,10 @@ class OpenAIStreamEncoder:
         self._suffix = b',"usage":null}\n\n' if include_usage else b"}\n\n"
         self._include_usage = include_usage
 
-    def _frame(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def _frame(
+        self, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return self._prefix + orjson.dumps([choice]) + self._suffix
 
     def head(self, chunk: StreamChunk) -> bytes:
@@ -218,13 +257,24 @@ class OpenAIStreamEncoder:
                 delta["content"] = chunk.delta
             if chunk.tool_call_deltas:
                 delta["tool_calls"] = [_tool_delta(d) for d in chunk.tool_call_deltas]
-            out = self._frame(delta)
+            logprobs = (
+                {"content": list(chunk.logprobs), "refusal": None} if chunk.logprobs else None
+            )
+            out = self._frame(delta, logprobs=logprobs)
         if chunk.finish_reason is not None:
-            out += self._frame({}, chunk.finish_reason)
+            out += self._finish_frame(chunk)
             if self._include_usage:
                 usage = orjson.dumps(usage_to_openai(chunk.usage or Usage()))
                 out += self._prefix + b'[],"usage":' + usage + b"}\n\n"
         return out
+
+    def _finish_frame(self, chunk: StreamChunk) -> bytes:
+        frame = self._frame({}, chunk.finish_reason)
+        if chunk.system_fingerprint is None:
+            return frame
+        # Known only at the end: on the finish chunk (OpenAI sends it on every chunk).
+        tail = b',"system_fingerprint":' + orjson.dumps(chunk.system_fingerprint) + b"}\n\n"
+        return frame[: -len(b"}\n\n")] + tail
 
     def tail(self) -> bytes:
         return b"data: [DONE]\n\n"
@@ -256,16 +306,38 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return json_response(completion_body(response, trace.request_id))
 
 
+async def _owners(gateway: Gateway) -> dict[str, str]:
+    """Model id -> who serves it: the model groups, then every vendor's models (cached); a
+    model two vendors serve is listed once, for the first."""
+    served = await gateway.catalog.models(gateway.dispatcher.vendors)
+    owners = {group.name: "llmdispatcher" for group in gateway.dispatcher.config.model_groups}
+    for model in served:
+        owners.setdefault(model.id, model.vendor)
+    return owners
+
+
 async def list_models(request: web.Request) -> web.StreamResponse:
     """The models of every vendor (cached), as far as the caller's key may use them."""
     gateway, key = request.app[GATEWAY], request[TRACE].key
-    served = await gateway.catalog.models(gateway.dispatcher.vendors)
-    owners = {group.name: "llmdispatcher" for group in gateway.dispatcher.config.model_groups}
-    for model in served:  # a model two vendors serve is listed once, for the first
-        owners.setdefault(model.id, model.vendor)
     data = [
         {"id": model, "object": "model", "created": 0, "owned_by": vendor}
-        for model, vendor in owners.items()
+        for model, vendor in (await _owners(gateway)).items()
         if key is None or key.allows(model)
     ]
     return json_response({"object": "list", "data": data})
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/models/{id}``: one model of the listing; 404 (OpenAI's ``model_not_found``)
+    for a model no vendor serves or the caller's key may not use."""
+    gateway, key = request.app[GATEWAY], request[TRACE].key
+    model_id = request.match_info["model"]
+    owner = (await _owners(gateway)).get(model_id)
+    if owner is None or (key is not None and not key.allows(model_id)):
+        raise ApiError(
+            404,
+            f"The model '{model_id}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    return json_response({"id": model_id, "object": "model", "created": 0, "owned_by": owner})

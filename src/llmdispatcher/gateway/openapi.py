@@ -82,7 +82,8 @@ TOOL = obj(
     {
         "type": {"const": "function"},
         "function": obj(
-            {"name": NON_EMPTY, "description": STRING, "parameters": OBJECT}, ("name",)
+            {"name": NON_EMPTY, "description": STRING, "parameters": OBJECT, "strict": BOOLEAN},
+            ("name",),
         ),
     },
     ("type", "function"),
@@ -165,9 +166,20 @@ MESSAGES_REQUEST = obj(
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
         "stop_sequences": array(STRING),
         "tools": array(
-            obj({"name": NON_EMPTY, "description": STRING, "input_schema": OBJECT}, ("name",))
+            obj(
+                {
+                    "name": NON_EMPTY,
+                    "description": STRING,
+                    "input_schema": OBJECT,
+                    "strict": BOOLEAN,
+                },
+                ("name",),
+            )
         ),
-        "tool_choice": obj({"type": {"enum": ["auto", "any", "none"]}}, ("type",)),
+        "tool_choice": obj(
+            {"type": {"enum": ["auto", "any", "none"]}, "disable_parallel_tool_use": BOOLEAN},
+            ("type",),
+        ),
         "metadata": obj({"user_id": STRING}),
         "stream": BOOLEAN,
     },
@@ -207,14 +219,52 @@ ANTHROPIC_ERROR = obj(
     },
     ("type", "error"),
 )
+EMBEDDING_REQUEST = obj(
+    {
+        "model": MODEL_NAME,
+        "input": {"anyOf": [NON_EMPTY, array(NON_EMPTY, min_items=1)]},
+        "encoding_format": {"enum": ["float", "base64"]},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "user": STRING,
+        "metadata": OBJECT,
+    },
+    ("model", "input"),
+)
+EMBEDDING_LIST = obj(
+    {
+        "object": {"const": "list"},
+        "data": array(
+            obj(
+                {
+                    "object": {"const": "embedding"},
+                    "index": INTEGER,
+                    "embedding": {"anyOf": [array({"type": "number"}), STRING]},
+                },
+                ("object", "index", "embedding"),
+            )
+        ),
+        "model": STRING,
+        "usage": obj({"prompt_tokens": INTEGER, "total_tokens": INTEGER}),
+    },
+    ("object", "data", "model", "usage"),
+)
+COUNTED = ("model", "messages", "system", "tools", "tool_choice")  # count_tokens' fields
 SCHEMAS: dict[str, Schema] = {
     "ChatCompletionRequest": CHAT_REQUEST,
     "ChatCompletion": CHAT_COMPLETION,
+    "EmbeddingRequest": EMBEDDING_REQUEST,
+    "EmbeddingList": EMBEDDING_LIST,
     "SeedChatRequest": SEED_CHAT_REQUEST,
     "MessagesRequest": MESSAGES_REQUEST,
     "Message": ANTHROPIC_MESSAGE,
     "Error": OPENAI_ERROR,
     "AnthropicError": ANTHROPIC_ERROR,
+    "CountTokensRequest": obj(
+        {k: v for k, v in MESSAGES_REQUEST["properties"].items() if k in COUNTED},
+        ("model", "messages"),
+    ),
+    "TokenCount": obj({"input_tokens": INTEGER}, ("input_tokens",)),
+    "Model": obj({"id": STRING, "object": {"const": "model"}, "owned_by": STRING}),
     "ModelList": obj(
         {"object": {"const": "list"}, "data": array(obj({"id": STRING, "owned_by": STRING}))}
     ),
@@ -328,6 +378,7 @@ def _op(
     sse: bool = False,
     error: str = "Error",
     secured: bool = True,
+    path: str | None = None,
 ) -> Schema:
     content: dict[str, Any] = {"application/json": {"schema": ref(result)}}
     if sse:
@@ -345,6 +396,8 @@ def _op(
         }
     if not secured:
         op["security"] = []
+    if path is not None:
+        op["parameters"] = [{"name": path, "in": "path", "required": True, "schema": MODEL_NAME}]
     return op
 
 
@@ -352,9 +405,16 @@ def _op(
 OPERATIONS: tuple[tuple[str, str, str, str, str | None, dict[str, Any]], ...] = (
     ("/v1/chat/completions", "post", "OpenAI-compatible chat completion (SSE when stream is "
      "true)", "ChatCompletion", "ChatCompletionRequest", {"sse": True}),
+    ("/v1/embeddings", "post", "OpenAI-compatible embeddings (float or base64)",
+     "EmbeddingList", "EmbeddingRequest", {}),
     ("/v1/models", "get", "The models the gateway serves", "ModelList", None, {}),
+    ("/v1/models/{model}", "get", "One model the gateway serves", "Model", None,
+     {"path": "model"}),
     ("/v1/messages", "post", "Anthropic-compatible Messages (SSE when stream is true)",
      "Message", "MessagesRequest", {"sse": True, "error": "AnthropicError"}),
+    ("/v1/messages/count_tokens", "post", "Anthropic-compatible token count (Anthropic's, or "
+     "an estimate: header x-llmdispatcher-token-count)", "TokenCount", "CountTokensRequest",
+     {"error": "AnthropicError"}),
     ("/api/v1/health", "get", "Liveness", "Health", None, {"secured": False}),
     ("/api/v1/chat/completions", "post", "Chat, answered as the dispatcher's Response",
      "DispatcherResponse", "SeedChatRequest", {}),
@@ -398,6 +458,8 @@ KEY_LINKS = {
 
 
 def openapi_document() -> Schema:
+    from . import openapi_responses as responses  # it builds on this module
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -407,7 +469,7 @@ def openapi_document() -> Schema:
             "fallbacks and metrics.",
         },
         "components": {
-            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS},
+            "schemas": {**SCHEMAS, **ADMIN_SCHEMAS, **responses.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "admin": {"type": "http", "scheme": "bearer", "description": "the admin key"},
@@ -415,5 +477,5 @@ def openapi_document() -> Schema:
             },
         },
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **responses.paths(_op)},
     }

@@ -9,6 +9,8 @@ Tables (prefixed ``llmd_`` so they can share a database with the ledger)::
                          created_at, updated_at, revoked_at, seq)
     llmd_key_teams      (name, budget_usd, budget_period, updated_at, seq)
     llmd_key_audit      (id, ts, actor, action, target, before, after)
+    llmd_responses      (id, owner, created_at, expires_at, body, input_items, context)
+                        stored Responses API answers (``responses.py``)
 
 Every change bumps ``llmd_key_sequence.seq`` in its own transaction and stamps the rows it
 touched with the new value, so a gateway learns of changes by polling one row and then reads
@@ -74,6 +76,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                 before TEXT,
                 after TEXT
             )""",
+        ),
+    ),
+    Migration(
+        "002_create_responses",
+        (
+            """CREATE TABLE llmd_responses (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                body TEXT NOT NULL,
+                input_items TEXT NOT NULL,
+                context TEXT NOT NULL
+            )""",
+            "CREATE INDEX llmd_responses_expires ON llmd_responses (expires_at)",
         ),
     ),
 )

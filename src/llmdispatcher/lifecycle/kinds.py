@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from ..config import Config
-from ..errors import InvalidRequestError
+from ..embeddings import EmbeddingRequest, Embeddings
+from ..errors import InvalidRequestError, MalformedResponse
 from ..resilience.retry import CONTENT_FILTER
-from ..types import Request, Response, StreamChunk
+from ..types import Request, Response, StreamChunk, Usage
 from ..vendors.base import Vendor
 from .scope import AttemptScope
 
@@ -17,7 +18,7 @@ T = TypeVar("T")
 
 
 class AttemptKind(Protocol[T]):
-    """One kind of request (send, stream; embeddings next): how a try starts, and how a try
+    """One kind of request (send, stream, embed): how a try starts, and how a try
     that finished but lost a hedge race is let go."""
 
     async def start(self, vendor: Vendor, request: Request, scope: AttemptScope) -> T:
@@ -88,3 +89,61 @@ class StreamKind:
 
     async def discard(self, value: StartedStream) -> None:
         await value.aclose()
+
+
+class EmbedKind:
+    """Vectors for every input of one ``EmbeddingRequest`` (one instance per request).
+
+    The inputs go to the vendor in batches of its ``embed_batch_size``, one after another, and
+    come back reassembled in input order. A failed batch fails the try, which is retried or
+    failed over like any other; the batches a deployment already answered are kept, so its
+    retry sends only the rest (vectors of two models are never mixed). ``scope.usage`` counts
+    the tokens this try sent, for the tpm limits; the answer's usage counts every batch.
+    """
+
+    def __init__(self, request: EmbeddingRequest) -> None:
+        self.request = request
+        self._done: dict[tuple[str, int], Embeddings] = {}
+
+    async def start(self, vendor: Vendor, request: Request, scope: AttemptScope) -> Embeddings:
+        asked = replace(self.request, model=request.model)
+        texts = asked.inputs
+        size = max(1, vendor.embed_batch_size)
+        batches: list[Embeddings] = []
+        sent = 0
+        for first in range(0, len(texts), size):
+            key = (scope.deployment.id, first)
+            batch = self._done.get(key)
+            if batch is None:
+                part = texts[first : first + size]
+                batch = _counted(await vendor.embed(replace(asked, input=part)), part, vendor)
+                self._done[key] = batch
+                sent += _tokens(batch)
+                scope.usage = Usage(sent, 0, sent)
+            batches.append(batch)
+        total = sum(_tokens(b) for b in batches)
+        vectors = [vector for batch in batches for vector in batch.vectors]
+        return Embeddings(vectors, batches[0].model or request.model, Usage(total, 0, total))
+
+    async def discard(self, value: Embeddings) -> None:
+        """Vectors hold nothing open."""
+
+
+def _counted(batch: Embeddings, texts: tuple[str, ...], vendor: Vendor) -> Embeddings:
+    """The batch, checked to hold one vector per input, with usage estimated where the vendor
+    counts none (Gemini's embedding answers carry no token counts)."""
+    if len(batch.vectors) != len(texts):
+        raise MalformedResponse(
+            f"the vendor sent {len(batch.vectors)} vectors for {len(texts)} inputs",
+            vendor=vendor.name,
+        )
+    if batch.usage is not None and batch.usage.prompt_tokens:
+        return batch
+    from ..tokens import estimate_text_tokens
+
+    tokens = sum(estimate_text_tokens(text, batch.model) for text in texts)
+    return replace(batch, usage=Usage(tokens, 0, tokens))
+
+
+def _tokens(batch: Embeddings) -> int:
+    return batch.usage.prompt_tokens if batch.usage is not None else 0

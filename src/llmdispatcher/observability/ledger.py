@@ -214,9 +214,7 @@ class LedgerRecord:
 
     def as_row(self) -> Row:
         """The values in ``COLUMNS`` order."""
-        nano = None
-        if self.cost_usd is not None:
-            nano = int((self.cost_usd * NANO).to_integral_value(ROUND_HALF_EVEN))
+        nano = nano_usd(self.cost_usd)
         return (
             self.ts, self.request_id, self.user, self.api_key_id, self.model_group, self.vendor,
             self.deployment, self.model, self.status, self.error_type, int(self.stream),
@@ -240,6 +238,12 @@ def _messages_json(event: RequestFinished) -> str:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def nano_usd(cost: float | Decimal | None) -> int | None:
+    """A cost as the ledger stores it: whole billionths of a dollar (half to even)."""
+    value = _decimal(cost)
+    return None if value is None else int((value * NANO).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _decimal(value: object) -> Decimal | None:

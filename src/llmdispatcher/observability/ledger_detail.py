@@ -38,11 +38,16 @@ def detail_json(attempts: Sequence[Attempt], routing: RoutingDecision | None) ->
             "group": routing.group,
             "reason": routing.reason,
             "candidates": [
-                {"deployment": c.deployment.id, "vendor": c.deployment.vendor,
-                 "model": c.deployment.model, "score": c.score, "detail": c.detail,
-                 "probe": c.probe}
+                {
+                    "deployment": c.deployment.id,
+                    "vendor": c.deployment.vendor,
+                    "model": c.deployment.model,
+                    "score": c.score,
+                    "detail": c.detail,
+                    "probe": c.probe,
+                }
                 for c in routing.candidates
-            ],  # fmt: skip
+            ],
             "excluded": dict(routing.excluded),
         }
     return orjson.dumps(found).decode()

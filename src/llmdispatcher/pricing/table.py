@@ -9,11 +9,15 @@
    ``-latest``, ``-001`` and ``-0613``; Gemini's ``models/`` prefix is dropped first, and a name
    with dots is retried with hyphens (OpenRouter's ``claude-sonnet-4.5``);
 3. Azure has no section of its own by default: it is billed like OpenAI for the underlying
-   model, so pass the model the response names, not the deployment name;
+   model, so pass the model the response names, not the deployment name; Vertex AI falls back
+   to the ``google`` and ``anthropic`` sections;
+3a. a regional section (``bedrock/eu-central-1``, ``vertex/global``: what the cloud vendors
+   ask for) is read first, then its vendor's section; Bedrock ids lose their version
+   (``-v1:0``) like a snapshot suffix and, failing that, a cross-region prefix (``us.``);
 4. OpenRouter names carry the model's maker (``anthropic/claude-sonnet-4.5``): the maker's own
    section prices it (OpenRouter charges the maker's list price); ``…:free`` variants cost 0;
-5. local servers (``ollama``, ``llamacpp``, and the ``vllm``/``lmstudio`` presets) cost 0 unless
-   a row says otherwise.
+5. local servers (``ollama``, ``llamacpp``, and the ``vllm``/``lmstudio`` presets) and the
+   in-process ``local`` models cost 0 unless a row says otherwise.
 
 Anything else is unknown: ``lookup`` returns ``None`` and the caller reports cost ``None`` (not a
 guess), logging it once per model with ``warn_unknown``. A section is a vendor type or an
@@ -39,14 +43,19 @@ logger = logging.getLogger("llmdispatcher")
 
 DATA_FILE = "prices.toml"
 
-# Vendor types billed from another section when they have no row of their own.
-SAME_AS: Mapping[str, str] = {"azure": "openai"}
+# Vendor types billed from other sections when they have no row of their own (Vertex AI
+# serves Gemini at the Gemini API's list prices and Claude, on its global endpoint, at
+# Anthropic's).
+SAME_AS: Mapping[str, tuple[str, ...]] = {"azure": ("openai",), "vertex": ("google", "anthropic")}
+# Cross-region inference profiles on Bedrock (``us.anthropic.…``) cost what the model costs in
+# its source region; ``global.`` profiles have rows of their own.
+_GEO_PREFIX = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca)\.")
 # Routers whose model names start with the maker: maker prefix -> section.
 ROUTED_BY_PREFIX: Mapping[str, Mapping[str, str]] = {
     "openrouter": {"openai": "openai", "anthropic": "anthropic", "google": "google"},
 }
 # Models that run on the caller's own hardware: free unless a row prices them.
-LOCAL: frozenset[str] = frozenset({"ollama", "llamacpp", "vllm", "lmstudio"})
+LOCAL: frozenset[str] = frozenset({"ollama", "llamacpp", "vllm", "lmstudio", "local"})
 
 _RATES = ("input", "output", "cached_input", "cache_write", "reasoning")
 _ROW_KEYS = (*_RATES, "context_window", "max_output", "long_context", "aliases", "as_of", "note")
@@ -62,6 +71,7 @@ _SNAPSHOT_SUFFIXES = tuple(
         r"-\d{3}$",  # gemini-2.0-flash-001
         r"[-@]latest$",
         r"-(preview|exp)$",
+        r"-v\d+:\d+$",  # Bedrock's amazon.nova-pro-v1:0
     )
 )
 _ZERO = Decimal(0)
@@ -232,10 +242,14 @@ class PriceTable:
 
     def _resolve(self, section: str, model: str) -> ModelPrice | None:
         name = model.strip().lower().removeprefix("models/")
-        for candidate in (section, SAME_AS.get(section)):
-            found = self._match(candidate, name) if candidate else None
-            if found is not None:
-                return found
+        names = dict.fromkeys((name, _GEO_PREFIX.sub("", name)))
+        # "bedrock/eu-central-1": the region's own rows first, then the vendor's
+        base = section.partition("/")[0]
+        for candidate in dict.fromkeys((section, base, *SAME_AS.get(base, ()))):
+            for spelling in names:
+                found = self._match(candidate, spelling)
+                if found is not None:
+                    return found
         routes = ROUTED_BY_PREFIX.get(section)
         if routes is not None:
             return self._route(section, model, name, routes)

@@ -157,10 +157,11 @@ class Router:
         reason = "default_vendor"
         if not name:
             claiming = [v for v, vendor in self.vendors.items() if vendor.serves(model)]
+            takers = [v for v, vendor in self.vendors.items() if vendor.accepts_kind(request.kind)]
             name, reason = (
                 (claiming[0], f"vendor serves {model!r}")
                 if claiming
-                else (next(iter(self.vendors)), "first registered vendor")
+                else (next(iter(takers or self.vendors)), "first registered vendor")
             )
         return _Target(
             (self._deployment(name, model, reason),), "priority", None, None, reason, True
@@ -196,7 +197,8 @@ class Router:
     def _context(
         self, request: Request, facts: RequestFacts, target: _Target, rng: object
     ) -> RankContext:
-        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        # An embedding produces no tokens: limits and budgets reserve its input alone.
+        max_tokens = 0 if request.kind == "embedding" else request.max_tokens or DEFAULT_MAX_TOKENS
         deployments = (*target.deployments, *self._all_fallback_deployments(target))
         by_id = {d.id: d for d in deployments}  # read-only: both lazy maps share it
         return RankContext(
@@ -252,6 +254,8 @@ class Router:
         except VendorError as exc:
             return exc
         window = deployment.context_window or vendor.capabilities.max_context
+        if context.request.kind == "embedding":
+            window = None  # a chat window; embedding models bound each input, and say so
         needed = context.prompt_tokens + context.max_tokens
         if window is not None and needed > window:
             return ContextLengthExceeded(

@@ -25,8 +25,8 @@ from typing import Literal
 from ..types import Request
 from .routing import STRATEGIES, StrategyName
 
-RequestType = Literal["chat", "streaming", "tools", "vision", "json"]
-REQUEST_TYPES: tuple[str, ...] = ("chat", "streaming", "tools", "vision", "json")
+RequestType = Literal["chat", "streaming", "tools", "vision", "json", "embedding"]
+REQUEST_TYPES: tuple[str, ...] = ("chat", "streaming", "tools", "vision", "json", "embedding")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MetadataValue = str | int | float | bool
 _DAY_MINUTES = 24 * 60
@@ -61,7 +61,10 @@ def message_chars(request: Request) -> int:
 def request_types(request: Request, stream: bool) -> frozenset[str]:
     """The types a request has: always ``chat``; ``streaming`` for a stream call; ``tools``
     when it offers tools; ``vision`` when a message has an image part; ``json`` when it sets a
-    ``response_format`` other than ``{"type": "text"}``."""
+    ``response_format`` other than ``{"type": "text"}``. An embedding request
+    (``Dispatcher.embed``) has the one type ``embedding``."""
+    if request.kind == "embedding":
+        return frozenset({"embedding"})
     found = {"chat"}
     if stream:
         found.add("streaming")

@@ -16,12 +16,19 @@ from .base import Capabilities, Health, Secret, Vendor
 if TYPE_CHECKING:
     from .anthropic import AnthropicVendor
     from .azure import AzureOpenAIVendor
+    from .bedrock import BedrockVendor
+    from .bedrock_auth import AwsKeys
+    from .cohere import CohereVendor
     from .connection import Connection
     from .gemini import GeminiVendor
+    from .http_template import HttpTemplateVendor
+    from .http_template_spec import HttpTemplate
     from .llamacpp import LlamaCppVendor
+    from .mistral import MistralVendor
     from .ollama import OllamaVendor
     from .openai import OpenAIVendor
     from .openai_compatible import OpenAICompatibleVendor
+    from .vertex import VertexVendor
 
 # type name -> (module, class or factory). Imported lazily so a config naming one vendor loads
 # one module.
@@ -33,12 +40,31 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "ollama": ("ollama", "OllamaVendor"),
     "llamacpp": ("llamacpp", "LlamaCppVendor"),
     "openai_compatible": ("openai_compatible", "OpenAICompatibleVendor"),
+    "bedrock": ("bedrock", "BedrockVendor"),
+    "vertex": ("vertex", "VertexVendor"),
+    "cohere": ("cohere", "CohereVendor"),
+    "mistral": ("mistral", "MistralVendor"),
+    "http": ("http_template", "HttpTemplateVendor"),
 }
 # The types the environment alone can configure, in the order ``Dispatcher.from_env()``
 # registers them (a llama.cpp or compatible server needs a name and a URL from the user).
-FROM_ENV = ("openai", "anthropic", "google", "azure", "ollama")
+FROM_ENV = (
+    "openai",
+    "anthropic",
+    "google",
+    "azure",
+    "ollama",
+    "bedrock",
+    "vertex",
+    "cohere",
+    "mistral",
+)
 # Public names imported on first use (``--help`` must load no vendor module).
-_LAZY = {cls: module for module, cls in REGISTRY.values()} | {"Connection": "connection"}
+_LAZY = {cls: module for module, cls in REGISTRY.values()} | {
+    "Connection": "connection",
+    "AwsKeys": "bedrock_auth",
+    "HttpTemplate": "http_template_spec",
+}
 # Class name -> type, including the classes a factory returns (``LlamaCppVendor``'s two).
 _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
     "LlamaServerVendor": "llamacpp",
@@ -48,17 +74,24 @@ _TYPES = {cls: name for name, (_, cls) in REGISTRY.items()} | {
 __all__ = [
     "REGISTRY",
     "AnthropicVendor",
+    "AwsKeys",
     "AzureOpenAIVendor",
+    "BedrockVendor",
     "Capabilities",
+    "CohereVendor",
     "Connection",
     "GeminiVendor",
     "Health",
+    "HttpTemplate",
+    "HttpTemplateVendor",
     "LlamaCppVendor",
+    "MistralVendor",
     "OllamaVendor",
     "OpenAICompatibleVendor",
     "OpenAIVendor",
     "Secret",
     "Vendor",
+    "VertexVendor",
     "env_key_for",
     "type_of",
     "vendor_class",
@@ -85,11 +118,17 @@ _ENV_KEYS = {
     "google": "GEMINI_API_KEY",
     "azure": "AZURE_OPENAI_API_KEY",
     "ollama": "OLLAMA_HOST",
+    # the cloud vendors need two settings (a credential or switch, and a region or project)
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK and AWS_DEFAULT_REGION",
+    "vertex": "GOOGLE_GENAI_USE_VERTEXAI=true and GOOGLE_CLOUD_PROJECT",
+    "cohere": "CO_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
 }
 
 
 def env_key_for(name: str) -> str | None:
-    """The environment variable that configures vendor type ``name`` (``OPENAI_API_KEY``)."""
+    """The environment variable that configures vendor type ``name`` (``OPENAI_API_KEY``; for
+    the cloud vendors, the two they need together)."""
     return _ENV_KEYS.get(name)
 
 

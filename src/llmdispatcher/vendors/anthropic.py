@@ -47,7 +47,9 @@ from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .openai_fields import refuse_foreign
 from .sse import SSEDecoder, SSEEvent
+from .transport import HttpRequest
 
 logger = logging.getLogger("llmdispatcher")
 
@@ -80,6 +82,10 @@ STREAM_ERROR_STATUS: dict[str, int] = {
 SPEND_LIMIT_CODES = frozenset({"contract_spend_limit_reached", "enforced_spend_limit_reached"})
 # Fields the adapter owns; ``Request.extra`` may not replace them.
 OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+# The body fields ``count_tokens`` takes of what ``translate`` gives (not the generation ones).
+COUNTED = frozenset({"messages", "system", "tools", "tool_choice", "output_config"})
+# OpenAI's ``service_tier`` values with an Anthropic equivalent (and Anthropic's own).
+SERVICE_TIERS = {"auto": "auto", "default": "standard_only", "standard_only": "standard_only"}
 
 
 class AnthropicVendor(HttpVendor):
@@ -134,6 +140,22 @@ class AnthropicVendor(HttpVendor):
         return cls() if os.environ.get("ANTHROPIC_API_KEY") else None
 
     # --- request -----------------------------------------------------------------------------
+    def check(self, request: Request) -> None:
+        refuse_foreign(
+            request,
+            self.name,
+            "Anthropic Messages",
+            features=("strict", "parallel_tool_calls"),
+            understood=("service_tier",),
+        )
+        tier = (request.extra or {}).get("service_tier")
+        if tier is not None and tier not in SERVICE_TIERS:
+            raise UnsupportedRequest(
+                f"request.service_tier: Anthropic has {', '.join(SERVICE_TIERS)}, not {tier!r}",
+                vendor=self.name,
+            ).naming("service_tier")
+        super().check(request)
+
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
         body = orjson.dumps(self.build_body(request, stream=stream))
         return HttpCall(f"{self.base_url}/v1/messages", self._headers, body)
@@ -149,7 +171,7 @@ class AnthropicVendor(HttpVendor):
             body["stream"] = True
         for key, value in (request.extra or {}).items():
             if key not in OWNED_FIELDS:
-                body[key] = value
+                body[key] = SERVICE_TIERS.get(value, value) if key == "service_tier" else value
         return body
 
     def _sampling(self, request: Request) -> dict[str, float]:
@@ -177,6 +199,14 @@ class AnthropicVendor(HttpVendor):
             )
         return given
 
+    async def count_tokens(self, request: Request) -> int:
+        """The prompt's input tokens, as ``POST /v1/messages/count_tokens`` counts them."""
+        fields = translate(request, self.name)
+        body = {"model": request.model, **{k: v for k, v in fields.items() if k in COUNTED}}
+        url = f"{self.base_url}/v1/messages/count_tokens"
+        result = await self.fetch(HttpRequest("POST", url, self._headers, orjson.dumps(body)))
+        return count(decode_json(result.body, self.name).get("input_tokens"))
+
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:
         json_tool = JSON_TOOL if wants_json_tool(request) else None
@@ -201,6 +231,7 @@ class AnthropicVendor(HttpVendor):
             tool_calls=tuple(calls),
             raw=data,
             id=data.get("id"),
+            stop_sequence=data.get("stop_sequence"),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
@@ -334,10 +365,11 @@ class AnthropicStreamDecoder:
         usage = data.get("usage") or {}
         # Counts here are cumulative totals: they replace, never add to, message_start's.
         self._usage.update((k, v) for k, v in usage.items() if v is not None)
-        raw = (data.get("delta") or {}).get("stop_reason")
+        delta = data.get("delta") or {}
         return self._chunk(
-            finish_reason=map_stop_reason(raw, self._tools > 0),
+            finish_reason=map_stop_reason(delta.get("stop_reason"), self._tools > 0),
             usage=usage_from_anthropic(self._usage),
+            stop_sequence=delta.get("stop_sequence"),
         )
 
     def _on_message_stop(self, data: Any) -> StreamChunk | None:

@@ -55,7 +55,7 @@ def translate(request: Request, vendor: str) -> dict[str, Any]:
         "system": system,
         "stop_sequences": list(request.stop_list) or None,
         "tools": [tool_to_anthropic(t) for t in request.tool_list] or None,
-        "tool_choice": tool_choice_to_anthropic(request.tool_choice, vendor),
+        "tool_choice": _tool_choice(request, vendor),
         "metadata": {"user_id": request.user} if request.user else None,
     }
     body = {k: v for k, v in fields.items() if v is not None}
@@ -153,7 +153,18 @@ def tool_to_anthropic(tool: Tool) -> dict[str, Any]:
     out: dict[str, Any] = {"name": tool.name, "input_schema": dict(tool.parameters)}
     if tool.description is not None:
         out["description"] = tool.description
+    if tool.strict is not None:
+        out["strict"] = tool.strict
     return out
+
+
+def _tool_choice(request: Request, vendor: str) -> dict[str, Any] | None:
+    """``tool_choice``, with ``parallel_tool_calls: false`` as ``disable_parallel_tool_use``
+    (which lives inside it: ``auto`` when the request chose nothing; ``none`` has no calls)."""
+    choice: dict[str, Any] | None = tool_choice_to_anthropic(request.tool_choice, vendor)
+    if request.parallel_tool_calls is False and (choice is None or choice["type"] != "none"):
+        choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
+    return choice
 
 
 def tool_choice_to_anthropic(choice: Any, vendor: str) -> dict[str, str] | None:

@@ -29,7 +29,7 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from ..errors import AuthenticationError, ConfigError, VendorError
@@ -40,6 +40,9 @@ from .connection import Connection
 from .openai import OpenAIVendor
 from .path_segment import path_segment
 from .presets import OPENAI
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, Embeddings
 
 KEY_ENV = "AZURE_OPENAI_API_KEY"
 AD_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
@@ -144,6 +147,22 @@ class AzureOpenAIVendor(OpenAIVendor):
             f"{self.base_url}/deployments/{deployment}/chat/completions"
             f"?api-version={quote(self.api_version, safe='')}"
         )
+
+    def embeddings_url(self, model: str) -> str:
+        if self.api_version == V1:
+            return f"{self.base_url}/embeddings"
+        deployment = path_segment(self.deployment_for(model), field="model", vendor=self.name)
+        return (
+            f"{self.base_url}/deployments/{deployment}/embeddings"
+            f"?api-version={quote(self.api_version, safe='')}"
+        )
+
+    def embedding_model(self, model: str) -> str:
+        return self.deployment_for(model)
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        await self._refresh_token()
+        return await super().embed(request)
 
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
         body = super().build_body(request, stream=stream)

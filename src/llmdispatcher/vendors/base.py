@@ -1,8 +1,10 @@
 """The one small interface every vendor implements.
 
 A vendor turns a ``Request`` into a ``Response`` (``send``) or a stream of ``StreamChunk``
-(``stream``) and raises errors from ``llmdispatcher.errors``. It knows nothing of retries,
-fallback or routing: the dispatcher owns those.
+(``stream``), and, if its capabilities say ``embeddings``, a batch of texts into vectors
+(``embed``, at most ``embed_batch_size`` texts a call), and raises errors from
+``llmdispatcher.errors``. It knows nothing of retries, fallback or routing: the dispatcher
+owns those.
 
 Stream contract: chunks carrying text or tool-call pieces may come in any number; the
 ``finish_reason`` and ``usage`` may arrive on separate chunks (the dispatcher merges them into the
@@ -15,11 +17,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, UnsupportedRequest
 from ..limits import Limits
 from ..redaction import Secret, secret_from
-from ..types import Request, Response, StreamChunk
+from ..types import Request, RequestKind, Response, StreamChunk
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, Embeddings
 
 __all__ = ["Capabilities", "Health", "Secret", "Vendor", "missing_setting", "secret_from"]
 
@@ -33,6 +39,8 @@ class Capabilities:
     vision: bool = True
     json_mode: bool = True
     max_context: int | None = None
+    chat: bool = True
+    embeddings: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,8 @@ class Vendor(ABC):
     limits: Limits = Limits()
     # Called with every HTTP response's headers (the dispatcher listens for rate-limit ones).
     header_listeners: tuple[Callable[[Mapping[str, str]], None], ...] = ()
+    # The most texts one ``embed`` call takes (the vendor's documented batch limit).
+    embed_batch_size: int = 2048
 
     @classmethod
     def from_env(cls) -> Vendor | None:
@@ -81,8 +91,20 @@ class Vendor(ABC):
         """Whether this vendor is known to serve ``model`` (False: unknown, not refused)."""
         return model.startswith(self.model_prefixes) if self.model_prefixes else False
 
+    def accepts_kind(self, kind: RequestKind) -> bool:
+        """Whether this vendor serves requests of ``kind`` at all (chat, embedding)."""
+        caps = self.capabilities
+        return caps.embeddings if kind == "embedding" else caps.chat
+
     def check(self, request: Request) -> None:
         """Refuse, before anything is sent, a request this vendor cannot honour."""
+        if not self.accepts_kind(request.kind):
+            what = "embedding requests" if request.kind == "embedding" else "chat requests"
+            raise UnsupportedRequest(
+                f"vendor {self.name!r} cannot take {what}: route them to a vendor that can "
+                "(a routing rule with request_types: [embedding], or the request's vendor)",
+                vendor=self.name,
+            )
         caps = self.capabilities
         needs = (
             (request.tools is not None and not caps.tools, "tools"),
@@ -104,6 +126,12 @@ class Vendor(ABC):
     @abstractmethod
     def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """One streamed completion (no retries here)."""
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Vectors for one batch (at most ``embed_batch_size`` inputs; no retries here)."""
+        raise UnsupportedRequest(
+            f"vendor {self.name!r} cannot take embedding requests", vendor=self.name
+        )
 
     async def health(self) -> Health:
         """A cheap check that the vendor answers; never raises."""

@@ -45,6 +45,7 @@ class ErrorInfo:
     code: str | None = None
     retry_after: float | None = None
     request_id: str | None = None
+    param: str | None = None
 
 
 def error_for(
@@ -61,7 +62,7 @@ def error_for(
         error_type=info.error_type,
         error_code=info.code,
         request_id=info.request_id,
-    )
+    ).naming(info.param)
 
 
 def _classify(status: int, info: ErrorInfo) -> tuple[type[VendorError], bool]:
@@ -70,7 +71,7 @@ def _classify(status: int, info: ErrorInfo) -> tuple[type[VendorError], bool]:
         return ContextLengthExceeded, False
     if status == 429:
         return RateLimitError, not (markers & QUOTA_CODES)
-    if status in (401, 403):
+    if status in (401, 403, 498):  # 498: Cohere's "invalid token"
         return AuthenticationError, False
     if status == 404:
         return ModelNotFound, False

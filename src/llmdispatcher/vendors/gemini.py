@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import orjson
 
+from ..embeddings import EmbeddingRequest, Embeddings
 from ..errors import (
     AuthenticationError,
     ConfigError,
@@ -67,6 +68,8 @@ from .gemini_request import (
     to_contents,
 )
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .logprobs import as_choice_logprobs, entries_from_gemini
+from .openai_fields import Feature, refuse_foreign
 from .path_segment import path_segment
 from .sse import SSEDecoder
 
@@ -81,6 +84,14 @@ BROKEN_OUTPUT = frozenset(
     | {"MALFORMED_RESPONSE"}
 )
 AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+# strict: functionCallingConfig mode VALIDATED; logprobs: responseLogprobs + logprobs.
+FEATURES: tuple[Feature, ...] = ("strict", "logprobs")
+# OpenAI body fields (in Request.extra) with a generationConfig equivalent.
+PENALTIES = {
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
 MAX_MODEL_PAGES = 20
 OWNED_FIELDS = frozenset({"contents"})
 
@@ -100,7 +111,10 @@ class GeminiVendor(HttpVendor):
     api_key_env: tuple[str, ...] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
     model_prefixes = ("gemini-", "gemma-", "models/gemini-")
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    embed_batch_size = 100  # batchEmbedContents' documented limit
 
     def __init__(
         self,
@@ -164,12 +178,35 @@ class GeminiVendor(HttpVendor):
 
     def check(self, request: Request) -> None:
         self.model_path(request.model)
+        refuse_foreign(request, self.name, "Gemini", features=FEATURES, understood=PENALTIES)
         super().check(request)
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         body = orjson.dumps(self.build_body(request))
         return HttpCall(self.model_url(request.model, method), self._headers, body)
+
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        """``batchEmbedContents`` for any number of inputs, as google-genai sends it (one
+        ``embedContent`` request each, every one naming the model)."""
+        path = self.model_path(request.model)
+        entries = []
+        for text in request.inputs:
+            entry: dict[str, Any] = {
+                "model": path,
+                "content": {"role": "user", "parts": [{"text": text}]},
+            }
+            if request.dimensions is not None:
+                entry["outputDimensionality"] = request.dimensions
+            entries.append(entry)
+        body = orjson.dumps({"requests": entries})
+        return HttpCall(self.model_url(request.model, "batchEmbedContents"), self._headers, body)
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        vectors = [[float(x) for x in item["values"]] for item in data["embeddings"]]
+        meta = data.get("usageMetadata")
+        usage = usage_from_gemini(meta) if meta else None
+        return Embeddings(vectors, request.model, usage)
 
     def build_body(self, request: Request) -> dict[str, Any]:
         system, contents = to_contents(request.message_list, self.name)
@@ -178,20 +215,33 @@ class GeminiVendor(HttpVendor):
             body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
         if request.tools:
             body["tools"] = [{"functionDeclarations": [declaration(t) for t in request.tool_list]}]
-        if request.tool_choice is not None:
-            names = {t.name for t in request.tool_list}
-            body["toolConfig"] = {
-                "functionCallingConfig": calling_config(request.tool_choice, names, self.name)
-            }
+        calling = self._calling(request)
+        if calling is not None:
+            body["toolConfig"] = {"functionCallingConfig": calling}
         config = generation_config(request, self.name)
         for key, value in (request.extra or {}).items():
             if key == "generationConfig" and isinstance(value, Mapping):
                 config.update(value)
+            elif key in PENALTIES:
+                config[PENALTIES[key]] = value
             elif key not in OWNED_FIELDS:
                 body[key] = value
+        if request.logprobs:
+            config["responseLogprobs"] = True
+            if request.top_logprobs:
+                config["logprobs"] = request.top_logprobs
         if config:
             body["generationConfig"] = config
         return body
+
+    def _calling(self, request: Request) -> dict[str, Any] | None:
+        """``functionCallingConfig``: strict tools with an automatic choice are ``VALIDATED``
+        (calls guaranteed to follow their schema); ``ANY`` already guarantees it."""
+        choice = request.tool_choice
+        strict = any(t.strict for t in request.tool_list)
+        if choice is None or (strict and choice == "auto"):
+            return {"mode": "VALIDATED"} if strict else None
+        return calling_config(choice, {t.name for t in request.tool_list}, self.name)
 
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:
@@ -206,6 +256,7 @@ class GeminiVendor(HttpVendor):
             )
         text, calls = read_parts(candidate)
         finish = map_finish_reason(candidate.get("finishReason"), bool(calls), self.name)
+        entries = entries_from_gemini(candidate.get("logprobsResult"))
         return Response(
             content=text,
             vendor=self.name,
@@ -215,6 +266,7 @@ class GeminiVendor(HttpVendor):
             tool_calls=tuple(calls),
             raw=data,
             id=data.get("responseId"),
+            logprobs=as_choice_logprobs(entries),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
@@ -305,7 +357,8 @@ class GeminiStreamDecoder:
         )
         self._calls += len(calls)
         if text or deltas:
-            yield self._chunk(delta=text, tool_call_deltas=deltas)
+            logprobs = entries_from_gemini(candidate.get("logprobsResult"))
+            yield self._chunk(delta=text, tool_call_deltas=deltas, logprobs=logprobs)
         raw = candidate.get("finishReason")
         if raw and not self._done:
             finish = map_finish_reason(raw, self._calls > 0, self._vendor.name)

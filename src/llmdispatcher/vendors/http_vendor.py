@@ -1,8 +1,10 @@
 """The shared send/stream path of every HTTP vendor.
 
 A vendor module only translates: ``build_call`` (Request -> HTTP request), ``parse_response``
-(JSON body -> Response), ``stream_decoder`` (bytes -> StreamChunk) and ``parse_error``
-(status + body -> ErrorInfo). Sending, status handling and error translation live here, once.
+(JSON body -> Response; ``parse_answer`` when the headers carry part of it), ``stream_decoder``
+(bytes -> StreamChunk) and ``parse_error`` (status + body -> ErrorInfo); a vendor with
+embeddings adds ``build_embed_call`` and ``parse_embeddings``. Sending, status handling and
+error translation live here, once.
 
 Requests go through a ``Transport`` (vendors/transport.py): our pooled ``HttpClient`` unless the
 constructor is given another (an in-memory one in tests, another client). An answer the hooks
@@ -16,19 +18,23 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from ..errors import MalformedResponse, ResponseTooLarge, VendorError
+from ..errors import MalformedResponse, ResponseTooLarge, UnsupportedRequest, VendorError
 from ..types import Request, Response, StreamChunk
 from .base import Health, Secret, Vendor
 from .connection import Connection
 from .error_mapping import ErrorInfo, error_for, retry_after_from_headers
+from .fanout import fan_out, refuse_streamed_n
 from .http import HttpClient
 from .sse import FrameTooLarge
 from .transport import BufferedResponse, HttpRequest, Transport
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, Embeddings
 
 # What a translation hook raises when the vendor's JSON is not the shape it expects (a missing
 # key, a list for an object, a string for a number, bytes that are not UTF-8).
@@ -40,6 +46,7 @@ class HttpCall:
     url: str
     headers: Mapping[str, str]
     body: bytes
+    method: str = "POST"
 
 
 class StreamDecoder(Protocol):
@@ -82,7 +89,13 @@ def count(value: Any) -> int:
 
 
 class HttpVendor(Vendor):
-    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends."""
+    """Base for vendors spoken to over HTTP. Subclasses translate; this class sends.
+
+    ``native_n``: the API answers ``n`` > 1 itself; otherwise ``send`` asks n times
+    (``fanout``). A stream carries one answer: ``n`` > 1 is refused there.
+    """
+
+    native_n: bool = False
 
     def __init__(
         self,
@@ -112,17 +125,52 @@ class HttpVendor(Vendor):
     @abstractmethod
     def parse_response(self, data: Any, request: Request) -> Response: ...
 
+    def parse_answer(self, data: Any, headers: Mapping[str, str], request: Request) -> Response:
+        """``parse_response`` for vendors that also read the answer's headers (a server that
+        reports usage in ``x-prompt-tokens``); the others need not override it."""
+        return self.parse_response(data, request)
+
     @abstractmethod
     def stream_decoder(self, request: Request) -> StreamDecoder: ...
 
     @abstractmethod
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo: ...
 
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        """The HTTP request for one batch of embeddings (vendors with embeddings override)."""
+        raise UnsupportedRequest(
+            f"vendor {self.name!r} cannot take embedding requests", vendor=self.name
+        )
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        """The vectors in a JSON answer to ``build_embed_call``."""
+        raise NotImplementedError
+
     # --- the shared path ------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
-        call = self.build_call(request, stream=False)
+        if request.answer_count > 1 and not self.native_n:
+            return await fan_out(self._send_one, request)
+        return await self._send_one(request)
+
+    async def _send_one(self, request: Request) -> Response:
+        status, data, headers = await self._post(self.build_call(request, stream=False))
+        try:
+            return self.parse_answer(data, headers, request)
+        except SHAPE_ERRORS as exc:
+            raise malformed(exc, self.name, status) from exc
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        status, data, _ = await self._post(self.build_embed_call(request))
+        try:
+            return self.parse_embeddings(data, request)
+        except SHAPE_ERRORS as exc:
+            raise malformed(exc, self.name, status) from exc
+
+    async def _post(self, call: HttpCall) -> tuple[int, Any, Mapping[str, str]]:
+        """POST ``call``: the status, the decoded JSON body and the headers; error statuses
+        raise."""
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body)
+            HttpRequest(call.method, call.url, call.headers, call.body)
         )
         try:
             body = await response.read()
@@ -132,15 +180,13 @@ class HttpVendor(Vendor):
         status = response.status
         if status >= 400:
             raise self._error(status, response.headers, body)
-        try:
-            return self.parse_response(decode_json(body, self.name, status), request)
-        except SHAPE_ERRORS as exc:
-            raise malformed(exc, self.name, status) from exc
+        return status, decode_json(body, self.name, status), response.headers
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        refuse_streamed_n(request, self.name)
         call = self.build_call(request, stream=True)
         response = await self._http.handle_async_request(
-            HttpRequest("POST", call.url, call.headers, call.body, stream=True)
+            HttpRequest(call.method, call.url, call.headers, call.body, stream=True)
         )
         try:
             self._heard(response.headers)
@@ -170,12 +216,17 @@ class HttpVendor(Vendor):
         if info.retry_after is None:
             hint = retry_after_from_headers(headers, time.time())
             if hint is not None:
-                info = ErrorInfo(info.message, info.error_type, info.code, hint, info.request_id)
+                info = replace(info, retry_after=hint)
         return error_for(status, info, vendor=self.name, secrets=self.secrets())
 
     async def get(self, url: str, headers: Mapping[str, str]) -> BufferedResponse:
         """A GET for listings and health checks; error statuses raise."""
-        response = await self._http.handle_async_request(HttpRequest("GET", url, headers))
+        return await self.fetch(HttpRequest("GET", url, headers))
+
+    async def fetch(self, request: HttpRequest) -> BufferedResponse:
+        """One buffered call beside the chat path (listings, token counts); error statuses
+        raise the vendor's error."""
+        response = await self._http.handle_async_request(request)
         try:
             body = await response.read()
         finally:

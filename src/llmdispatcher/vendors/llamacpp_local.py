@@ -36,8 +36,10 @@ from ..streaming import StreamAccumulator
 from ..types import Request, Response, StreamChunk
 from .base import Capabilities, Health, Vendor
 from .error_mapping import ErrorInfo, error_for
+from .fanout import fan_out, refuse_streamed_n
 from .llamacpp import LocalOptions
 from .openai import chunk_from_openai, openai_request_body
+from .openai_fields import OPENAI_ONLY_FIELDS, refuse_foreign
 
 _DONE = object()
 DEFAULT_MAX_TOKENS = 512  # without a bound llama.cpp generates until the context is full
@@ -207,15 +209,29 @@ class LlamaCppLocalVendor(Vendor):
                 vendor=self.name,
                 status=404,
             )
+        # The runtime reads OpenAI's body (llama-server's code): all but custom tools.
+        refuse_foreign(
+            request,
+            self.name,
+            "llama.cpp",
+            features=("logprobs", "strict", "parallel_tool_calls"),
+            understood=OPENAI_ONLY_FIELDS,
+        )
         super().check(request)
 
     async def send(self, request: Request) -> Response:
+        if request.answer_count > 1:
+            return await fan_out(self._send_one, request)
+        return await self._send_one(request)
+
+    async def _send_one(self, request: Request) -> Response:
         collected = StreamAccumulator(self.name, request.model)
         async for chunk in self.stream(request):
             collected.add(chunk)
         return collected.response()
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        refuse_streamed_n(request, self.name)
         self._admit()
         self._waiting += 1
         try:

@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from ..embeddings import EmbeddingRequest, Embeddings
 from ..errors import (
     ConfigError,
     InvalidRequestError,
@@ -66,6 +67,8 @@ from .base import Capabilities, Health, Secret, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .logprobs import as_choice_logprobs, entries_from_ollama
+from .openai_fields import Feature, refuse_foreign
 from .sse import NDJSONDecoder
 
 DEFAULT_PORT = 11434
@@ -81,6 +84,7 @@ OPTION_NAMES = frozenset({
 # fmt: on
 # Fields the adapter owns; ``Request.extra`` may not replace them.
 OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+LOGPROBS: tuple[Feature, ...] = ("logprobs",)  # ollama SDK ``ChatRequest.logprobs``
 # ``load``/``unload`` only answer empty requests; anything unknown ended normally.
 DONE_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 VISION_MARKERS = ("llava", "vision", "vl")
@@ -105,7 +109,11 @@ class OllamaVendor(HttpVendor):
 
     default_name = "ollama"
     # Vision is per model (``supports_vision``); the flag says some models can.
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    # /api/embed documents no limit; this bounds one request's body and time.
+    embed_batch_size = 512
 
     def __init__(
         self,
@@ -163,6 +171,9 @@ class OllamaVendor(HttpVendor):
         return any(marker in model.lower() for marker in VISION_MARKERS)
 
     def check(self, request: Request) -> None:
+        refuse_foreign(
+            request, self.name, "Ollama chat", features=LOGPROBS, understood=OPTION_NAMES
+        )
         super().check(request)
         images = [part for message in request.message_list for part in message.images]
         if images and not self.supports_vision(request.model):
@@ -180,6 +191,20 @@ class OllamaVendor(HttpVendor):
         body = orjson.dumps(self.build_body(request, stream=stream))
         return HttpCall(f"{self.base_url}/api/chat", self._headers, body)
 
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        return HttpCall(f"{self.base_url}/api/embed", self._headers, orjson.dumps(body))
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        vectors = [[float(x) for x in vector] for vector in data["embeddings"]]
+        tokens = count(data.get("prompt_eval_count"))
+        usage = Usage(tokens, 0, tokens) if tokens else None
+        return Embeddings(vectors, data.get("model") or request.model, usage)
+
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
@@ -194,6 +219,10 @@ class OllamaVendor(HttpVendor):
             body["format"] = response_format
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
+        if request.logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs is not None:
+                body["top_logprobs"] = request.top_logprobs
         options = {
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -229,6 +258,7 @@ class OllamaVendor(HttpVendor):
             usage=usage_from_ollama(data),
             tool_calls=calls,
             raw=data,
+            logprobs=as_choice_logprobs(entries_from_ollama(data.get("logprobs"))),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
@@ -322,7 +352,8 @@ class OllamaStreamDecoder:
             finish = map_done_reason(obj.get("done_reason"), self._calls > 0)
             usage = usage_from_ollama(obj)
         text = message.get("content") or ""
-        if not text and not deltas and finish is None:
+        logprobs = entries_from_ollama(obj.get("logprobs"))
+        if not text and not deltas and finish is None and not logprobs:
             return None
         return StreamChunk(
             delta=text,
@@ -331,6 +362,7 @@ class OllamaStreamDecoder:
             usage=usage,
             vendor=self._vendor.name,
             model=self._model,
+            logprobs=logprobs,
         )
 
 

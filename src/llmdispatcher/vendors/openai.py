@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from ..errors import VendorConnectionError, VendorServerError
+from ..errors import ConfigError, UnsupportedRequest, VendorConnectionError, VendorServerError
 from ..limits import Limits
 from ..types import (
+    Choice,
     FinishReason,
     ImagePart,
     Message,
@@ -27,7 +29,11 @@ from .base import Capabilities, Health, Secret, missing_setting, secret_from
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, error_for, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
+from .openai_embeddings import BATCH_LIMIT, embedding_body, embeddings_from_openai
 from .presets import OPENAI, Preset
+
+if TYPE_CHECKING:
+    from ..embeddings import EmbeddingRequest, Embeddings
 from .sse import SSEDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -39,6 +45,7 @@ FINISH_REASONS: dict[str, FinishReason] = {
 }
 # Fields the adapter owns; ``Request.extra`` may not replace them.
 OWNED_FIELDS = frozenset({"model", "messages", "stream"})
+Api = Literal["chat", "responses"]
 
 
 class OpenAIVendor(HttpVendor):
@@ -47,11 +54,17 @@ class OpenAIVendor(HttpVendor):
     ``base_url`` ends in ``/v1`` as in the official SDK (else the preset's ``base_url_env``
     variable, else the preset's URL); the key is ``api_key``, else the preset's ``api_key_env``.
     ``connection`` holds timeouts, headers and the pool size; ``limits`` what the host allows.
+    ``api="responses"`` sends OpenAI's Responses API (``/responses``) instead, for models
+    served only there (``openai_responses.py``); for one model group, register a second
+    vendor with it and point those deployments at it.
     """
 
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, json_mode=True)
+    capabilities = Capabilities(
+        streaming=True, tools=True, vision=True, json_mode=True, embeddings=True
+    )
+    embed_batch_size = BATCH_LIMIT
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings, each with a default
         self,
         *,
         api_key: str | Secret | None = None,
@@ -62,8 +75,11 @@ class OpenAIVendor(HttpVendor):
         project: str | None = None,
         connection: Connection | None = None,
         limits: Limits | None = None,
+        api: Api = "chat",
     ) -> None:
         vendor_name = name or preset.name
+        if api not in ("chat", "responses"):
+            raise ConfigError(f"vendor {vendor_name!r}: api must be chat or responses, not {api!r}")
         key_env = (preset.api_key_env,) if preset.api_key_env else ()
         key = secret_from(api_key, *key_env)
         if preset.requires_api_key and not key:
@@ -76,10 +92,14 @@ class OpenAIVendor(HttpVendor):
             connection=connection,
         )
         self.preset = preset
+        self.native_n = preset.native_n
         self.pricing_name = preset.name
         self.model_prefixes = preset.model_prefixes
         self.limits = limits or Limits()
+        self.api: Api = api
         self._headers = self._auth_headers(organization, project)
+        if not preset.embeddings:
+            self.capabilities = replace(self.capabilities, embeddings=False)
 
     @classmethod
     def from_env(cls) -> OpenAIVendor | None:
@@ -101,9 +121,13 @@ class OpenAIVendor(HttpVendor):
 
     # --- request -----------------------------------------------------------------------------
     def chat_url(self, request: Request) -> str:
+        if self.api == "responses":
+            return f"{self.base_url}/responses"
         return f"{self.base_url}/chat/completions"
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
+        if stream:
+            refuse_streamed_custom_tools(request, self.name)
         return HttpCall(
             self.chat_url(request),
             self._headers,
@@ -111,6 +135,10 @@ class OpenAIVendor(HttpVendor):
         )
 
     def build_body(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        if self.api == "responses":
+            from .openai_responses import responses_body
+
+            return responses_body(request, stream=stream, vendor=self.name)
         return openai_request_body(
             request,
             max_tokens_field=self.preset.max_tokens_field,
@@ -118,33 +146,49 @@ class OpenAIVendor(HttpVendor):
             stream_usage=self.preset.stream_usage,
         )
 
+    def embeddings_url(self, model: str) -> str:
+        return f"{self.base_url}/embeddings"
+
+    def build_embed_call(self, request: EmbeddingRequest) -> HttpCall:
+        body = embedding_body(request, self.embedding_model(request.model))
+        return HttpCall(self.embeddings_url(request.model), self._headers, orjson.dumps(body))
+
+    def embedding_model(self, model: str) -> str:
+        """The ``model`` the body names (Azure: the deployment)."""
+        return model
+
+    def parse_embeddings(self, data: Any, request: EmbeddingRequest) -> Embeddings:
+        return embeddings_from_openai(data, request.model)
+
     # --- response ----------------------------------------------------------------------------
     def parse_response(self, data: Any, request: Request) -> Response:
-        choices = data.get("choices") or []
+        if self.api == "responses":
+            from .openai_responses import response_from_body
+
+            return response_from_body(data, self.name, request.model)
+        choices = sorted(data.get("choices") or [], key=lambda c: count(c.get("index")))
         if not choices:
             raise VendorServerError("the response has no choices", vendor=self.name)
-        choice = choices[0]
-        message = choice.get("message") or {}
-        tool_calls = tuple(
-            ToolCall(
-                id=c.get("id") or "",
-                name=c["function"]["name"],
-                arguments=c["function"].get("arguments") or "{}",
-            )
-            for c in message.get("tool_calls") or ()
-        )
+        first, *rest = (choice_from_openai(c, i) for i, c in enumerate(choices))
         return Response(
-            content=message.get("content") or "",
+            content=first.content,
             vendor=self.name,
             model=data.get("model") or request.model,
-            finish_reason=map_finish_reason(choice.get("finish_reason"), bool(tool_calls)),
+            finish_reason=first.finish_reason,
             usage=usage_from_openai(data.get("usage")),
-            tool_calls=tool_calls,
+            tool_calls=first.tool_calls,
             raw=data,
             id=data.get("id"),
+            logprobs=first.logprobs,
+            system_fingerprint=data.get("system_fingerprint"),
+            alternatives=tuple(rest),
         )
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
+        if self.api == "responses":
+            from .openai_responses import ResponsesStreamDecoder
+
+            return ResponsesStreamDecoder(self.name, request.model, self.secrets())
         return OpenAIStreamDecoder(self, request.model)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
@@ -230,6 +274,10 @@ def openai_request_body(
         "tool_choice": request.tool_choice,
         "response_format": dict(request.response_format) if request.response_format else None,
         "user": request.user,
+        "n": request.n,
+        "logprobs": request.logprobs,
+        "top_logprobs": request.top_logprobs,
+        "parallel_tool_calls": request.parallel_tool_calls,
     }
     body.update((k, v) for k, v in optional.items() if v is not None)
     if stream:
@@ -243,6 +291,17 @@ def openai_request_body(
         if key not in OWNED_FIELDS:
             body[key] = value
     return body
+
+
+def refuse_streamed_custom_tools(request: Request, vendor: str) -> None:
+    """Chat Completions chunks have no place for a custom tool's input (the openai SDK's
+    ``ChoiceDeltaToolCall`` is function-only): such a request is sent whole, not streamed."""
+    for i, tool in enumerate(request.tool_list):
+        if tool.kind == "custom":
+            raise UnsupportedRequest(
+                f"request.tools[{i}]: custom tools cannot be streamed; send without stream",
+                vendor=vendor,
+            ).naming(f"tools[{i}]")
 
 
 def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> StreamChunk | None:
@@ -267,7 +326,8 @@ def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> Stream
     raw_finish = choice.get("finish_reason")
     finish = map_finish_reason(raw_finish, False) if raw_finish else None
     text = delta.get("content") or ""
-    if not text and not tool_deltas and finish is None and usage is None:
+    logprobs = tuple((choice.get("logprobs") or {}).get("content") or ())
+    if not text and not tool_deltas and finish is None and usage is None and not logprobs:
         return None
     return StreamChunk(
         delta=text,
@@ -276,7 +336,30 @@ def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> Stream
         usage=usage,
         vendor=vendor,
         model=model,
+        logprobs=logprobs,
+        system_fingerprint=obj.get("system_fingerprint") if finish else None,
     )
+
+
+def choice_from_openai(choice: Mapping[str, Any], index: int) -> Choice:
+    """One ``choices[]`` item of a chat completion (function and custom tool calls)."""
+    message = choice.get("message") or {}
+    calls = tuple(_tool_call(c) for c in message.get("tool_calls") or ())
+    return Choice(
+        index=index,
+        content=message.get("content") or "",
+        finish_reason=map_finish_reason(choice.get("finish_reason"), bool(calls)),
+        tool_calls=calls,
+        logprobs=choice.get("logprobs"),
+    )
+
+
+def _tool_call(call: Mapping[str, Any]) -> ToolCall:
+    if call.get("type") == "custom":
+        custom = call["custom"]
+        return ToolCall(call.get("id") or "", custom["name"], custom.get("input") or "", "custom")
+    fn = call["function"]
+    return ToolCall(call.get("id") or "", fn["name"], fn.get("arguments") or "{}")
 
 
 def message_to_openai(message: Message) -> dict[str, Any]:
@@ -289,13 +372,21 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     if message.name:
         out["name"] = message.name
     if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
+        out["tool_calls"] = [tool_call_to_openai(c) for c in message.tool_calls]
     if message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
     return out
+
+
+def tool_call_to_openai(call: ToolCall) -> dict[str, Any]:
+    if call.kind == "custom":
+        return {
+            "id": call.id,
+            "type": "custom",
+            "custom": {"name": call.name, "input": call.arguments},
+        }
+    fn = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.id, "type": "function", "function": fn}
 
 
 def _part_to_openai(part: TextPart | ImagePart) -> dict[str, Any]:
@@ -344,6 +435,7 @@ def error_info_from_body(data: Mapping[str, Any], request_id: str | None) -> Err
         error_type=error.get("type"),
         code=str(code) if code is not None else None,
         request_id=request_id,
+        param=error.get("param") if isinstance(error.get("param"), str) else None,
     )
 
 

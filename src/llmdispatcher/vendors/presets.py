@@ -8,7 +8,7 @@ adapters that really translate differently (Azure's deployments, llama-server's 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..errors import ConfigError
@@ -32,6 +32,11 @@ class Preset:
     stream_usage: bool = True
     # Model-name prefixes the host's models carry; a compatible server claims none by name.
     model_prefixes: tuple[str, ...] = ()
+    # Whether the host serves ``/embeddings`` (routing sends embedding requests only there).
+    embeddings: bool = True
+    # The host answers ``n`` > 1 itself (many refuse it: llama-server, Groq); otherwise the
+    # vendor asks n times and merges the answers (``fanout``).
+    native_n: bool = False
 
     @classmethod
     def named(cls, preset: str, vendor: str = "") -> Preset:
@@ -56,13 +61,19 @@ OPENAI = Preset(
     requires_api_key=True,
     max_tokens_field="max_completion_tokens",
     model_prefixes=("gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"),
+    native_n=True,
 )
 # Without a preset: a self-hosted server, no key required, the widely understood field.
 CUSTOM = Preset()
 
 
 def _hosted(
-    name: str, base_url: str, *, max_tokens_field: str = "max_tokens", stream_usage: bool = True
+    name: str,
+    base_url: str,
+    *,
+    max_tokens_field: str = "max_tokens",
+    stream_usage: bool = True,
+    embeddings: bool = True,
 ) -> Preset:
     """A hosted service: its key is required and read from ``<NAME>_API_KEY``."""
     return Preset(
@@ -72,25 +83,34 @@ def _hosted(
         requires_api_key=True,
         max_tokens_field=max_tokens_field,
         stream_usage=stream_usage,
+        embeddings=embeddings,
     )
 
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
         # Groq documents max_completion_tokens (max_tokens is deprecated) and stream_options.
+        # Groq and DeepSeek serve no embeddings.
         "groq": _hosted(
-            "groq", "https://api.groq.com/openai/v1", max_tokens_field="max_completion_tokens"
+            "groq",
+            "https://api.groq.com/openai/v1",
+            max_tokens_field="max_completion_tokens",
+            embeddings=False,
         ),
         # Mistral forbids unknown fields (422 "Extra inputs are not permitted", stream_options
         # included) and always ends a stream with usage.
-        "mistral": _hosted("mistral", "https://api.mistral.ai/v1", stream_usage=False),
-        "deepseek": _hosted("deepseek", "https://api.deepseek.com"),
+        "mistral": replace(
+            _hosted("mistral", "https://api.mistral.ai/v1", stream_usage=False), native_n=True
+        ),
+        "deepseek": _hosted("deepseek", "https://api.deepseek.com", embeddings=False),
         "together": _hosted("together", "https://api.together.xyz/v1"),
         # OpenRouter always sends usage; its include_usage is deprecated and has no effect.
         "openrouter": _hosted("openrouter", "https://openrouter.ai/api/v1", stream_usage=False),
         "fireworks": _hosted("fireworks", "https://api.fireworks.ai/inference/v1"),
         # Local servers: a key only when started with --api-key (vLLM reads VLLM_API_KEY).
-        "vllm": Preset("vllm", "http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY"),
+        "vllm": Preset(
+            "vllm", "http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY", native_n=True
+        ),
         "lmstudio": Preset("lmstudio", "http://127.0.0.1:1234/v1"),
     }
 )
