@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test services unit lint format typecheck coverage bench bench-cache soak fuzz clean
+.PHONY: setup run test services unit lint format typecheck coverage bench bench-cache soak fuzz cluster clean
 
 ## setup: create .venv; install the package, its dev, local(-embed), fuzz, bedrock and vertex
 ## extras and the default models
@@ -65,6 +65,14 @@ REQUESTS ?= 200000
 CONCURRENCY ?= 32
 soak: setup
 	$(PY) bench/soak.py --requests $(REQUESTS) --concurrency $(CONCURRENCY)
+
+## cluster: HAProxy in front of 3 gateway replicas sharing Redis and PostgreSQL, under load: a
+## rolling restart, a SIGKILL, a 4th replica, a failing vendor, shared limits, the ledger row by
+## row; then requests/s through HAProxy for 1, 2 and 3 replicas (bench/cluster.py,
+## bench/RESULTS-cluster.md)
+cluster: setup services
+	$(PY) bench/cluster.py --scenario proof --phase-s 5 --concurrency 16
+	$(PY) bench/cluster.py --scenario scale --seconds 20 --concurrency 16
 
 ## fuzz: every atheris target (fuzz/targets.py) for FUZZ_SECONDS each; a new crash stops its
 ## target and is kept under fuzz/corpus/<target>/ (triage: fuzz/triage.py)

@@ -8,6 +8,9 @@
 #   start one per test on a free 127.0.0.1 port with a generated config; installed, not run.
 #   chromium (Debian's): the dashboard's browser tests (tests/gateway/test_ui_browser.py) drive
 #   it with Playwright for Python; Playwright's own browser download is never used.
+#   haproxy: the cluster proof (tests/cluster, bench/cluster.py) runs one in front of gateway
+#   replicas on free 127.0.0.1 ports with a generated config; installed, not run (the Debian
+#   package's own service is stopped if it started one).
 set -euo pipefail
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -88,8 +91,25 @@ install_chromium() {
         -o DPkg::Lock::Timeout=300 chromium >/dev/null
 }
 
+
+install_haproxy() {
+    command -v haproxy >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "haproxy is missing and apt-get is unavailable: install haproxy and rerun"
+        return 1
+    fi
+    log "installing haproxy (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        haproxy >/dev/null
+    # A service manager may have started the packaged one (it listens on nothing by default).
+    if command -v service >/dev/null 2>&1; then as_root service haproxy stop >/dev/null 2>&1 || true; fi
+}
+
+
 install_tinyproxy
 install_chromium
+install_haproxy
 
 if redis_answers; then
     log "Redis already answers on $REDIS_HOST:$REDIS_PORT"

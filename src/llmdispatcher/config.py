@@ -75,7 +75,10 @@ class GatewayConfig:
 
     ``header_timeout_s`` bounds how long a connection may take to deliver a complete request
     head (also the keep-alive idle timeout); ``body_timeout_s`` the request body.
-    ``shutdown_grace_s`` is how long in-flight requests and streams may run after SIGTERM.
+    On SIGTERM the gateway first *drains* for ``drain_s`` (``/readyz`` answers 503 at once
+    while every request is still served, so load balancers stop sending), then stops
+    listening; ``shutdown_grace_s`` is how long in-flight requests and streams may run after
+    that (docs/deploy.md).
     Without ``api_keys`` the gateway refuses a non-loopback ``host`` unless
     ``allow_unauthenticated``. ``allowed_hosts``: the host names clients may reach the gateway
     by (``Host``/``Origin`` checks against DNS rebinding; empty: the loopback names on a
@@ -105,6 +108,7 @@ class GatewayConfig:
     header_timeout_s: float = 30.0
     body_timeout_s: float = 60.0
     shutdown_grace_s: float = 30.0
+    drain_s: float = 0.0
     metrics_public: bool = False
     models_cache_s: float = 300.0
     allowed_hosts: tuple[str, ...] = ()
@@ -142,6 +146,8 @@ class GatewayConfig:
         for name in ("header_timeout_s", "body_timeout_s", "shutdown_grace_s", "models_cache_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"gateway.{name}: must be a positive number of seconds")
+        if not 0 <= self.drain_s <= 3600:
+            raise ValueError("gateway.drain_s: must be between 0 and 3600 seconds")
         names = [k.name for k in self.api_keys]
         if len(set(names)) != len(names):
             raise ValueError("gateway.api_keys: key names must be unique")

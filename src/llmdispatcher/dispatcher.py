@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .observability.ledger import Ledger, LedgerStats
     from .observability.tracing import RequestTracer
     from .status import DeploymentStatus, Headroom
+    from .routing.shared_health import SharedHealth
 
 logger = logging.getLogger("llmdispatcher")
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class Dispatcher:
             self.register(vendor)
         self._ledger = self._open_ledger()
         self._cache = self._open_cache()
+        self._shared_health = self._share_health()
         if config.enable_logging:
             from .observability.logging import EventLogger, enable_stderr_logging
 
@@ -161,6 +163,36 @@ class Dispatcher:
 
         cache = ResponseCache(settings, self._clock, self._emit)
         return CachedPath(cache, lambda r, s: self.plan(r, stream=s), self._accounting)
+
+    def _share_health(self) -> SharedHealth | None:
+        """With Redis as the state backend, breakers and health are shared by the replicas
+        (``routing.shared_health``)."""
+        if not self.config.state_url.lower().startswith(("redis:", "rediss:")):
+            return None
+        from .routing.shared_health import SharedHealth
+
+        s = self._services
+        return SharedHealth(self.config.state_url, s.breakers, s.health, self._clock)
+
+    def start_sharing(self) -> None:
+        """Start sharing breakers and health with the other replicas now, on the running loop
+        (the first request does it otherwise; the gateway calls this as it starts)."""
+        if self._shared_health is not None:
+            self._shared_health.start()
+
+    async def check_dependencies(self) -> dict[str, str | None]:
+        """Each shared backend in use and what is wrong with it now (``None``: nothing):
+        ``state`` (one read, bounded by ``state_timeout_s``), ``ledger`` (whether its writes
+        fail), ``shared_health`` (whether the replicas' channel is connected)."""
+        found: dict[str, str | None] = {}
+        if not self.config.state_url.lower().startswith("memory:"):
+            found["state"] = await self._services.quotas.probe_state()
+        if self._ledger is not None:
+            found["ledger"] = self._ledger.write_error()
+        if self._shared_health is not None:
+            connected = self._shared_health.connected
+            found["shared_health"] = None if connected else "not connected to Redis"
+        return found
 
     @classmethod
     def from_env(cls, config: Config | None = None, **kwargs: Any) -> Dispatcher:
@@ -312,6 +344,8 @@ class Dispatcher:
         """Route, reserve the spend budgets, and set the request's one deadline."""
         request = ticket.request
         decision = ticket.decision = ticket.decision or self.plan(request, stream=ticket.stream)
+        if self._shared_health is not None:
+            self._shared_health.start()
         await self._accounting.reserve_spend(ticket, decision)
         context = decision.context
         return Trip(
@@ -465,6 +499,8 @@ class Dispatcher:
         for vendor in self._vendors.values():
             await vendor.aclose()
         await self._services.quotas.aclose()
+        if self._shared_health is not None:
+            await self._shared_health.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
         if self._cache is not None:

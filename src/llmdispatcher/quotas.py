@@ -69,6 +69,21 @@ class Quotas:
             self._state = open_state(self.config.state_url, policy=self.config.state_policy)
         return self._state
 
+    async def probe_state(self) -> str | None:
+        """Why the shared state backend cannot answer now (``None``: it answers), asked of the
+        backend itself even while a failover serves from memory."""
+        from .errors import StateBusy, StateError
+
+        state = self.state()
+        primary: StateBackend = getattr(state, "primary", state)  # a FailoverState's backend
+        try:
+            await primary.get(["probe"], self.clock.wall())
+        except StateBusy:
+            return None  # it answers, every connection is just in use: no outage
+        except StateError as exc:
+            return str(exc)
+        return None
+
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
             from .resilience.rate_limit import RateLimiter

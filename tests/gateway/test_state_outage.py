@@ -65,7 +65,7 @@ def recover(gateway: GatewayProcess) -> None:
     while True:
         statuses(gateway, 1)
         try:
-            gateway.read_until(re.compile(rb"is back"), timeout=0.1)
+            gateway.read_until(re.compile(rb"state backend \S+ is back"), timeout=0.1)
         except AssertionError:
             assert time.monotonic() < deadline, gateway.log.decode()
         else:
@@ -84,6 +84,7 @@ def test_a_redis_outage_under_the_gateway(
         gateway.read_until(re.compile(rb"state backend unavailable"))
         own_redis.start()
         recover(gateway)
+        gateway.read_until(re.compile(rb"shared health: Redis is back"), timeout=15)
         again = statuses(gateway, 20)
     finally:
         gateway.stop()
@@ -92,5 +93,8 @@ def test_a_redis_outage_under_the_gateway(
     assert again == {"200": 20}
     log = gateway.log.decode()
     assert log.count("state backend unavailable") == 1
-    assert log.count("is back") == 1
+    assert len(re.findall(r"state backend \S+ is back", log)) == 1
+    # the replicas' shared health (routing.shared_health) lost Redis too, and says so once each
+    assert log.count("shared health: Redis unreachable") == 1
+    assert log.count("shared health: Redis is back") == 1
     assert "Traceback" not in log

@@ -128,3 +128,41 @@ def test_idle_breakers_are_forgotten_past_the_cap() -> None:
         board.record_success(f"openai/client-model-{i}")
     assert len(board.keys()) <= MAX_BREAKERS
     assert board.state("real/model") == "open"
+
+
+def test_openings_are_told_and_a_remote_one_is_applied_without_an_echo() -> None:
+    clock = FakeClock()
+    told: list[tuple[str, float, str]] = []
+    breakers = board(clock, failure_threshold=2, cooldown_s=30)
+    breakers.on_open = lambda key, open_for_s, reason: told.append((key, open_for_s, reason))
+    breakers.record_failure("d", "VendorServerError")
+    assert told == []
+    breakers.record_failure("d", "VendorServerError")
+    assert told == [("d", 30.0, "VendorServerError")]
+    breakers.open_remotely("e", 12.5, "opened by replica r2: VendorTimeout")
+    assert breakers.state("e") == "open"
+    assert breakers.blocked("e") == (
+        "circuit breaker open for 12.5s more (opened by replica r2: VendorTimeout)"
+    )
+    assert len(told) == 1  # a remote opening is not told again
+    clock.advance(12.5)
+    assert breakers.admit("e")  # then probed here, on this replica's own schedule
+
+
+def test_a_remote_opening_never_shortens_one_nor_overrides_a_probe_in_flight() -> None:
+    clock = FakeClock()
+    breakers = board(clock, failure_threshold=1, cooldown_s=30)
+    breakers.record_failure("d", "VendorServerError")
+    breakers.open_remotely("d", 5, "opened by replica r2: VendorTimeout")
+    assert breakers.blocked("d") == "circuit breaker open for 30.0s more (VendorServerError)"
+    clock.advance(30)
+    assert breakers.admit("d")  # our probe is in flight
+    breakers.open_remotely("d", 60, "opened by replica r2: VendorTimeout")
+    breakers.record_success("d")  # its verdict decides
+    assert breakers.state("d") == "closed"
+
+
+def test_disabled_breakers_ignore_remote_openings() -> None:
+    breakers = board(FakeClock(), enabled=False)
+    breakers.open_remotely("d", 60, "opened by replica r2: VendorTimeout")
+    assert breakers.blocked("d") is None

@@ -172,7 +172,8 @@ gateway:
   allowed_hosts: []         # Host/Origin names browsers may use; [] = loopback names on loopback
   auth_failures_per_minute: 10   # wrong keys per client address, then 429
   max_body_bytes: 4194304
-  shutdown_grace_s: 30      # in-flight streams may finish this long after SIGTERM
+  drain_s: 0                # after SIGTERM: /readyz says 503, requests still served this long
+  shutdown_grace_s: 30      # then in-flight streams may finish this long
   log_format: text          # json: JSON log lines and one access line per request
 
 # name: {type: ..., settings}. The type defaults to the name; types: openai, anthropic,

@@ -46,6 +46,7 @@ from . import (
     anthropic_api,
     count_tokens,
     embeddings_api,
+    health,
     native_api,
     openai_api,
     responses_api,
@@ -64,7 +65,7 @@ from .state import CURRENT, GATEWAY, TRACE, Gateway, Trace, count_attempt
 logger = logging.getLogger("llmdispatcher.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ANTHROPIC_PATH = "/v1/messages"
-OPEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/ui"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/livez", "/readyz", "/openapi.json", "/ui"})
 ADMIN_PATHS = "/admin/"
 UI_PATHS = "/ui/"  # the dashboard signs its users in itself (gateway/ui/)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -104,6 +105,7 @@ def create_app(
         tenancy.attach(app, gateway, key_store)
     admin_api.add_routes(app, key_store)
     responses_api.add_routes(app, key_store)
+    health.attach(app)  # after tenancy: its readiness checks read the key cache
     from .ui.app import build as build_ui
 
     app.add_subapp("/ui/", build_ui())

@@ -50,6 +50,7 @@ class KeyCache:
         self.refresh_s = refresh_s
         self._wall = wall
         self.seq = -1  # nothing loaded yet
+        self.error: str | None = None  # why the last refresh failed (None: it succeeded)
         self._keys: dict[str, StoredKey] = {}  # by id, active and revoked
         self._index: dict[bytes, tuple[ApiKey, ...]] = {}
         self._key_budgets: dict[str, Budget] = {}  # by key name
@@ -125,10 +126,12 @@ class KeyCache:
                 if not failing:
                     logger.warning("key store unreachable, keeping the keys known: %s", exc)
                 failing = True
+                self.error = f"{type(exc).__name__}: {exc}"
             else:
                 if failing:
                     logger.info("key store reachable again")
                 failing = False
+                self.error = None
 
     def _rebuild(self) -> None:
         index: dict[bytes, list[ApiKey]] = {}

@@ -1,7 +1,9 @@
 """Running the gateway: one process, or ``workers`` processes sharing one port.
 
 * **One worker** binds, logs ``listening on http://HOST:PORT``, serves until SIGTERM or SIGINT,
-  then stops accepting, lets in-flight requests and streams finish for up to
+  then drains: ``/readyz`` answers 503 at once while requests are still served for
+  ``drain_s`` (so a load balancer notices and stops sending; a second signal cuts it short);
+  then it stops accepting, lets in-flight requests and streams finish for up to
   ``shutdown_grace_s`` (then cancels them, which hangs up on their vendors) and closes the
   vendor connections. uvloop is used when it is installed.
 * **N workers** (``--workers N``): the parent reserves the port, then starts N processes that
@@ -15,9 +17,10 @@ sum), and rate limits and budgets: through the config's ``state_url``, or, when 
 default ``memory://`` (which one process cannot share), through a SQLite file in the parent's
 run directory, so that N workers never grant N times a limit. ``/api/v1/stats``: each worker
 publishes its statistics to the run directory about once a second (``worker_stats``), and any
-worker answers with its own merged with the others', which lag by up to ~1 s. What they do not
-share: retry budgets, circuit breakers, health and the model cache (each worker learns those
-itself).
+worker answers with its own merged with the others', which lag by up to ~1 s. With a ``redis://``
+``state_url`` they (and every other replica) also share breaker openings and latency health
+(``routing.shared_health``); otherwise each worker learns those itself. Never shared: retry
+budgets and the model cache.
 
 Exposure: without API keys the gateway listens only on loopback unless
 ``allow_unauthenticated`` says otherwise (``check_exposure``).
@@ -53,6 +56,7 @@ from ..home import ledger_url
 from ..settings.tracing import OTLP_ENV, Tracing
 from .app import create_app
 from .auth import digests_only
+from .health import READINESS, Readiness
 from .origin import is_loopback
 from .worker_stats import WORKER_STATS, WorkerStats
 
@@ -190,7 +194,7 @@ async def serve_app(
     # under load (measured: about 9% less CPU per request at concurrency 64).
     gc.collect()
     gc.freeze()
-    stop = _stop_on_signals()
+    signals = _Signals()
     if shared is not None:
         shared.start()
     try:
@@ -201,7 +205,8 @@ async def serve_app(
         logger.info(
             "listening on http://%s:%s (pid %d, %s loop)", _url_host(host), port, os.getpid(), loop
         )
-        await stop.wait()
+        await signals.first.wait()
+        await _drain(app[READINESS], settings.drain_s, signals.second)
         logger.info(
             "shutting down: no new connections; in-flight requests get up to %gs",
             settings.shutdown_grace_s,
@@ -219,13 +224,33 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _stop_on_signals() -> asyncio.Event:
-    """An event set by the first SIGTERM/SIGINT; later ones are ignored while shutting down."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+class _Signals:
+    """``first`` is set by the first SIGTERM/SIGINT, ``second`` by the next (which ends the
+    drain at once); later ones are ignored while shutting down."""
+
+    def __init__(self) -> None:
+        self.first, self.second = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._received)
+
+    def _received(self) -> None:
+        (self.second if self.first.is_set() else self.first).set()
+
+
+async def _drain(readiness: Readiness, drain_s: float, cut_short: asyncio.Event) -> None:
+    """``/readyz`` says 503 from now on; requests are still served for ``drain_s``."""
+    readiness.drain()
+    if drain_s <= 0:
+        return
+    logger.info(
+        "draining: /readyz answers 503, requests are still served for %gs (signal again to stop "
+        "now)",
+        drain_s,
+    )
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(drain_s):
+            await cut_short.wait()
 
 
 def _ignore_signals() -> None:

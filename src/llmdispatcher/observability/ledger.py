@@ -391,6 +391,7 @@ class Ledger:
         self._spill = spill
         self._spill_waiting = spill is not None  # rows may wait in a spill file (an orphan's)
         self._failing_since: float | None = None  # Clock.now() of the first failed write
+        self._last_error = ""
         self._dropping = False  # the drop warning of this outage has been logged
         self._secrets = secrets
         self._batch_size = writing.batch_size
@@ -566,7 +567,15 @@ class Ledger:
             if kept < len(rows):
                 self._drop(len(rows) - kept)
 
+    def write_error(self) -> str | None:
+        """Why writes fail now, and since when (``None`` while they succeed)."""
+        if self._failing_since is None:
+            return None
+        failing_s = self._clock.now() - self._failing_since
+        return f"writes failing for {failing_s:.1f}s: {self._last_error}"
+
     def _write_failed(self, exc: Exception, retry_s: float) -> None:
+        self._last_error = _explain(exc)
         if self._failing_since is not None:
             logger.debug("ledger: write failed again (%s); next try in %gs", exc, retry_s)
             return

@@ -13,10 +13,16 @@ fault — it ``pause``s the deployment for its Retry-After instead, without open
 When every candidate of a request has its breaker open, ``admit(early_probe=True)`` lets that
 request through as the half-open probe rather than failing it: at most one such early probe
 per ``probe_every_s``, and never while a Retry-After the vendor sent with its failure runs.
+
+Replicas (``routing.shared_health``): ``on_open`` is told of every breaker this board opens, so
+it can be published; ``open_remotely`` applies one another replica opened. A breaker opened
+remotely is open for the same remaining cooldown, then probed by this replica on its own
+schedule; publishing nothing back, so the replicas never echo each other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +31,8 @@ from ..settings.resilience import CircuitBreaker
 from .window import WindowCounter
 
 BreakerState = Literal["closed", "open", "half_open"]
+# (deployment id, seconds it stays open, why): what a board tells of a breaker it opened
+OpenListener = Callable[[str, float, str], None]
 MAX_BREAKERS = 4096  # past this many, idle breakers are forgotten (see BreakerBoard._forget_idle)
 
 
@@ -50,6 +58,7 @@ class BreakerBoard:
         self.settings = settings
         self._clock = clock
         self._breakers: dict[str, _Breaker] = {}
+        self.on_open: OpenListener | None = None
 
     def _get(self, key: str) -> _Breaker:
         found = self._breakers.get(key)
@@ -160,6 +169,21 @@ class BreakerBoard:
             breaker.open_until = now + max(self.settings.cooldown_s, retry_after or 0.0)
             breaker.hinted_until = now + (retry_after or 0.0)
             breaker.reason = reason if not was_probe else f"probe failed: {reason}"
+            if self.on_open is not None:
+                self.on_open(key, breaker.open_until - now, breaker.reason)
+
+    def open_remotely(self, key: str, open_for_s: float, reason: str) -> None:
+        """Another replica opened its breaker for ``key``: open this one until the same time,
+        unless it is open longer already or this replica's own probe is in flight (its verdict
+        decides). Not told to ``on_open``."""
+        if not self.settings.enabled:
+            return
+        breaker = self._get(key)
+        until = self._clock.now() + open_for_s
+        if breaker.probing or (breaker.state == "open" and breaker.open_until >= until):
+            return
+        breaker.state, breaker.open_until, breaker.reason = "open", until, reason
+        breaker.consecutive = 0
 
     def release_probe(self, key: str) -> None:
         """A probe that ended without a verdict (cancelled, caller's error) frees the slot."""

@@ -7,6 +7,12 @@ dominates, so a recovered deployment wins traffic back); percentiles come from t
 Deployment ids can carry a client's model name (``openai/<model>`` for a model no group names),
 so the map is bounded: past ``MAX_DEPLOYMENTS`` entries the least recently used idle one (no
 request in flight) is dropped. A dropped deployment is simply unobserved again.
+
+Replicas (``routing.shared_health``): ``local_views`` is what this process publishes, and
+``remote`` holds the other replicas' latest views. ``view`` then merges them with the local one,
+each weighted by its samples: EWMAs, percentiles and the error rate are sample-weighted means
+(a percentile of the union is not recoverable from per-replica percentiles; this is close when
+the replicas see similar traffic), ``samples`` the sum, ``in_flight`` this process's own.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class HealthTracker:
     def __init__(self, max_deployments: int = MAX_DEPLOYMENTS) -> None:
         self._seen: OrderedDict[str, _Deployment] = OrderedDict()
         self._max = max_deployments
+        self.remote: dict[str, list[HealthView]] = {}  # deployment id -> other replicas' views
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -105,6 +112,16 @@ class HealthTracker:
             seen.in_flight = max(0, seen.in_flight - 1)
 
     def view(self, deployment_id: str) -> HealthView:
+        local = self._local_view(deployment_id)
+        others = self.remote.get(deployment_id)
+        return local if not others else merge_views(local, others)
+
+    def local_views(self) -> dict[str, HealthView]:
+        """This process's view of every deployment it has outcomes for."""
+        views = {d: self._local_view(d) for d in list(self._seen)}
+        return {d: view for d, view in views.items() if view.samples}
+
+    def _local_view(self, deployment_id: str) -> HealthView:
         seen = self._seen.get(deployment_id)
         if seen is None:
             return HealthView()
@@ -121,3 +138,26 @@ class HealthTracker:
             error_rate=failures / len(seen.outcomes) if seen.outcomes else 0.0,
             samples=len(seen.outcomes),
         )
+
+
+def merge_views(local: HealthView, others: list[HealthView]) -> HealthView:
+    """One view of several replicas' (see the module docstring)."""
+    views = [local, *others]
+    return HealthView(
+        in_flight=local.in_flight,
+        latency_ewma_s=_weighted(views, "latency_ewma_s"),
+        ttft_ewma_s=_weighted(views, "ttft_ewma_s"),
+        ttft_p90_s=_weighted(views, "ttft_p90_s"),
+        ttft_p95_s=_weighted(views, "ttft_p95_s"),
+        latency_p90_s=_weighted(views, "latency_p90_s"),
+        error_rate=_weighted(views, "error_rate") or 0.0,
+        samples=sum(v.samples for v in views),
+    )
+
+
+def _weighted(views: list[HealthView], name: str) -> float | None:
+    pairs: list[tuple[float | None, int]] = [(getattr(v, name), v.samples) for v in views]
+    known = [(value, weight) for value, weight in pairs if value is not None and weight > 0]
+    if not known:
+        return None
+    return sum(value * weight for value, weight in known) / sum(w for _, w in known)
