@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from .lifecycle.cached import CachedPath
     from .observability.ledger import Ledger, LedgerStats
     from .observability.tracing import RequestTracer
-    from .status import DeploymentStatus, Headroom
     from .routing.shared_health import SharedHealth
+    from .status import DeploymentStatus, Headroom
 
 logger = logging.getLogger("llmdispatcher")
 T = TypeVar("T")
