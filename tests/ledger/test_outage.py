@@ -148,10 +148,11 @@ async def test_a_full_spill_file_drops_and_counts(
     rows, _ = await count_rows(schema_url)
     assert rows + book.dropped == 2000  # what was not written was counted
     messages = [r.getMessage() for r in caplog.records]
-    # One drop warning per outage. Under load the cut forwarder has been seen to let one write
-    # through, which ends the outage and starts another: count per outage, not in all.
+    # At most one drop warning per outage (never one per record). Under load the cut forwarder
+    # has been seen to let one write through, which ends the outage and starts another, and the
+    # second may drop nothing: count per outage, not in all.
     outages = sum("cannot write to the postgresql database" in m for m in messages)
-    assert sum("dropping records" in m for m in messages) == outages >= 1
+    assert 1 <= sum("dropping records" in m for m in messages) <= outages
 
 
 async def test_records_spilled_by_a_process_that_stopped_are_written_by_the_next(

@@ -18,12 +18,12 @@ from llmdispatcher.state.failover import FailoverState
 from llmdispatcher.state.redis import RedisState
 
 BURST = 200
-DELAY_S = 0.02  # per answer: 200 calls in a row on one connection take 4 s in all
+DELAY_S = 0.04  # per answer: 200 calls in a row on one connection take 8 s in all
 
 
 @pytest.fixture
 async def slow_redis(redis_url: str) -> AsyncIterator[str]:
-    """The test Redis behind a relay that holds each of its answers back 20 ms: a healthy
+    """The test Redis behind a relay that holds each of its answers back 40 ms: a healthy
     Redis far away. (Slowness by the network, not by a loaded event loop, so the test does not
     depend on how busy the machine is.)"""
     target = urlsplit(redis_url)
@@ -50,11 +50,11 @@ async def slow_redis(redis_url: str) -> AsyncIterator[str]:
 async def test_a_burst_far_beyond_the_pool_waits_and_starts_no_outage(
     slow_redis: str, redis_prefix: str
 ) -> None:
-    # One connection, a 1 s bound per call, 20 ms per answer: 200 calls in a row take 4 s in
-    # all, so when the pool wait counted against the bound, the tail "timed out" and began an
-    # outage on a healthy Redis.
+    # One connection, a 3 s bound per call (generous: a saturated CI machine must not time out
+    # a real call), 40 ms per answer: 200 calls in a row take 8 s in all, so when the pool wait
+    # counted against the bound, the tail "timed out" and began an outage on a healthy Redis.
     url = f"{slow_redis}?prefix={redis_prefix}"
-    primary = RedisState(url, max_connections=1, timeout_s=0.5, connect_timeout_s=0.5,
+    primary = RedisState(url, max_connections=1, timeout_s=2.0, connect_timeout_s=1.0,
                          pool_wait_s=120)  # fmt: skip
     state = FailoverState(primary, StatePolicy(failure="closed"))
     try:

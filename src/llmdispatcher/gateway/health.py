@@ -152,7 +152,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def _close_while_draining(request: web.Request, response: web.StreamResponse) -> None:
-    if request.app[READINESS].draining:
+    if request.config_dict[READINESS].draining:  # config_dict: a sub-app (/ui/) too
         # (aiohttp has written its Connection header before this hook runs: say it here too,
         # or the client would reuse a connection the server closes)
         response.force_close()
