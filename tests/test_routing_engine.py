@@ -20,6 +20,7 @@ from llmdispatcher.errors import (
 from llmdispatcher.settings.resilience import CircuitBreaker, RetryBudget
 from llmdispatcher.settings.routing import Deployment, ModelGroup
 from llmdispatcher.settings.rules import RoutingCondition
+from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import BreakStream, Fail, Reply, Stall
@@ -485,3 +486,24 @@ async def test_p90_hedging_of_sends_uses_whole_answer_times_not_first_tokens() -
         for _ in range(10):
             await d.send(Request(model="g", messages=HI))
     assert b.calls == []  # no send was hedged against the stream's tiny time to first token
+
+
+async def test_the_cost_strategy_reads_the_price_table() -> None:
+    """Deployments without prices of their own are ranked by the shipped price table: the
+    cheaper model first, whatever the listed order (before, both counted as unpriced)."""
+    group = ModelGroup(
+        "chat",
+        (Deployment("a", "gpt-4o"), Deployment("b", "gpt-4o-mini"), Deployment("a", "no-such")),
+        strategy="cost",
+    )
+    vendors = [OpenAIVendor(name=n, api_key="sk-test-0123456789") for n in ("a", "b")]
+    async with Dispatcher(Config(model_groups=(group,)), vendors=vendors) as d:
+        decision = await d.explain(Request(model="chat", messages=HI, max_tokens=100))
+    assert [c.deployment.id for c in decision.candidates] == [
+        "b/gpt-4o-mini", "a/gpt-4o", "a/no-such",
+    ]  # fmt: skip
+    cheap, dear, unknown = (c.score for c in decision.candidates)
+    assert cheap is not None
+    assert dear is not None
+    assert 0 < cheap < dear / 10  # gpt-4o-mini is about 16x cheaper per token
+    assert unknown is None  # no row: after every priced one

@@ -308,7 +308,8 @@ class Dispatcher:
         from .tokens import estimate_prompt_tokens
 
         s = self._services
-        return Router(s.config, self._vendors, s.health, s.breakers, estimate_prompt_tokens)
+        return Router(s.config, self._vendors, s.health, s.breakers, estimate_prompt_tokens,
+                      lambda: self._accounting.prices)  # fmt: skip
 
     @functools.cached_property
     def _runner(self) -> Runner:

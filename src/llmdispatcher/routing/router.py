@@ -19,7 +19,7 @@ import functools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..config import Config
 from ..errors import ConfigError, ContextLengthExceeded, NoVendorsRegistered, VendorError
@@ -31,6 +31,9 @@ from ..vendors.base import Vendor
 from .health import HealthTracker
 from .model import Candidate, RankContext, RoutingDecision, Strategy
 from .strategies import estimate_cost_usd, get_strategy
+
+if TYPE_CHECKING:
+    from ..pricing.table import PriceTable
 
 V = TypeVar("V")
 DEFAULT_MAX_TOKENS = 1024  # what a request without max_tokens is assumed to produce
@@ -54,8 +57,10 @@ class Router:
         health: HealthTracker,
         breakers: BreakerBoard,
         prompt_tokens: Callable[[Request], int],
+        prices: Callable[[], PriceTable] | None = None,
     ) -> None:
         self.config = config
+        self._prices = prices
         self.vendors = vendors
         self.health = health
         self.breakers = breakers
@@ -208,11 +213,24 @@ class Router:
             stream=facts.stream,
             health=_Lazy(by_id, lambda d: self.health.view(d.id)),
             cost_per_request=_Lazy(
-                by_id, lambda d: estimate_cost_usd(d, facts.prompt_tokens, max_tokens)
+                by_id, lambda d: self._estimate_cost(d, facts.prompt_tokens, max_tokens)
             ),
             rng=rng if isinstance(rng, random.Random) else random.Random(),
             group=target.group,
         )
+
+    def _estimate_cost(self, deployment: Deployment, prompt: int, answer: int) -> float | None:
+        """USD for ``prompt`` tokens in and ``answer`` out: the deployment's own prices, else
+        the price table's row for its vendor and model (None when neither knows)."""
+        own = estimate_cost_usd(deployment, prompt, answer)
+        if own is not None or self._prices is None:
+            return own
+        vendor = self.vendors.get(deployment.vendor)
+        section = (vendor.pricing_name if vendor is not None else "") or deployment.vendor
+        price = self._prices().lookup(section, deployment.model)
+        if price is None:
+            return None
+        return float(prompt * price.input + answer * price.output) / 1_000_000
 
     def _ranked(
         self,
