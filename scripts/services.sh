@@ -6,6 +6,8 @@
 #   (tests/state) run against a real server and fail in CI when there is none.
 #   tinyproxy (the binary only): the HTTP client's proxy tests (tests/test_http_proxy_tls.py)
 #   start one per test on a free 127.0.0.1 port with a generated config; installed, not run.
+#   wrk (the binary only): the load generator of bench/ and of its CI smoke
+#   (tests/unit/test_bench_gateway.py); installed, not run.
 set -euo pipefail
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -73,7 +75,19 @@ install_tinyproxy() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
 }
 
+install_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "wrk is missing and apt-get is unavailable: install wrk and rerun"
+        return 1
+    fi
+    log "installing wrk (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+
 install_tinyproxy
+install_wrk
 
 if redis_answers; then
     log "Redis already answers on $REDIS_HOST:$REDIS_PORT"
