@@ -238,7 +238,7 @@ async def pyreqwest_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call
             events, buf = 0, b""
             request = client.post(url).headers(HEADERS).body_bytes(STREAM_REQUEST)
             async with request.build_streamed() as response:
-                reader = response.body_reader()
+                reader = response.body_reader
                 while (chunk := await reader.read_chunk()) is not None:
                     events, buf = _count_events(events, buf, bytes(chunk))
             _check_events(events)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,12 +49,57 @@ LAYERS = (
     ("aiohttp/", "aiohttp (server)"),
     ("prometheus_client/", "prometheus_client"),
     ("sqlite3/", "sqlite3"),
-    ("<frozen", "python (frozen: dataclasses init etc.)"),
+    ("<string>", "dataclass __init__ (generated code)"),
+    ("<frozen", "python (frozen modules: os.environ etc.)"),
+    ("asyncio/runners.py", "event loop (uvloop's C code under run())"),
     ("asyncio/", "asyncio"),
+    ("concurrent/futures/", "thread pool (concurrent.futures)"),
     ("uvloop/", "uvloop"),
     ("dataclasses.py", "dataclasses"),
     ("decimal.py", "decimal"),
 )
+
+
+# Inclusive: a sample counts for every part whose frame is anywhere on its stack.
+PARTS = (
+    ("the gateway's middleware and handler (all below it)", "gateway/app.py"),
+    ("  parse_chat (body to Request)", "parse_chat ("),
+    ("  Dispatcher.send (all below it)", "Dispatcher.send ("),
+    ("    Router.decide", "Router.decide ("),
+    ("    token estimate for routing", "estimate_prompt_tokens ("),
+    ("    the vendor call (adapter + our client)", "HttpVendor.send ("),
+    ("    our HTTP client", "vendors/http.py"),
+    ("    accounting (cost, RequestFinished)", "lifecycle/accounting.py"),
+    ("    event subscribers", "_publish"),
+    ("  completion_body (Response to JSON)", "completion_body ("),
+    ("  stored key: usage lease + settle", "gateway/key_usage.py"),
+    ("Prometheus (anywhere)", "prometheus_client/"),
+    ("the ledger (writer task and its thread)", "observability/ledger"),
+    ("the key cache poller", "KeyCache.run ("),
+    ("thread pool (anywhere)", "concurrent/futures/"),
+    ("aiohttp (anywhere: its server, and under it everything above)", "aiohttp/"),
+)
+# A thread-pool worker blocked on its queue: py-spy can count it as active; it uses no CPU.
+IDLE = ("_worker (concurrent/futures/thread.py:81)",)
+
+
+def samples(raw: str) -> Iterator[tuple[str, int]]:
+    """(stack, count) of py-spy's raw lines, idle waits left out."""
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit() and not stack.endswith(IDLE):
+            yield stack, int(count)
+
+
+def parts(raw: str) -> tuple[Counter[str], int]:
+    found: Counter[str] = Counter()
+    total = 0
+    for stack, count in samples(raw):
+        total += count
+        for name, needle in PARTS:
+            if needle in stack:
+                found[name] += count
+    return found, total
 
 
 def layer_of(path: str) -> str:
@@ -70,18 +116,15 @@ def parse(raw: str) -> tuple[Counter[str], Counter[str], int]:
     layers: Counter[str] = Counter()
     functions: Counter[str] = Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
+    for stack, count in samples(raw):
         innermost = stack.rsplit(";", 1)[-1]
         found = FRAME.match(innermost)
         path = found.group("file") if found else innermost
         func = found.group("func") if found else innermost
-        layers[layer_of(path)] += int(count)
+        layers[layer_of(path)] += count
         short = path.split("site-packages/", 1)[-1].split("src/", 1)[-1]
-        functions[f"{func} ({short})"] += int(count)
-        total += int(count)
+        functions[f"{func} ({short})"] += count
+        total += count
     return layers, functions, total
 
 
@@ -89,6 +132,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--top", type=int, default=25, help="hottest functions to list")
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks here")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -108,6 +152,9 @@ def main() -> int:
         found = wrk(url, post, 64, args.seconds, pid)
         sampler.join()
         layers, functions, total = parse(out.read_text())
+        inclusive, _ = parts(out.read_text())
+        if args.raw:
+            shutil.copy(out, args.raw)
     cpu = found.cpu_us or 0.0
     load = os.getloadavg()[0]
     print(f"wrk c=64 for {args.seconds} s: {found.rps:.0f} req/s, {cpu:.0f} us CPU/request, "
@@ -115,6 +162,10 @@ def main() -> int:
     print(f"{'layer (self time)':<44}{'share':>7}{'us/req':>8}")
     for name, count in layers.most_common():
         print(f"{name:<44}{count / total * 100:6.1f}%{count / total * cpu:8.1f}")
+    print(f"\n{'part (inclusive: it and what it calls)':<52}{'share':>7}{'us/req':>8}")
+    for name, _ in PARTS:
+        share = inclusive[name] / total
+        print(f"{name:<52}{share * 100:6.1f}%{share * cpu:8.1f}")
     print(f"\nhottest functions (self time), top {args.top}:")
     for name, count in functions.most_common(args.top):
         print(f"{count / total * 100:6.1f}%{count / total * cpu:7.1f} us  {name[:110]}")
