@@ -10,8 +10,11 @@ its microseconds per request:
     .venv/bin/python bench/profile_gateway.py                 # 20 s
     .venv/bin/python bench/profile_gateway.py --seconds 10 --top 30
 
-``--top`` also lists the hottest functions (self time). py-spy comes with the ``bench`` extra;
-it needs ptrace rights over the gateway (root, or ``kernel.yama.ptrace_scope=0``).
+``--top`` also lists the hottest functions (self time). On a loaded machine a thread waiting
+for the GIL is sampled as busy where it waits; ``--gil`` keeps only the samples that hold it
+(and so leaves out C code that runs without it, such as SQLite's writes). py-spy comes with
+the ``bench`` extra; it needs ptrace rights over the gateway (root, or
+``kernel.yama.ptrace_scope=0``).
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--top", type=int, default=25, help="hottest functions to list")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks here")
+    parser.add_argument(
+        "--gil", action="store_true", help="only samples holding the GIL (no GIL waits)"
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -144,7 +150,8 @@ def main() -> int:
         wrk(url, post, 64, 3, pid)  # warm up
         out = work / "stacks.txt"
         command = [spy, "record", "--pid", str(pid), "--duration", str(args.seconds),
-                   "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)]  # fmt: skip
+                   "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out),
+                   *(["--gil"] if args.gil else [])]  # fmt: skip
         sampler = threading.Thread(
             target=subprocess.run, args=(command,), kwargs={"capture_output": True}
         )
