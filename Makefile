@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test services unit lint format typecheck coverage bench bench-cache soak fuzz cluster clean
+.PHONY: setup run test services unit lint format typecheck coverage bench bench-cache profile soak fuzz cluster clean
 
 ## setup: create .venv; install the package, its dev, local(-embed), fuzz, bedrock and vertex
 ## extras and the default models
@@ -49,15 +49,27 @@ typecheck: setup
 coverage: setup
 	$(PY) -m pytest -q --cov=llmdispatcher --cov-report=term-missing
 
-## bench: the gateway against a direct upstream (bench/gateway.py; needs wrk and taskset)
+## bench: the whole benchmark, about 12 minutes (needs wrk and taskset; adds the bench extra):
+## the gateway against a direct upstream (bench/gateway.py), the same pipeline behind each HTTP
+## server (servers.py), the vendor HTTP clients (http_clients.py), one worker against two
+## (workers.py) and a replay (replay.py). CI runs `bench/gateway.py --smoke` (tests/unit).
 bench: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/gateway.py
+	$(PY) bench/servers.py
+	$(PY) bench/http_clients.py
+	$(PY) bench/workers.py
 	$(PY) bench/replay.py
 
 ## bench-cache: a response-cache hit against a miss through the gateway, and the cache's byte
 ## bound (bench/cache.py; needs taskset)
 bench-cache: setup
 	$(PY) bench/cache.py
+
+## profile: where the gateway's CPU goes per layer under wrk c=64 (py-spy; bench/profile_gateway.py)
+profile: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/profile_gateway.py
 
 ## soak: REQUESTS (200,000) through the gateway, three fake vendors failing in every way a real
 ## one does; checks that nothing is lost, doubled or hung (bench/soak.py, docs/reliability.md)

@@ -1,19 +1,22 @@
-"""Which HTTP client for the vendor adapters, and why our own: ours, aiohttp or httpx?
+"""Which HTTP client for the vendor adapters, and why our own: ours, aiohttp, pyreqwest or httpx?
 
-One run measures the three against the same local upstream (an aiohttp.web + uvloop server in
+One run measures the four against the same local upstream (an aiohttp.web + uvloop server in
 a separate process pinned to CPU 1; the client is pinned to CPU 0) and prints ratios:
 
     .venv/bin/python bench/http_clients.py            # full run, < 90 s
     .venv/bin/python bench/http_clients.py --quick    # ~10 s smoke run
 
 Clients, each pooled, reused and HTTP/1.1: "ours" (``llmdispatcher.vendors.http.HttpClient``,
-asyncio transports + httptools, what the vendor adapters use), aiohttp.ClientSession and
-httpx.AsyncClient. Cells: non-streaming POST at concurrency 1, 16, 64 (body read and
-orjson-parsed) and SSE streaming at concurrency 16 (raw chunks split into lines, ``data:`` lines
-counted), on uvloop; plus ours and aiohttp at c=64 on the default asyncio loop (uvloop is
-optional for the gateway). Cells alternate over ``--repeats`` rounds (median reported), each
-capped so the run fits ``--budget``. "srv cpu" is the upstream's CPU during a cell: near 100 %
-means the upstream was the limit and throughput ratios understate the gap.
+asyncio transports + httptools, what the vendor adapters use: with its proxy support and its
+default ``ResponseBounds`` and process-wide ``BUFFERS`` budget, as the gateway runs it),
+aiohttp.ClientSession, pyreqwest (Rust: reqwest + hyper on a tokio runtime thread; its default
+single-threaded runtime, so its CPU includes that thread) and httpx.AsyncClient. Cells:
+non-streaming POST at concurrency 1, 16, 64 (body read and orjson-parsed) and SSE streaming at
+concurrency 16 (raw chunks split into lines, ``data:`` lines counted), on uvloop; plus ours,
+aiohttp and pyreqwest at c=64 on the default asyncio loop (uvloop is optional for the gateway).
+Cells alternate over ``--repeats`` rounds (median reported), each capped so the run fits
+``--budget``. "srv cpu" is the upstream's CPU during a cell: near 100 % means the upstream was
+the limit and throughput ratios understate the gap.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from multiprocessing.connection import Connection
 
 import aiohttp
@@ -37,6 +41,7 @@ import httpx
 import orjson
 import uvloop
 from aiohttp import web
+from pyreqwest.client import ClientBuilder
 
 from llmdispatcher.vendors.http import HttpClient, HttpOptions
 
@@ -220,7 +225,33 @@ async def httpx_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
         yield post, stream
 
 
-CLIENTS: dict[str, Calls] = {"ours": ours_calls, "aiohttp": aiohttp_calls, "httpx": httpx_calls}
+@asynccontextmanager
+async def pyreqwest_calls(url: str, conc: int) -> AsyncIterator[tuple[Call, Call]]:
+    builder = ClientBuilder().max_connections(conc).http1_only().error_for_status(True)
+    async with builder.build() as client:
+
+        async def post() -> None:
+            response = await client.post(url).headers(HEADERS).body_bytes(REQUEST).build().send()
+            _check(bytes(await response.bytes()))
+
+        async def stream() -> None:
+            events, buf = 0, b""
+            request = client.post(url).headers(HEADERS).body_bytes(STREAM_REQUEST)
+            async with request.build_streamed() as response:
+                reader = response.body_reader
+                while (chunk := await reader.read_chunk()) is not None:
+                    events, buf = _count_events(events, buf, bytes(chunk))
+            _check_events(events)
+
+        yield post, stream
+
+
+CLIENTS: dict[str, Calls] = {
+    "ours": ours_calls,
+    "aiohttp": aiohttp_calls,
+    "pyreqwest": pyreqwest_calls,
+    "httpx": httpx_calls,
+}
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "uvloop": uvloop.new_event_loop,
     "asyncio": asyncio.new_event_loop,
@@ -297,14 +328,14 @@ def _import_probe(stmt: str, runs: int) -> tuple[float, float, float]:
 
 def _report(cells: dict[Spec, Cell]) -> None:
     print(
-        f"\n{'client':<8}{'loop':<8}{'mode':<7}{'conc':>5}{'n':>6}{'req/s':>9}"
+        f"\n{'client':<10}{'loop':<8}{'mode':<7}{'conc':>5}{'n':>6}{'req/s':>9}"
         f"{'cpu us/req':>11}{'srv cpu':>8}{'p50 ms':>8}{'p99 ms':>8}"
     )
     for (client, loop, mode, conc), c in cells.items():
         lat = f"{c.pct(50):>8.2f}{c.pct(99):>8.2f}" if c.latencies else ""
         srv = statistics.median(r[3] for r in c.runs)
         print(
-            f"{client:<8}{loop:<8}{mode:<7}{conc:>5}{min(r[0] for r in c.runs):>6.0f}"
+            f"{client:<10}{loop:<8}{mode:<7}{conc:>5}{min(r[0] for r in c.runs):>6.0f}"
             f"{c.rps:>9.0f}{c.cpu_us:>11.0f}{srv:>7.0f}%{lat}"
         )
 
@@ -313,19 +344,21 @@ def _report(cells: dict[Spec, Cell]) -> None:
 
     print()
     for mode, conc in [("post", 1), ("post", 16), ("post", 64), ("stream", 16)]:
-        o, a, h = (uv(c, mode, conc) for c in CLIENTS)
+        o, a, r, h = (uv(c, mode, conc) for c in CLIENTS)
         print(
             f"{mode + ' c=' + str(conc):<12}cpu per request ours/aiohttp "
-            f"{o.cpu_us / a.cpu_us:4.2f}x, httpx/aiohttp {h.cpu_us / a.cpu_us:5.2f}x; "
-            f"throughput ours/aiohttp {o.rps / a.rps:4.2f}x, aiohttp/httpx {a.rps / h.rps:5.2f}x"
+            f"{o.cpu_us / a.cpu_us:4.2f}x, ours/pyreqwest {o.cpu_us / r.cpu_us:4.2f}x, "
+            f"httpx/aiohttp {h.cpu_us / a.cpu_us:5.2f}x; throughput ours/aiohttp "
+            f"{o.rps / a.rps:4.2f}x, ours/pyreqwest {o.rps / r.rps:4.2f}x"
         )
-    o, a, h = (uv(c, "post", 1) for c in CLIENTS)
+    o, a, r, h = (uv(c, "post", 1) for c in CLIENTS)
     print(
         f"{'post c=1':<12}latency p50 ours/aiohttp {o.pct(50) / a.pct(50):4.2f}x, "
-        f"httpx/aiohttp {h.pct(50) / a.pct(50):4.2f}x; p99 ours/aiohttp "
-        f"{o.pct(99) / a.pct(99):4.2f}x, httpx/aiohttp {h.pct(99) / a.pct(99):4.2f}x"
+        f"ours/pyreqwest {o.pct(50) / r.pct(50):4.2f}x, httpx/aiohttp "
+        f"{h.pct(50) / a.pct(50):4.2f}x; p99 ours/aiohttp {o.pct(99) / a.pct(99):4.2f}x, "
+        f"ours/pyreqwest {o.pct(99) / r.pct(99):4.2f}x, httpx/aiohttp {h.pct(99) / a.pct(99):4.2f}x"
     )
-    for client in ("ours", "aiohttp"):
+    for client in ("ours", "aiohttp", "pyreqwest"):
         default = cells[client, "asyncio", "post", 64]
         print(
             f"{'post c=64':<12}{client} uvloop/asyncio-loop throughput "
@@ -359,7 +392,8 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, httpx "
-        f"{httpx.__version__}, httptools {httptools.__version__}, uvloop {uvloop.__version__}; "
+        f"{httpx.__version__}, pyreqwest {version('pyreqwest')}, httptools "
+        f"{httptools.__version__}, uvloop {uvloop.__version__}; "
         f"load {os.getloadavg()[0]:.2f}; cpus {os.cpu_count()}, client "
         f"on {sorted(os.sched_getaffinity(0))}; n={n}, repeats={repeats}\n"
     )
@@ -368,6 +402,7 @@ def main() -> None:
         ("(bare python)", "pass"),
         ("llmdispatcher.vendors.http", "import llmdispatcher.vendors.http"),
         ("aiohttp", "import aiohttp"),
+        ("pyreqwest", "import pyreqwest.client"),
         ("httpx", "import httpx"),
     ]:
         imp, wall, rss = _import_probe(stmt, 5)
@@ -379,7 +414,7 @@ def main() -> None:
     url = f"http://{HOST}:{parent.recv()}{PATH}"
     specs = [(c, "uvloop", "post", k) for k in (1, 16, 64) for c in CLIENTS]
     specs += [(c, "uvloop", "stream", 16) for c in CLIENTS]
-    specs += [(c, "asyncio", "post", 64) for c in ("ours", "aiohttp")]
+    specs += [(c, "asyncio", "post", 64) for c in ("ours", "aiohttp", "pyreqwest")]
     cells: dict[Spec, Cell] = {spec: Cell(*spec) for spec in specs}
     todo, spent = len(specs) * repeats, 0.0
     try:

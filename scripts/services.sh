@@ -11,6 +11,8 @@
 #   haproxy: the cluster proof (tests/cluster, bench/cluster.py) runs one in front of gateway
 #   replicas on free 127.0.0.1 ports with a generated config; installed, not run (the Debian
 #   package's own service is stopped if it started one).
+#   wrk (the binary only): the load generator of bench/ and of its CI smoke
+#   (tests/unit/test_bench_gateway.py); installed, not run.
 set -euo pipefail
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -106,10 +108,21 @@ install_haproxy() {
     if command -v service >/dev/null 2>&1; then as_root service haproxy stop >/dev/null 2>&1 || true; fi
 }
 
+install_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "wrk is missing and apt-get is unavailable: install wrk and rerun"
+        return 1
+    fi
+    log "installing wrk (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
 
 install_tinyproxy
 install_chromium
 install_haproxy
+install_wrk
 
 if redis_answers; then
     log "Redis already answers on $REDIS_HOST:$REDIS_PORT"

@@ -14,7 +14,6 @@ dispatcher's error messages, already scrubbed of the vendors' secrets.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,7 +29,9 @@ def detail_json(attempts: Sequence[Attempt], routing: RoutingDecision | None) ->
     """The ``detail`` column's value; None when there is nothing to say."""
     if not attempts and routing is None:
         return None
-    found: dict[str, Any] = {"attempts": [asdict(a) for a in attempts]}
+    # orjson writes an ``Attempt`` (a flat dataclass) as its fields, in order, by itself:
+    # ``dataclasses.asdict`` deep-copied each one first, at about 10x the cost of the dump.
+    found: dict[str, Any] = {"attempts": list(attempts)}
     if routing is not None:
         found["routing"] = {
             "rule": rule_name(routing.rule),
