@@ -87,7 +87,9 @@ def test_own_config_reproduces_cost_exactly_and_latency_closely(
     assert base["cost_by_group_usd"].keys() == new["cost_by_group_usd"].keys() == {"chat"}
     for q in ("p50", "p95"):
         recorded_q, replayed_q = base["latency_s"][q], new["latency_s"][q]
-        assert abs(replayed_q - recorded_q) <= 0.5 * recorded_q + 0.005, (q, base, new)
+        # Redrawn from the same try durations; the live run added the machine's own overhead
+        # (large under load), the simulation none: within half, plus 20 ms.
+        assert abs(replayed_q - recorded_q) <= 0.5 * recorded_q + 0.02, (q, base, new)
     assert report["notes"]["deployments_observed"] == ["a/gpt-4o", "b/gpt-4o-mini"]
 
 
