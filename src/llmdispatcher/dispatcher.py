@@ -17,7 +17,7 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -161,8 +161,22 @@ class Dispatcher:
         from .cache.response_cache import ResponseCache
         from .lifecycle.cached import CachedPath
 
-        cache = ResponseCache(settings, self._clock, self._emit)
+        cache = ResponseCache(settings, self._clock, self._emit, embed=self._prompt_embedder())
         return CachedPath(cache, lambda r, s: self.plan(r, stream=s), self._accounting)
+
+    def _prompt_embedder(self) -> Callable[[str], Awaitable[Sequence[float]]] | None:
+        """For ``Cache.semantic``: one prompt's vector, through this dispatcher's own
+        embedding path (routed, limited and recorded like any embedding request)."""
+        semantic = self.config.cache.semantic if self.config.cache is not None else None
+        if semantic is None:
+            return None
+        from .embeddings import EmbeddingRequest
+
+        async def embed(text: str) -> Sequence[float]:
+            answer = await self.embed(EmbeddingRequest(model=semantic.model, input=text))
+            return answer.vectors[0]
+
+        return embed
 
     def _share_health(self) -> SharedHealth | None:
         """With Redis as the state backend, breakers and health are shared by the replicas

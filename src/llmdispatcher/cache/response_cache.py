@@ -23,6 +23,7 @@ from ..settings.cache import Cache
 from ..types import CacheControl, Request
 from .entry import Entry
 from .key import cache_key, eligible
+from .semantic import Embed, SemanticIndex, context_key
 from .store import Bounds, CacheStore, open_cache_store
 
 logger = logging.getLogger("llmdispatcher.cache")
@@ -37,6 +38,9 @@ class Flight:
     outcome: str  # hit | miss | bypass
     entry: Entry | None = None
     answer: Entry | None = None
+    # Semantic matching: the prompt's vector and its context, kept with the answer's entry.
+    context: str | None = None
+    vector: tuple[float, ...] | None = None
 
     def offer(self, answer: Entry) -> None:
         self.answer = answer
@@ -49,6 +53,7 @@ class ResponseCache:
         clock: Clock,
         emit: Callable[[Event], None],
         store: CacheStore | None = None,
+        embed: Embed | None = None,
     ) -> None:
         self.settings = settings
         self._clock, self._emit = clock, emit
@@ -56,6 +61,11 @@ class ResponseCache:
             settings.url, Bounds(settings.max_entries, settings.max_bytes)
         )
         self._leaders: dict[str, asyncio.Future[Entry | None]] = {}
+        self._semantic = (
+            SemanticIndex(settings.semantic, embed, settings.max_entries)
+            if settings.semantic is not None and embed is not None
+            else None
+        )
 
     @asynccontextmanager
     async def flight(self, request_id: str, request: Request, model: str) -> AsyncIterator[Flight]:
@@ -78,8 +88,10 @@ class ResponseCache:
                 return
         async with self._lead(key) as future:
             entry = await self._get(key)
-            flight = self._looked_up(request_id, Flight("hit" if entry else "miss", entry))
-            yield flight
+            flight = Flight("hit" if entry else "miss", entry)
+            if entry is None and self._semantic is not None:
+                await self._nearest(flight, request, model)
+            yield self._looked_up(request_id, flight)
             future.set_result(flight.entry or flight.answer)
         if flight.entry is None:
             await self._store(request_id, key, flight, control)
@@ -97,6 +109,20 @@ class ResponseCache:
             if not future.done():
                 future.set_result(None)  # no answer: the waiters go upstream themselves
             del self._leaders[key]
+
+    async def _nearest(self, flight: Flight, request: Request, model: str) -> None:
+        """On an exact miss: the entry of the nearest stored prompt, if near enough."""
+        assert self._semantic is not None
+        flight.context = context_key(self.settings, request, model)
+        try:
+            flight.vector = await self._semantic.vector(request)
+        except Exception as exc:  # the cache must never fail a request
+            logger.warning("response cache: embedding the prompt failed, an exact miss: %s", exc)
+            return
+        near = self._semantic.nearest(flight.context, flight.vector)
+        entry = None if near is None else await self._get(near)
+        if entry is not None:
+            flight.outcome, flight.entry = "hit", entry
 
     def _looked_up(self, request_id: str, flight: Flight) -> Flight:
         self._emit(CacheLookup(request_id, flight.outcome))
@@ -132,6 +158,9 @@ class ResponseCache:
             logger.warning("response cache %s: could not store an answer: %s",
                            self.store.url, exc)  # fmt: skip
             return
+        if done.stored and self._semantic is not None and flight.vector is not None:
+            assert flight.context is not None
+            self._semantic.add(flight.context, key, flight.vector)
         if done.stored or done.evicted:
             size = len(data) if done.stored else 0
             self._emit(CacheStored(request_id, size, done.evicted, done.entries, done.bytes))

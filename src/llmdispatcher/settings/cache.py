@@ -11,6 +11,26 @@ CACHE_SCHEMES: tuple[str, ...] = ("memory://", "sqlite:///", "redis://", "rediss
 
 
 @dataclass(frozen=True, slots=True)
+class SemanticCache:
+    """Near-identical prompts served from the cache too: on an exact miss, the prompt is
+    embedded with ``model`` (``local-embed``: the built-in all-MiniLM-L6-v2) and the stored
+    answer whose prompt is nearest, by cosine similarity of at least ``threshold``, with the
+    same model, tools, sampling and scope, is a hit. Off unless ``Cache.semantic`` is set."""
+
+    model: str = "local-embed"
+    threshold: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError("cache.semantic.model: the name of an embedding model is required")
+        if isinstance(self.threshold, bool) or not 0 < self.threshold <= 1:
+            raise ValueError(
+                "cache.semantic.threshold: a cosine similarity above 0 and at most 1 (0.95: "
+                "near-identical wording)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Cache:
     """Answers kept and served again for identical requests. Off unless ``Config.cache`` is set.
 
@@ -33,6 +53,7 @@ class Cache:
     when: CacheWhen = "deterministic"
     shared: bool = False
     store_truncated: bool = False
+    semantic: SemanticCache | None = None
 
     def __post_init__(self) -> None:
         if not self.url.startswith(CACHE_SCHEMES):
