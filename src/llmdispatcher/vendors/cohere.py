@@ -19,12 +19,12 @@ Request translation lives in ``cohere_request``. Here:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from ..errors import VendorConnectionError, VendorError, VendorServerError, VendorTimeout
+from ..errors import VendorError, VendorServerError, VendorTimeout
 from ..limits import Limits
 from ..types import FinishReason, Request, Response, StreamChunk, ToolCall, ToolCallDelta, Usage
 from .base import Capabilities, Health, Secret, missing_setting, secret_from
@@ -32,7 +32,7 @@ from .cohere_request import cohere_body
 from .connection import Connection
 from .error_mapping import ErrorInfo, body_text, json_body
 from .http_vendor import HttpCall, HttpVendor, StreamDecoder, count, decode_json
-from .sse import SSEDecoder
+from .sse import SSEChunkDecoder
 
 DEFAULT_BASE_URL = "https://api.cohere.com"
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -144,30 +144,15 @@ class CohereVendor(HttpVendor):
         return await self.timed_health(f"{self.base_url}/v1/models?page_size=1", self._headers)
 
 
-class CohereStreamDecoder:
+class CohereStreamDecoder(SSEChunkDecoder):
     """SSE frames from ``message-start`` to ``message-end``, dispatched on the JSON ``type``."""
 
+    terminal = "message-end"
+
     def __init__(self, vendor: CohereVendor, model: str) -> None:
+        super().__init__(vendor.name)
         self._vendor = vendor
         self._model = model
-        self._sse = SSEDecoder()
-        self._done = False
-
-    def feed(self, data: bytes) -> Iterator[StreamChunk]:
-        for event in self._sse.feed(data):
-            chunk = self._event(event.data)
-            if chunk is not None:
-                yield chunk
-
-    def finish(self) -> Iterator[StreamChunk]:
-        for event in self._sse.flush():
-            chunk = self._event(event.data)
-            if chunk is not None:
-                yield chunk
-        if not self._done:
-            raise VendorConnectionError(
-                "the stream ended before message-end", vendor=self._vendor.name
-            )
 
     def _event(self, data: str) -> StreamChunk | None:
         if self._done or not data:

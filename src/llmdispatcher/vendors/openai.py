@@ -4,13 +4,13 @@ OpenAI-family vendor (``presets.py``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from ..errors import ConfigError, UnsupportedRequest, VendorConnectionError, VendorServerError
+from ..errors import ConfigError, UnsupportedRequest, VendorServerError
 from ..limits import Limits
 from ..types import (
     Choice,
@@ -34,7 +34,7 @@ from .presets import OPENAI, Preset
 
 if TYPE_CHECKING:
     from ..embeddings import EmbeddingRequest, Embeddings
-from .sse import SSEDecoder
+from .sse import SSEChunkDecoder
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -207,28 +207,15 @@ class OpenAIVendor(HttpVendor):
         return await self.timed_health(self.models_url(), self._headers)
 
 
-class OpenAIStreamDecoder:
+class OpenAIStreamDecoder(SSEChunkDecoder):
     """``data: <chunk>`` events until ``data: [DONE]``; an ``error`` object is an error."""
 
+    terminal = "[DONE]"
+
     def __init__(self, vendor: OpenAIVendor, model: str) -> None:
+        super().__init__(vendor.name)
         self._vendor = vendor
         self._model = model
-        self._sse = SSEDecoder()
-        self._done = False
-
-    def feed(self, data: bytes) -> Iterator[StreamChunk]:
-        for event in self._sse.feed(data):
-            chunk = self._event(event.data)
-            if chunk is not None:
-                yield chunk
-
-    def finish(self) -> Iterator[StreamChunk]:
-        for event in self._sse.flush():
-            chunk = self._event(event.data)
-            if chunk is not None:
-                yield chunk
-        if not self._done:
-            raise VendorConnectionError("the stream ended before [DONE]", vendor=self._vendor.name)
 
     def _event(self, data: str) -> StreamChunk | None:
         if data == "[DONE]":

@@ -11,10 +11,10 @@ to the function tools. The API has no stop sequences: a request with ``stop`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from ..errors import UnsupportedRequest, VendorConnectionError
+from ..errors import UnsupportedRequest
 from ..types import (
     FinishReason,
     ImagePart,
@@ -29,7 +29,7 @@ from ..types import (
 )
 from .error_mapping import ErrorInfo, error_for
 from .http_vendor import count, decode_json
-from .sse import SSEDecoder
+from .sse import SSEChunkDecoder
 
 OWNED_FIELDS = frozenset({"model", "input", "stream", "tools"})
 INCOMPLETE: dict[str, FinishReason] = {
@@ -176,33 +176,18 @@ def _failed(error: Mapping[str, Any], vendor: str, secrets: tuple[str, ...]) -> 
     return error_for(FAILED_STATUS.get(code, 500), info, vendor=vendor, secrets=secrets)
 
 
-class ResponsesStreamDecoder:
+class ResponsesStreamDecoder(SSEChunkDecoder):
     """Typed events until ``response.completed`` (or ``response.incomplete``); function
     calls are numbered in the order their items open, as Chat Completions indexes them."""
 
+    terminal = "response.completed"
+
     def __init__(self, vendor: str, model: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(vendor)
         self._vendor = vendor
         self._model = model
         self._secrets = secrets
-        self._sse = SSEDecoder()
         self._calls: dict[int, int] = {}  # output_index -> tool-call index
-        self._done = False
-
-    def feed(self, data: bytes) -> Iterator[StreamChunk]:
-        for event in self._sse.feed(data):
-            chunk = self._event(event.data)
-            if chunk is not None:
-                yield chunk
-
-    def finish(self) -> Iterator[StreamChunk]:
-        for event in self._sse.flush():
-            chunk = self._event(event.data)
-            if chunk is not None:
-                yield chunk
-        if not self._done:
-            raise VendorConnectionError(
-                "the stream ended before response.completed", vendor=self._vendor
-            )
 
     def _event(self, data: str) -> StreamChunk | None:
         if self._done or not data:

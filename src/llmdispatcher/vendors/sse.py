@@ -13,8 +13,11 @@ fault.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..errors import VendorConnectionError
+from ..types import StreamChunk
 from .http_options import ResponseBounds
 
 MAX_LINE_BYTES = ResponseBounds().max_line_bytes
@@ -152,3 +155,35 @@ class NDJSONDecoder:
     def flush(self) -> list[bytes]:
         rest = self._lines.rest()
         return [rest] if rest.strip() else []
+
+
+class SSEChunkDecoder:
+    """A vendor's stream whose SSE events each give at most one chunk (``_event``, from the
+    event's data). The stream is whole only once ``_event`` has seen its last event and set
+    ``_done``; one that ends before raises, naming that event (``terminal``)."""
+
+    terminal = "its last event"
+
+    def __init__(self, vendor: str) -> None:
+        self._vendor_name = vendor
+        self._sse = SSEDecoder()
+        self._done = False
+
+    def feed(self, data: bytes) -> Iterator[StreamChunk]:
+        for event in self._sse.feed(data):
+            chunk = self._event(event.data)
+            if chunk is not None:
+                yield chunk
+
+    def finish(self) -> Iterator[StreamChunk]:
+        for event in self._sse.flush():
+            chunk = self._event(event.data)
+            if chunk is not None:
+                yield chunk
+        if not self._done:
+            raise VendorConnectionError(
+                f"the stream ended before {self.terminal}", vendor=self._vendor_name
+            )
+
+    def _event(self, data: str) -> StreamChunk | None:
+        raise NotImplementedError
