@@ -106,10 +106,12 @@ class Vendor(ABC):
                 vendor=self.name,
             )
         caps = self.capabilities
+        # Capability first: the messages are scanned only for a vendor that lacks vision (this
+        # runs for every candidate of every request).
         needs = (
-            (request.tools is not None and not caps.tools, "tools"),
-            (any(m.images for m in request.message_list) and not caps.vision, "images"),
-            (request.response_format is not None and not caps.json_mode, "response_format"),
+            (not caps.tools and request.tools is not None, "tools"),
+            (not caps.vision and any(m.images for m in request.message_list), "images"),
+            (not caps.json_mode and request.response_format is not None, "response_format"),
         )
         for lacking, what in needs:
             if lacking:
