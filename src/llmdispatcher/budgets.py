@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,16 +170,29 @@ class BudgetTracker:
 
 def period_key(budget: Budget, wall: float) -> tuple[str, float | None]:
     """The counter key of the budget's period containing ``wall``, and when it ends (UTC)."""
-    moment = datetime.fromtimestamp(wall, UTC)
-    if budget.period == "total":
-        return f"budget:{budget.scope}:total", None
-    if budget.period == "day":
-        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-        ends = start.timestamp() + 86_400
-        return f"budget:{budget.scope}:day:{start:%Y-%m-%d}", ends
-    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    return f"budget:{budget.scope}:month:{start:%Y-%m}", following.timestamp()
+    return scope_period_key(budget.scope, budget.period, wall)
+
+
+def scope_period_key(scope: str, period: Period, wall: float) -> tuple[str, float | None]:
+    """``period_key`` for a scope and period (no ``Budget`` needed: a stored key's usage
+    counters are keyed like its budgets, on every request)."""
+    if period == "total":
+        return f"budget:{scope}:total", None
+    label, ends = _period_bounds(period, int(wall // 86_400))
+    return f"budget:{scope}:{period}:{label}", ends
+
+
+@functools.lru_cache(maxsize=64)
+def _period_bounds(period: Period, day: int) -> tuple[str, float]:
+    """The label and end of the day or month holding UTC day number ``day`` (Unix time has
+    no leap seconds, so day ``n`` starts at ``n * 86400``): memoised, since every request
+    with a budget or a stored key asks, and a ``datetime`` costs more than the lookup."""
+    start = datetime.fromtimestamp(day * 86_400, UTC)
+    if period == "day":
+        return f"{start:%Y-%m-%d}", day * 86_400 + 86_400.0
+    first = start.replace(day=1)
+    following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return f"{first:%Y-%m}", following.timestamp()
 
 
 def to_micros(amount: Decimal, rounding: str) -> int:

@@ -12,7 +12,7 @@ typed form on construction, and a malformed one raises ``ValueError`` naming the
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeAlias
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -356,6 +356,18 @@ class Request:
         if self.parallel_tool_calls is not None and self.tools is None:
             raise ValueError("request.parallel_tool_calls: set request.tools too")
 
+    def with_model(self, model: str) -> Request:
+        """This request for ``model`` (a deployment's own name for it). Only the model
+        changes, and construction has checked the rest, so the fields are copied rather than
+        checked again: the router asks for one per candidate of every group request."""
+        if not isinstance(model, str) or not model:
+            raise ValueError("request.model: a non-empty model name is required")
+        copy = object.__new__(Request)
+        for name in REQUEST_FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "model", model)
+        return copy
+
     @property
     def answer_count(self) -> int:
         """How many answers were asked for (``n``, 1 when unset)."""
@@ -380,6 +392,7 @@ class Request:
         return self.cache  # type: ignore[return-value]
 
 
+REQUEST_FIELDS = tuple(f.name for f in fields(Request))
 MAX_N = 128  # OpenAI's limit for ``n``
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit for ``top_logprobs``
 

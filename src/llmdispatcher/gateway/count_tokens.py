@@ -10,8 +10,6 @@ else an approximation). The ``x-llmdispatcher-token-count`` header says which: `
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiohttp import web
 
 from ..tokens import estimate_prompt_tokens
@@ -50,5 +48,5 @@ async def _count(gateway: Gateway, request: Request) -> tuple[int, str]:
         deployment = decision.candidates[0].deployment
         vendor = gateway.dispatcher.vendors.get(deployment.vendor)
         if isinstance(vendor, AnthropicVendor):
-            return await vendor.count_tokens(replace(request, model=deployment.model)), "vendor"
+            return await vendor.count_tokens(request.with_model(deployment.model)), "vendor"
     return estimate_prompt_tokens(request), "estimate"

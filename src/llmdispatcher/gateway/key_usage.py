@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING
 
-from ..budgets import Budget, Period, from_micros, period_key, to_micros
+from ..budgets import Budget, Period, from_micros, period_key, scope_period_key, to_micros
 from ..clock import Clock
 from ..routing.router import DEFAULT_MAX_TOKENS
 from ..state.base import CounterAdd
@@ -131,5 +131,5 @@ def _usage_keys(key: ApiKey, period: Period, wall: float) -> tuple[Sequence[str]
 def _usage_keys_by_id(
     key_id: str, period: Period, wall: float
 ) -> tuple[Sequence[str], float | None]:
-    base, ends = period_key(Budget(f"key:{key_id}", 1, period), wall)
+    base, ends = scope_period_key(f"key:{key_id}", period, wall)
     return [f"usage:{base}:{name}" for name in USAGE_FIELDS], ends

@@ -12,7 +12,7 @@ for one to free (up to ``rate_limit_wait_s``). Everything runs under one total d
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import (
@@ -180,11 +180,8 @@ class Runner:
 
     async def _try(self, kind: AttemptKind[T], trip: Trip, deployment: Deployment) -> Won[T]:
         request = trip.request
-        sent = (
-            request
-            if deployment.model == request.model
-            else replace(request, model=deployment.model)
-        )
+        model = deployment.model
+        sent = request if model == request.model else request.with_model(model)
         # vendor.check(sent) already ran in the router, for every candidate it returned.
         scope = AttemptScope(self.s, trip, deployment)
         await scope.open()

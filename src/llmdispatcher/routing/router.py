@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ..config import Config
@@ -267,7 +267,7 @@ class Router:
             vendor.check(
                 context.request
                 if deployment.model == context.request.model
-                else _with_model(context.request, deployment.model)
+                else context.request.with_model(deployment.model)
             )
         except VendorError as exc:
             return exc
@@ -395,7 +395,3 @@ def _plain_deployment(vendor: str, model: str) -> Deployment:
     """``Deployment(vendor, model)``, built once: a frozen value, asked for on every request
     (its checked, frozen ``__init__`` costs more than the lookup)."""
     return Deployment(vendor, model)
-
-
-def _with_model(request: Request, model: str) -> Request:
-    return replace(request, model=model)
