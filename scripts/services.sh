@@ -34,17 +34,25 @@ redis_answers() {
         && [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
 }
 
-install_redis() {
-    if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
-        return 0
-    fi
+# apt_install COMMAND PACKAGE...: install PACKAGE(s) unless COMMAND is on the PATH. Another
+# apt-get may hold the lock for a while (a fresh machine's unattended upgrades): wait for it.
+apt_install() {
+    local command=$1
+    shift
+    command -v "$command" >/dev/null 2>&1 && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
-        log "redis-server is missing and apt-get is unavailable: install Redis and rerun"
+        log "$command is missing and apt-get is unavailable: install $* and rerun"
         return 1
     fi
-    log "installing redis-server (apt-get)"
+    log "installing $* (apt-get)"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        -o DPkg::Lock::Timeout=300 "$@" >/dev/null
+}
+
+install_redis() {
+    command -v redis-cli >/dev/null 2>&1 || apt_install redis-cli redis-server redis-tools
+    apt_install redis-server redis-server
 }
 
 start_redis() {
@@ -68,61 +76,23 @@ wait_for_redis() {
 # Debian 12 splits the binary (tinyproxy-bin) from the package that runs a system-wide daemon
 # (tinyproxy, listening on every interface): take the binary alone where it exists.
 install_tinyproxy() {
-    command -v tinyproxy >/dev/null 2>&1 && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        log "tinyproxy is missing and apt-get is unavailable: install tinyproxy and rerun"
-        return 1
-    fi
-    log "installing tinyproxy (apt-get)"
-    as_root apt-get update -qq
     local package=tinyproxy-bin
-    apt-cache show tinyproxy-bin >/dev/null 2>&1 || package=tinyproxy
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    command -v apt-cache >/dev/null 2>&1 && apt-cache show tinyproxy-bin >/dev/null 2>&1 \
+        || package=tinyproxy
+    apt_install tinyproxy "$package"
 }
-
-install_chromium() {
-    command -v chromium >/dev/null 2>&1 && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        log "chromium is missing and apt-get is unavailable: install chromium and rerun"
-        return 1
-    fi
-    log "installing chromium (apt-get)"
-    as_root apt-get update -qq
-    # another apt-get may hold the lock for a while: wait for it rather than fail
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        -o DPkg::Lock::Timeout=300 chromium >/dev/null
-}
-
 
 install_haproxy() {
     command -v haproxy >/dev/null 2>&1 && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        log "haproxy is missing and apt-get is unavailable: install haproxy and rerun"
-        return 1
-    fi
-    log "installing haproxy (apt-get)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        haproxy >/dev/null
+    apt_install haproxy haproxy
     # A service manager may have started the packaged one (it listens on nothing by default).
     if command -v service >/dev/null 2>&1; then as_root service haproxy stop >/dev/null 2>&1 || true; fi
 }
 
-install_wrk() {
-    command -v wrk >/dev/null 2>&1 && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        log "wrk is missing and apt-get is unavailable: install wrk and rerun"
-        return 1
-    fi
-    log "installing wrk (apt-get)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
-
 install_tinyproxy
-install_chromium
+apt_install chromium chromium
 install_haproxy
-install_wrk
+apt_install wrk wrk
 
 if redis_answers; then
     log "Redis already answers on $REDIS_HOST:$REDIS_PORT"

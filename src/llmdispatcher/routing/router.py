@@ -161,13 +161,12 @@ class Router:
         name = self.config.default_vendor
         reason = "default_vendor"
         if not name:
-            claiming = [v for v, vendor in self.vendors.items() if vendor.serves(model)]
-            takers = [v for v, vendor in self.vendors.items() if vendor.accepts_kind(request.kind)]
-            name, reason = (
-                (claiming[0], f"vendor serves {model!r}")
-                if claiming
-                else (next(iter(takers or self.vendors)), "first registered vendor")
-            )
+            vendors = self.vendors.items()
+            name = next((v for v, vendor in vendors if vendor.serves(model)), "")
+            reason = f"vendor serves {model!r}"
+            if not name:
+                takers = (v for v, vendor in vendors if vendor.accepts_kind(request.kind))
+                name, reason = next(takers, next(iter(self.vendors))), "first registered vendor"
         return _Target(
             (self._deployment(name, model, reason),), "priority", None, None, reason, True
         )
