@@ -52,13 +52,14 @@ coverage: setup
 ## bench: the whole benchmark, about 12 minutes (needs wrk and taskset; adds the bench extra):
 ## the gateway against a direct upstream (bench/gateway.py), the same pipeline behind each HTTP
 ## server (servers.py), the vendor HTTP clients (http_clients.py), one worker against two
-## (workers.py) and a replay (replay.py). CI runs `bench/gateway.py --smoke` (tests/unit).
+## (workers.py), start-up to /readyz (startup.py) and a replay (replay.py). CI runs `bench/gateway.py --smoke` (tests/unit).
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/gateway.py
 	$(PY) bench/servers.py
 	$(PY) bench/http_clients.py
 	$(PY) bench/workers.py
+	$(PY) bench/startup.py
 	$(PY) bench/replay.py
 
 ## bench-cache: a response-cache hit against a miss through the gateway, and the cache's byte
