@@ -52,7 +52,8 @@ coverage: setup
 ## bench: the whole benchmark, about 12 minutes (needs wrk and taskset; adds the bench extra):
 ## the gateway against a direct upstream (bench/gateway.py), the same pipeline behind each HTTP
 ## server (servers.py), the vendor HTTP clients (http_clients.py), one worker against two
-## (workers.py), start-up to /readyz (startup.py) and a replay (replay.py). CI runs `bench/gateway.py --smoke` (tests/unit).
+## (workers.py), start-up to /readyz (startup.py) and a replay (replay.py). CI runs smokes of
+## gateway.py, startup.py and replay.py (tests/unit/test_bench_*.py).
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/gateway.py
