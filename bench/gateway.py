@@ -344,8 +344,8 @@ class Plan:
         if args.smoke:
             return cls(1.0, 20, 1, 1.0, proxy=False)
         if args.quick:
-            return cls(3.0, 100, 40_000, 10.0, proxy=True)
-        return cls(8.0, 300, 200_000, 10.0, proxy=True)
+            return cls(3.0, 100, args.soak or 40_000, 10.0, proxy=True)
+        return cls(8.0, 300, args.soak or 200_000, 10.0, proxy=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -416,6 +416,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short cells and soak")
     parser.add_argument("--smoke", action="store_true", help="1 s cells, no soak (CI)")
+    parser.add_argument(
+        "--soak", type=int, help="requests in the RSS soak (200,000; issue #21's: 1000000)"
+    )
     sys.exit(run(parser.parse_args()))
 
 
