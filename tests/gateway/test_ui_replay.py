@@ -33,6 +33,7 @@ from llmdispatcher.gateway.ui.formatting import ms, pct, usd
 from llmdispatcher.gateway.ui.replay_form import Fields, check
 from llmdispatcher.gateway.ui.replay_page import RUNNER
 from llmdispatcher.gateway.ui.replay_runner import ReplayRunner
+from llmdispatcher.gateway.worker_stats import WORKER_STATS, WorkerStats
 from llmdispatcher.keys import open_key_store
 from llmdispatcher.replay.report import page as report_page
 from tests.cli import run_cli
@@ -83,7 +84,9 @@ def _ui_of(app: web.Application) -> web.Application:
     return next(r.get_info()["app"] for r in app.router.resources() if "app" in r.get_info())
 
 
-async def _gateway(tmp: Path, baseline: Path, runner: ReplayRunner | None = None) -> Gateway:
+async def _gateway(
+    tmp: Path, baseline: Path, runner: ReplayRunner | None = None, *, workers: bool = False
+) -> Gateway:
     config = Config.from_file(baseline)
     store = open_key_store(f"sqlite:///{tmp / 'keys.db'}")
     settings = GatewayConfig(
@@ -91,7 +94,10 @@ async def _gateway(tmp: Path, baseline: Path, runner: ReplayRunner | None = None
         auth_failures_per_minute=1000,
         api_keys=(ApiKeyConfig(name="team-key", key=API_KEY),),
     )
-    app = create_app(Dispatcher(config), settings, key_store=store)
+    dispatcher = Dispatcher(config)
+    app = create_app(dispatcher, settings, key_store=store)
+    if workers:  # as serve --workers N sets it up in each worker
+        app[WORKER_STATS] = WorkerStats(tmp, dispatcher.stats_collector)
     ui = _ui_of(app)
     if runner is not None:
         ui[RUNNER] = runner
@@ -216,6 +222,21 @@ async def test_a_viewer_sees_the_last_result_but_cannot_run_or_cancel(recorded: 
         refused = await client.post(path, data=form(viewer_csrf, recorded.proposal.read_text()))
         assert refused.status == 403, path
         assert "viewer session cannot run replays" in await refused.text()
+
+
+async def test_with_several_workers_the_page_says_where_a_replay_lives(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    baseline = tmp_path / "gateway.yaml"
+    baseline.write_text(config_yaml(fake_openai, fake_openai, tmp_path / "ledger.db", "cost"))
+    for workers in (False, True):
+        gateway = await _gateway(tmp_path, baseline, workers=workers)
+        try:
+            await sign_in(gateway.client)
+            page = await (await gateway.client.get("/ui/replay")).text()
+            assert ("several worker processes" in page) is workers
+        finally:
+            await gateway.client.close()
 
 
 # --- the form ----------------------------------------------------------------------------

@@ -11,6 +11,9 @@
 * ``GET /ui/replay/report.html`` / ``.json``: the last report as ``llmdispatcher replay --html``
   and ``--json`` write it (``replay.report``), to download.
 
+A replay and its result live in the gateway process that ran it: with ``serve --workers N`` a
+page view may reach another worker, and the page says so.
+
 Access: running and cancelling need the admin session (and the CSRF token, as every POST). A
 viewer sees the page, the last result and its downloads, read-only: the same kind of numbers
 per key and team as the Overview already shows it, and no config (the proposal's text is never
@@ -31,6 +34,7 @@ from ...replay import Window
 from ...replay.tally import SERIES_POINTS
 from ..errors import ApiError
 from ..state import GATEWAY
+from ..worker_stats import WORKER_STATS
 from .app import SESSION, redirect, render
 from .replay_form import CUSTOM, MAX_CONFIG_BYTES, PASTED, WINDOWS, Fields, check
 from .replay_runner import Asked, ReplayBusy, ReplayRunner
@@ -72,6 +76,8 @@ def _page(
         busy=busy,
         windows=[*WINDOWS, CUSTOM],
         recording=gateway.dispatcher.config.ledger_url is not None,
+        # ``serve --workers N``: each worker has its own runner, and a request may reach any
+        shared_port=WORKER_STATS in request.config_dict,
         running=runner.running,
         now=time.time(),
         last=last,
@@ -169,8 +175,9 @@ async def report_json(request: web.Request) -> web.StreamResponse:
 
 def chart_series(report: dict[str, Any]) -> str:
     """The report's per-interval cost and p95 latency on a time axis, as the page's charts
-    read them (``app.js``): one point per interval, at its middle; null where a side had no
-    request. The intervals are the report's own: ``SERIES_POINTS`` over its window."""
+    read them (``app.js``): one point per interval, at its middle. An interval a side had no
+    request in cost nothing (0) and has no latency (null: a gap in the line). The intervals
+    are the report's own: ``SERIES_POINTS`` over its window."""
     window = report["window"]
     width = max(window["end"] - window["start"], 1.0) / SERIES_POINTS
     found: dict[str, list[float | None]] = {
@@ -178,8 +185,8 @@ def chart_series(report: dict[str, Any]) -> str:
     }
     for side in ("baseline", "proposal"):
         points = {p["bucket"]: p for p in report[side]["series"]}
-        for name, key in (("cost", "cost_usd"), ("p95", "latency_p95_s")):
+        for name, key, empty in (("cost", "cost_usd", 0.0), ("p95", "latency_p95_s", None)):
             found[f"{name}_{side}"] = [
-                points[b][key] if b in points else None for b in range(SERIES_POINTS)
+                points[b][key] if b in points else empty for b in range(SERIES_POINTS)
             ]
     return json.dumps(found)
