@@ -115,7 +115,11 @@ async def _recorded(
     baseline = tmp / "gateway.yaml"
     # weighted: both deployments get traffic, so the replay has a record of each
     baseline.write_text(config_yaml(a, b, tmp / "ledger.db", "weighted"))
-    (tmp / "proposal.yaml").write_text(config_yaml(a, b, tmp / "ledger.db", "cost"))
+    # A rule no request matches, named to be shown: the report lists it as never matched.
+    never = (
+        f"routing_rules:\n  - {{name: '{XSS}', vendor: a, condition: {{model_pattern: none-*}}}}"
+    )
+    (tmp / "proposal.yaml").write_text(f"{never}\n{config_yaml(a, b, tmp / 'ledger.db', 'cost')}")
     gateway = await _gateway(tmp, baseline, runner)
     try:
         for n in range(REQUESTS):
@@ -348,6 +352,12 @@ async def test_a_replay_equals_the_cli_report_for_the_same_ledger_configs_and_se
     )
     assert 'data-chart="replay_latency"' in page
     assert "<script>" not in page
+    assert expected["proposal"]["rules_never_matched"] == [XSS]
+    assert XSS not in page  # a name from the config is text on the page
+    assert (
+        f'data-never-matched="proposal">Rules of the proposal that never matched: {escape(XSS)}<'
+        in page
+    )
 
     download = await client.get("/ui/replay/report.html")
     assert download.headers["Content-Disposition"].startswith('attachment; filename="replay-')

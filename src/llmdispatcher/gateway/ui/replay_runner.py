@@ -7,7 +7,8 @@ thread, and ``replay()`` has no cancel hook); and it runs event loops of its own
 ``VirtualTimeLoop``, and ``asyncio.run`` for the ledger reads) whose state had better not live
 in the gateway's process at all. A child runs on the other core, ends with ``kill`` at once
 when cancelled, and gives its memory back when done. Its cost: starting Python and importing
-the replay (well under a second), and the configs sent pickled over a pipe.
+the replay (about 0.2 s of CPU here), and the configs sent pickled over a pipe.
+``bench/ui_replay.py`` measures how late the gateway's loop wakes with either.
 
 ``ReplayRunner.start`` refuses while one runs (``ReplayBusy``); ``last`` keeps the latest
 outcome (report, refusal, crash or cancel) for the page; ``cancel`` kills a running child (the
