@@ -34,6 +34,7 @@ from .replay_worker import REFUSED
 logger = logging.getLogger("llmdispatcher.gateway")
 WORKER = ("-m", "llmdispatcher.gateway.ui.replay_worker")
 STDERR_LOGGED = 4_000  # characters of a crashed child's stderr that reach the log
+_CRASHED = "the replay failed: see the gateway's log"
 
 
 class ReplayBusy(Exception):
@@ -122,6 +123,3 @@ class ReplayRunner:
             err.decode(errors="replace")[-STDERR_LOGGED:],
         )
         return Finished(asked, ended, error=_CRASHED)
-
-
-_CRASHED = "the replay failed: see the gateway's log"
