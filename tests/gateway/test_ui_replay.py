@@ -103,8 +103,7 @@ async def _gateway(
         ui[RUNNER] = runner
     client = TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True))  # 127.0.0.1 cookies
     await client.start_server()
-    assert config.ledger_url is not None
-    return Gateway(client, ui, baseline, tmp / "proposal.yaml", config.ledger_url)
+    return Gateway(client, ui, baseline, tmp / "proposal.yaml", config.ledger_url or "")
 
 
 async def _recorded(
@@ -299,6 +298,39 @@ def test_the_form_never_reads_the_gateways_environment(monkeypatch: pytest.Monke
     assert "hunter2" not in repr(checked.proposal.config.vendors[0].options)
 
 
+def test_a_custom_window_starts_at_its_moment_in_utc() -> None:
+    checked = check(Fields(config="{}", window="custom", since="2026-12-01T08:00"), now=2e9)
+    assert checked.proposal is not None
+    assert checked.proposal.start == 1_796_112_000.0  # 2026-12-01T08:00Z
+    assert checked.proposal.label == "since 2026-12-01 08:00 UTC"
+    named = check(Fields(config="{}", window="30d", sample="0.25", seed="-3"), now=2e9)
+    assert named.proposal is not None
+    assert (named.proposal.start, named.proposal.label) == (2e9 - 30 * 86_400, "last 30d")
+    assert (named.proposal.sample, named.proposal.seed) == (0.25, -3)
+    assert check(Fields(config="{}", window="1y"), now=2e9).errors == {
+        "since": "window: one of 1h, 24h, 7d, 30d, custom"
+    }
+
+
+async def test_without_a_ledger_there_is_nothing_to_replay(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    baseline = tmp_path / "gateway.yaml"
+    own = config_yaml(fake_openai, fake_openai, tmp_path / "ledger.db", "cost")
+    baseline.write_text(own.replace(f"ledger_url: 'sqlite:///{tmp_path / 'ledger.db'}'", ""))
+    gateway = await _gateway(tmp_path, baseline)
+    try:
+        csrf = await sign_in(gateway.client)
+        page = await (await gateway.client.get("/ui/replay")).text()
+        assert "Recording is off" in page
+        assert 'id="replay-form"' not in page
+        refused = await gateway.client.post("/ui/replay", data=form(csrf, own))
+        assert refused.status == 409
+        assert "no traffic to replay" in await refused.text()
+    finally:
+        await gateway.client.close()
+
+
 def test_a_yaml_alias_bomb_is_refused() -> None:
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]"
@@ -313,7 +345,7 @@ async def test_a_replay_equals_the_cli_report_for_the_same_ledger_configs_and_se
 ) -> None:
     client = recorded.client
     csrf = await sign_in(client)
-    data = form(csrf, seed="5")
+    data = form(csrf, seed="5", sample="0.5")
     data.add_field("config_file", recorded.proposal.read_bytes(), filename="proposal.yaml")
     started = await client.post("/ui/replay", data=data, allow_redirects=False)
     assert (started.status, started.headers["Location"]) == (303, "/ui/replay")
@@ -321,12 +353,15 @@ async def test_a_replay_equals_the_cli_report_for_the_same_ledger_configs_and_se
     shown = await (await client.get("/ui/replay/report.json")).json()
     cli = await asyncio.to_thread(
         run_cli, "replay", "--config", recorded.proposal, "--baseline", recorded.baseline,
-        "--ledger", recorded.ledger, "--since", "7d", "--seed", "5", "--json", timeout=300,
+        "--ledger", recorded.ledger, "--since", "7d", "--seed", "5", "--sample", "0.5", "--json",
+        timeout=300,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     expected = json.loads(cli.stdout)
     assert shown == expected
-    assert shown["proposal"]["vendors"] == {"b": REQUESTS}  # the cost strategy moved it all
+    replayed = shown["proposal"]["requests"]
+    assert 0 < replayed < REQUESTS  # a sample of them
+    assert shown["proposal"]["vendors"] == {"b": replayed}  # the cost strategy moved them all
     assert shown["baseline"]["vendors"].keys() == {"a", "b"}
 
     page = await (await client.get("/ui/replay")).text()
