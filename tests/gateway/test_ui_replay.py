@@ -386,6 +386,7 @@ async def test_a_replay_equals_the_cli_report_for_the_same_ledger_configs_and_se
         expected["proposal"]["cost_usd"]
     )
     assert 'data-chart="replay_latency"' in page
+    assert '<details class="card" id="try">' in page  # folded: the result comes first
     assert "<script>" not in page
     assert expected["proposal"]["rules_never_matched"] == [XSS]
     assert XSS not in page  # a name from the config is text on the page
@@ -415,6 +416,7 @@ async def test_a_refused_replay_says_why(recorded: Gateway) -> None:
     assert error is not None
     assert "never saw" in error.group(1)
     assert "a/gpt-4.1" in error.group(1)
+    assert '<details class="card" id="try" open>' in page  # the form stays open to fix it
 
 
 async def test_one_replay_at_a_time_the_gateway_serves_meanwhile_and_cancel_stops_it(
