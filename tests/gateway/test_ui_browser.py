@@ -40,7 +40,7 @@ API_KEY = "ui-test-api-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 XSS = "<img src=x onerror=alert(1)>"
 KEY = FAKE_OPENAI_KEY
-PAGES = ("overview", "vendors", "requests", "keys", "playground", "config")
+PAGES = ("overview", "vendors", "requests", "keys", "playground", "replay", "config")
 
 
 def _config(tmp: Path, main: FakeOpenAI, flaky: FakeOpenAI) -> Path:
@@ -297,13 +297,42 @@ def test_config_masks_secrets(watched: Watched) -> None:
     watched.shot("config")
 
 
+def test_a_config_replayed_on_the_replay_page_shows_its_report_and_charts(
+    watched: Watched, gateway: tuple[str, Path, FakeOpenAI]
+) -> None:
+    """The gateway's own config with gpt-4o-mini limited to 2 requests a minute: replayed on
+    the traffic the tests above sent, the report beside the running config's, with charts."""
+    url, tmp, _ = gateway
+    assert [chat(url, "gpt-4o-mini", f"more {i}") for i in range(12)] == [200] * 12
+    limited = "  - {name: gpt-4o-mini, deployments: [{vendor: openai, model: gpt-4o-mini, rpm: 2}]}"
+    proposal = f"model_groups:\n{limited}\n" + (tmp / "gateway.yaml").read_text()
+    watched.sign_in()
+    page = watched.go("Replay")
+    assert "this gateway's running config" in page.locator("main").inner_text()
+    page.get_by_label("Proposed config (YAML, as the gateway's config file)").fill(proposal)
+    page.get_by_label("Seed").fill("3")
+    page.get_by_role("button", name="Run replay").click()
+    page.locator("#replay-summary").wait_for(timeout=120_000)  # polled, then reloaded
+    cost = page.locator('[data-measure="cost_usd"] [data-side="proposal"]').inner_text()
+    assert cost.startswith("$")
+    assert "seed 3" in page.locator("#replay-result h2").inner_text()
+    for name in ("replay_cost", "replay_latency"):
+        chart = page.locator(f'[data-chart="{name}"]')
+        chart.locator("canvas").wait_for()
+        assert int(chart.get_attribute("data-points") or 0) >= 1, name
+    assert page.locator("#replay-vendors [data-name=openai]").count() == 1
+    succeeded = page.locator('[data-measure="ok"] td').all_inner_texts()
+    assert int(succeeded[2]) < int(succeeded[1])  # the limit refused some
+    watched.shot("replay")
+
+
 def test_every_page_at_phone_width(
     browser: Any, gateway: tuple[str, Path, FakeOpenAI], shots: Path
 ) -> None:
     phone = Watched(browser, gateway[0], shots, width=390)
     try:
         phone.sign_in()
-        for name in ("Vendors", "Requests", "Keys", "Playground", "Config", "Overview"):
+        for name in ("Vendors", "Requests", "Keys", "Playground", "Replay", "Config", "Overview"):
             page = phone.go(name)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390 + 1, f"{name} scrolls sideways at phone width ({width}px)"

@@ -8,11 +8,11 @@ a Content-Security-Policy allowing only this origin's own scripts and styles (no
 script, ``frame-ancestors 'none'``), ``X-Content-Type-Options: nosniff``, a same-origin
 referrer, and no caching of pages.
 
-Access: the admin key signs in as ``admin`` (every page, key changes, the Playground); a stored
-key whose role is ``viewer`` signs in read-only (no key changes; the Playground only for the
-models the key allows). Without an admin key configured, ``/ui/`` explains how to turn it on
-and serves nothing else, even on loopback: a dashboard shows who spends what, which every local
-user of a shared machine could otherwise read.
+Access: the admin key signs in as ``admin`` (every page, key changes, replays, the
+Playground); a stored key whose role is ``viewer`` signs in read-only (no key changes, no
+replays; the Playground only for the models the key allows). Without an admin key configured,
+``/ui/`` explains how to turn it on and serves nothing else, even on loopback: a dashboard shows
+who spends what, which every local user of a shared machine could otherwise read.
 """
 
 from __future__ import annotations
@@ -55,12 +55,15 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 OPEN = ("/ui/login", "/ui/static/")
+# A form's body carries its CSRF token in the ``csrf`` field (multipart: the Replay page's upload).
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 NAV = (
     ("Overview", "/ui/"),
     ("Vendors", "/ui/vendors"),
     ("Requests", "/ui/requests"),
     ("Keys", "/ui/keys"),
     ("Playground", "/ui/playground"),
+    ("Replay", "/ui/replay"),
     ("Config", "/ui/config"),
 )
 HOW_TO_ENABLE = (
@@ -147,7 +150,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     request[SESSION] = session
     if request.method not in ("GET", "HEAD"):
         given = request.headers.get("X-CSRF-Token", "")
-        if not given and request.content_type == "application/x-www-form-urlencoded":
+        if not given and request.content_type in FORMS:
             given = str((await request.post()).get("csrf", ""))
         if not request.app[SESSIONS].csrf_ok(session, given):
             raise ApiError(403, "missing or wrong CSRF token: reload the page and try again")

@@ -1,4 +1,5 @@
-"""The dashboard's read pages: Overview, Vendors, Requests, Config; and the route table.
+"""The dashboard's read pages: Overview, Vendors, Requests, Config; and the route table (Keys,
+Playground and Replay add their own).
 
 Live numbers come from the running process (the same as ``/api/v1/stats``: every worker's,
 merged), history from the ledger (the same queries as ``llmdispatcher stats --json``).
@@ -17,7 +18,7 @@ from ...observability.stats import Stats
 from ..native_api import CHECK_TIMEOUT_S, HEALTH, verdict
 from ..state import GATEWAY, Gateway
 from ..worker_stats import WORKER_STATS
-from . import keys_page, playground
+from . import keys_page, playground, replay_page
 from .app import render
 from .config_view import masked_config
 from .ledger_views import FILTERS, WINDOWS, cursor, request_detail, requests_page
@@ -36,6 +37,7 @@ def add_routes(ui: web.Application) -> None:
     ui.router.add_get("/config", config)
     keys_page.add_routes(ui)
     playground.add_routes(ui)
+    replay_page.add_routes(ui)
 
 
 async def live_stats(request: web.Request) -> tuple[Stats, int]:

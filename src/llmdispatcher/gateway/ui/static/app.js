@@ -1,4 +1,5 @@
-// The dashboard's own script: charts (uPlot), the Playground's stream, copy and confirm.
+// The dashboard's own script: charts (uPlot: Overview, Replay), the Playground's stream, copy
+// and confirm.
 // No inline script anywhere (the Content-Security-Policy forbids it): pages carry data in
 // data-* attributes, and everything from the server is written with textContent, never HTML.
 "use strict";
@@ -16,6 +17,9 @@
     ttft: { series: [["p50", "ttft_p50", 1000], ["p95", "ttft_p95", 1000]] },
     tokens: { series: [["tokens", "tokens", 1]] },
     cost_usd: { series: [["USD", "cost_usd", 1]] },
+    // the Replay page: baseline and proposal side by side
+    replay_cost: { series: [["baseline", "cost_baseline", 1], ["proposal", "cost_proposal", 1]] },
+    replay_latency: { series: [["baseline p95", "p95_baseline", 1000], ["proposal p95", "p95_proposal", 1000]] },
   };
 
   // Axis numbers that stay readable from dollars to fractions of a cent.
