@@ -211,7 +211,7 @@ def _build(cls: type, data: Any, source: str, path: str) -> Any:
         raise ConfigError(
             f"{source}: {path or 'top level'}: expected a mapping, got {type(data).__name__}"
         )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # derived ones are not set
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():

@@ -37,3 +37,17 @@ def test_with_model_refuses_an_empty_or_non_text_model(model: object) -> None:
     request = Request(model="m", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(ValueError, match=r"request\.model"):
         request.with_model(model)  # type: ignore[arg-type]
+
+
+def test_a_deployment_id_is_derived_once_and_never_configured() -> None:
+    from llmdispatcher.config_file import config_from_mapping
+    from llmdispatcher.errors import ConfigError
+    from llmdispatcher.settings.routing import Deployment
+
+    assert Deployment("openai", "gpt-4o").id == "openai/gpt-4o"
+    assert Deployment("openai", "gpt-4o", name="main").id == "main"
+    assert dataclasses.replace(Deployment("a", "m"), model="n").id == "a/n"
+    assert Deployment("a", "m") == Deployment("a", "m")
+    group = {"name": "g", "deployments": [{"vendor": "a", "model": "m", "_id": "x"}]}
+    with pytest.raises(ConfigError, match="_id"):
+        config_from_mapping({"vendors": {"a": {"type": "openai"}}, "model_groups": [group]}, "test")

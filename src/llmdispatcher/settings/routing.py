@@ -40,6 +40,9 @@ class Deployment:
     input_price: float | None = None
     output_price: float | None = None
     context_window: int | None = None
+    # ``id``, derived once: the router, breakers, limits and accounting ask for it a dozen
+    # times per request.
+    _id: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))
@@ -47,10 +50,11 @@ class Deployment:
             raise ValueError("deployment: vendor and model are both required")
         if not (self.weight >= 0 and math.isfinite(self.weight)):
             raise ValueError("deployment.weight: must be a finite number >= 0")
+        object.__setattr__(self, "_id", self.name or f"{self.vendor}/{self.model}")
 
     @property
     def id(self) -> str:
-        return self.name or f"{self.vendor}/{self.model}"
+        return self._id
 
 
 @dataclass(frozen=True, slots=True)

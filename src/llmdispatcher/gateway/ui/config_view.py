@@ -36,7 +36,8 @@ def plain(value: Any, name: str = "") -> Any:
     if name and name not in _NOT_SECRET and _SECRET_NAME.search(name):
         return None if value is None else MASK
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
+        fields = (f for f in dataclasses.fields(value) if f.init)  # not what is derived
+        return {f.name: plain(getattr(value, f.name), f.name) for f in fields}
     if isinstance(value, Mapping):
         return {str(k): plain(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
