@@ -7,16 +7,19 @@ import asyncio
 import gzip
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from llmdispatcher.errors import ResponseTooLarge, VendorConnectionError, VendorTimeout
 from llmdispatcher.vendors.http import HttpClient, HttpOptions
+from llmdispatcher.vendors.http_connection import DECODE_STEP, HIGH_WATER
 from llmdispatcher.vendors.http_options import BUFFERS, ResponseBounds
+from llmdispatcher.vendors.transport import HttpRequest
 
 from .raw_server import Server, keep_answering, read_request, response, serve
 
-SMALL = ResponseBounds(max_body_bytes=10_000, max_decompressed_bytes=1 << 20)
+SMALL = ResponseBounds(max_body_bytes=10_000, max_stream_bytes=10_000)
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +58,8 @@ async def test_headers_under_the_bound_pass_even_in_pieces() -> None:
     assert (len(result.headers["x-big"]), len(result.headers["x-more"])) == (40_000, 20_000)
 
 
-@pytest.mark.parametrize("chunked", [False, True])
-async def test_a_body_past_max_body_bytes_is_refused(chunked: bool) -> None:
+@pytest.mark.parametrize(("chunked", "streamed"), [(False, False), (True, False), (True, True)])
+async def test_a_body_past_its_bound_is_refused(chunked: bool, streamed: bool) -> None:
     body = b"x" * 20_000
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -71,14 +74,48 @@ async def test_a_body_past_max_body_bytes_is_refused(chunked: bool) -> None:
         await writer.drain()
         await reader.read()
 
+    bound = "max_stream_bytes" if streamed else "max_body_bytes"
     async with serve(handler) as server:
         client = HttpClient("v", HttpOptions(bounds=SMALL))
-        with pytest.raises(ResponseTooLarge, match="max_body_bytes") as caught:
-            async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
-                async for _ in stream.chunks():
-                    pass
+        with pytest.raises(ResponseTooLarge, match=bound) as caught:
+            if streamed:
+                async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+                    async for _ in stream.chunks():
+                        pass
+            else:
+                await client.request("POST", server.url, headers={}, body=b"{}")
         await asyncio.wait_for(server.closed.wait(), 2)
     assert (caught.value.status, caught.value.vendor) == (200, "v")
+
+
+async def test_an_embeddings_answer_has_its_own_larger_bound() -> None:
+    """A chat answer of 20 kB passes no 10 kB bound; an embeddings answer of the same size
+    is held to ``max_embeddings_bytes`` instead, and passes."""
+    body = b"[" + b"0.5," * 5_000 + b"0.5]"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            writer.write(response(body))
+            await writer.drain()
+
+    bounds = ResponseBounds(max_body_bytes=10_000, max_embeddings_bytes=30_000)
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=bounds))
+        request = HttpRequest("POST", server.url, {}, b"{}", embeddings=True)
+        answer = await client.handle_async_request(request)
+        assert await answer.read() == body
+        with pytest.raises(ResponseTooLarge, match="max_body_bytes"):
+            await client.handle_async_request(replace(request, embeddings=False))
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "setting", ["max_body_bytes", "max_embeddings_bytes", "max_line_bytes", "max_stream_bytes"]
+)
+def test_a_bound_below_a_kilobyte_is_refused(setting: str) -> None:
+    with pytest.raises(ValueError, match=f"bounds.{setting}: must be a whole number of bytes"):
+        ResponseBounds(**{setting: 10})
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -92,7 +129,7 @@ async def test_a_compression_bomb_stops_at_max_decompressed_bytes(streamed: bool
         await writer.drain()
         await reader.read()
 
-    bounds = ResponseBounds(max_decompressed_bytes=1 << 20)
+    bounds = ResponseBounds(max_decompressed_bytes=1 << 20, max_stream_bytes=1 << 20)
     async with serve(handler) as server:
         client = HttpClient("v", HttpOptions(bounds=bounds))
         with pytest.raises(ResponseTooLarge, match="decompressed body passed 1,048,576 bytes"):
@@ -103,6 +140,32 @@ async def test_a_compression_bomb_stops_at_max_decompressed_bytes(streamed: bool
             else:
                 await client.request("GET", server.url, headers={})
         await asyncio.wait_for(server.closed.wait(), 2)
+
+
+async def test_a_compressed_stream_is_inflated_only_as_fast_as_it_is_read() -> None:
+    """A stream's bomb (64 MiB of zeros, 64 KiB on the wire, all of it arrived at once) is
+    inflated a step at a time as its reader takes it: what is held at any moment stays near
+    ``HIGH_WATER`` plus one ``DECODE_STEP``, never the whole inflated body, and the
+    connection is read no further meanwhile."""
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(bomb, "Content-Encoding: gzip"))
+        await writer.drain()
+        await reader.read()
+
+    most, total = 0, 0
+    async with serve(handler) as server:
+        client = HttpClient("v")
+        async with client.stream("GET", server.url, headers={}) as stream:
+            async for piece in stream.chunks():
+                most = max(most, len(piece) + BUFFERS.held)
+                total += len(piece)
+                await asyncio.sleep(0)  # a reader slower than the wire
+        await client.aclose()
+    assert total == 64 << 20
+    assert most <= HIGH_WATER + 2 * DECODE_STEP, most
 
 
 async def test_a_deflate_bomb_is_bounded_too() -> None:
