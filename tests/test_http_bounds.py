@@ -340,3 +340,35 @@ async def test_answers_together_past_the_process_budget_are_refused(
     assert all(a.retryable for a in refused)
     whole = [a for a in answers if not isinstance(a, BaseException)]
     assert [len(a.body) for a in whole] == [3 << 19, 3 << 19]
+
+
+async def test_a_config_file_sets_a_vendors_bounds_for_its_client_and_decoders() -> None:
+    """``vendors.NAME.bounds`` in a file reaches the vendor's HTTP client (a whole answer past
+    ``max_body_bytes``) and its stream decoder (a line past ``max_line_bytes``)."""
+    from llmdispatcher.config_file import config_from_mapping
+    from llmdispatcher.errors import ConfigError
+    from llmdispatcher.types import Request
+    from llmdispatcher.vendors import vendor_class
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_request(reader, server)
+            streamed = b'"stream":true' in head.replace(b" ", b"")
+            writer.write(response(b"data: {" + b"x" * 5000 if streamed else b"{" + b"x" * 9000))
+            await writer.drain()
+
+    async with serve(handler) as server:
+        bounds = {"max_line_bytes": 4096, "max_body_bytes": 8192}
+        spec = {"type": "openai", "api_key": "sk-x", "base_url": server.url, "bounds": bounds}
+        config = config_from_mapping({"vendors": {"v": spec}}, "test.yaml")
+        vendor = vendor_class("openai")(**config.vendors[0].options)
+        ask = Request(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(ResponseTooLarge, match="max_body_bytes"):
+            await vendor.send(ask)
+        with pytest.raises(ResponseTooLarge, match="max_line_bytes"):
+            async for _ in vendor.stream(ask):
+                pass
+        await vendor.aclose()
+    with pytest.raises(ConfigError, match=r"bounds\.max_line_bytes: must be a whole number"):
+        spec["bounds"] = {"max_line_bytes": 0}
+        config_from_mapping({"vendors": {"v": spec}}, "test.yaml")

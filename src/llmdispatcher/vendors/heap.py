@@ -54,7 +54,7 @@ class Heap:
     def __init__(self) -> None:
         self._libc: ctypes.CDLL | None = None
         self._looked = False
-        self._due = False
+        self._on: asyncio.AbstractEventLoop | None = None  # the loop a trim is due on
         self.trims = 0
 
     def _glibc(self) -> ctypes.CDLL | None:
@@ -74,16 +74,21 @@ class Heap:
             libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         return True
 
-    def trim_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """``malloc_trim`` in ``TRIM_DELAY_S``, unless one is due already (a burst of large
+    def trim_soon(self, loop: asyncio.AbstractEventLoop, delay: float = TRIM_DELAY_S) -> None:
+        """``malloc_trim`` in ``delay`` seconds, unless one is due already (a burst of large
         answers costs one walk of the heap, a few milliseconds)."""
-        if self._due or self._glibc() is None:
+        if self.due or self._glibc() is None:
             return
-        self._due = True
-        loop.call_later(TRIM_DELAY_S, self._trim)
+        self._on = loop
+        loop.call_later(delay, self._trim)
+
+    @property
+    def due(self) -> bool:
+        """A trim is scheduled (on a loop that still runs: one closed meanwhile never will)."""
+        return self._on is not None and not self._on.is_closed()
 
     def _trim(self) -> None:
-        self._due = False
+        self._on = None
         libc = self._glibc()
         if libc is not None:
             libc.malloc_trim(0)
