@@ -13,7 +13,8 @@ explicitly, which turns the moving threshold off: large buffers are always mappe
 them returns their memory at once. ``trim_soon`` (``malloc_trim`` a moment later) hands back
 the free pages inside the heap too; the HTTP client asks for it when it lets go of an answer
 of ``LARGE_ANSWER`` bytes or more. On other C libraries (musl, macOS) both do nothing: their
-allocators return large blocks by themselves, or have no such call.
+allocators return large blocks by themselves, or have no such call. A program that embeds the
+dispatcher rather than running the gateway may call ``HEAP.tune()`` itself.
 """
 
 from __future__ import annotations
