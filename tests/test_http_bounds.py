@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tracemalloc
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,6 +16,7 @@ from llmdispatcher.errors import ResponseTooLarge, VendorConnectionError, Vendor
 from llmdispatcher.vendors.http import HttpClient, HttpOptions
 from llmdispatcher.vendors.http_connection import DECODE_STEP, HIGH_WATER
 from llmdispatcher.vendors.http_options import BUFFERS, ResponseBounds
+from llmdispatcher.vendors.sse import FrameTooLarge, SSEDecoder
 from llmdispatcher.vendors.transport import HttpRequest
 
 from .raw_server import Server, keep_answering, read_request, response, serve
@@ -372,3 +374,22 @@ async def test_a_config_file_sets_a_vendors_bounds_for_its_client_and_decoders()
     with pytest.raises(ConfigError, match=r"bounds\.max_line_bytes: must be a whole number"):
         spec["bounds"] = {"max_line_bytes": 0}
         config_from_mapping({"vendors": {"v": spec}}, "test.yaml")
+
+
+@pytest.mark.parametrize("framing", ["line", "event"])
+def test_a_refused_line_lets_go_of_its_bytes_at_once(framing: str) -> None:
+    """Eight 1 MiB pieces of one line (or of one event's data lines), then the ninth passes the
+    8 MiB bound: the decoder, still alive (as a request's error traceback keeps it while the
+    request is retried), holds none of them any more."""
+    decoder = SSEDecoder(max_line=8 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameTooLarge):
+            for _ in range(9):
+                piece = b"x" * (1 << 20)
+                decoder.feed(b"data: " + piece + b"\n" if framing == "event" else piece)
+                del piece
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 3 << 20, held  # at most the last piece, kept by the error's traceback
