@@ -393,3 +393,30 @@ def test_a_refused_line_lets_go_of_its_bytes_at_once(framing: str) -> None:
     finally:
         tracemalloc.stop()
     assert held < 3 << 20, held  # at most the last piece, kept by the error's traceback
+
+
+async def test_a_compressed_error_body_on_a_stream_is_read_whole() -> None:
+    """A stream's error answer is read whole (``read``), compressed or not: the lazy inflation
+    of streams must not leave it waiting for a reader that takes nothing (before the fix it
+    waited forever), and it is held to the bound of a whole answer."""
+    error = gzip.compress(b'{"error": "' + b"e" * (2 << 20) + b'"}')
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            body = bomb if len(server.requests) > 1 else error
+            head = f"HTTP/1.1 500 Oops\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}"
+            writer.write(f"{head}\r\n\r\n".encode() + body)
+            await writer.drain()
+
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=ResponseBounds(max_decompressed_bytes=4 << 20)))
+        async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+            assert stream.status == 500
+            body = await asyncio.wait_for(stream.read(), 10)
+        assert len(body) == (2 << 20) + 13
+        with pytest.raises(ResponseTooLarge, match="max_decompressed_bytes"):
+            async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+                await asyncio.wait_for(stream.read(), 10)
+        await client.aclose()

@@ -255,11 +255,21 @@ class HttpStream(HttpResponse):
                     raise self._client.translate(exc) from exc
 
     async def read(self) -> bytes:
-        try:
-            await self._conn.read_complete()
-            return self._conn.body()
-        except OSError as exc:
-            raise self._client.translate(exc) from exc
+        """The whole body (an error's, usually), held to the bounds of an answer read whole.
+        Taken piece by piece, as a compressed stream inflates only as far as it is taken."""
+        conn = self._conn
+        compressed = "content-encoding" in conn.headers
+        setting = "max_decompressed_bytes" if compressed else "max_body_bytes"
+        limit: int = getattr(conn.bounds, setting)
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in self.chunks():
+            size += len(piece)
+            if size > limit:
+                pieces.clear()
+                raise conn.too_large("decompressed body" if compressed else "body", setting)
+            pieces.append(piece)
+        return b"".join(pieces)
 
     async def aclose(self) -> None:
         # Anything but a complete read closes the socket instead of draining it: the vendor

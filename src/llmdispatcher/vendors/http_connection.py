@@ -160,7 +160,7 @@ class Connection(asyncio.Protocol):
         if not self.headers_done:  # all of it was head: refuse a head that never ends
             self.head_bytes += len(data)
             if self.head_bytes > self.bounds.max_header_bytes and self.error is None:
-                self._fail(self._too_large("header", "max_header_bytes"))
+                self._fail(self.too_large("header", "max_header_bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -207,7 +207,7 @@ class Connection(asyncio.Protocol):
         # Both undercount the head (the first misses the status line and separators, the
         # second the last packet): either past the bound is enough.
         if max(size, self.head_bytes) > self.bounds.max_header_bytes:
-            self._refuse(self._too_large("header", "max_header_bytes"))
+            self._refuse(self.too_large("header", "max_header_bytes"))
         self.headers = Headers(found)
         self.headers_done = True
         self.framed = "content-length" in found or "transfer-encoding" in found
@@ -222,7 +222,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.wire += len(body)
         if self.wire > self.max_wire:
-            self._refuse(self._too_large("body", BOUND_NAMES[self.kind][0]))
+            self._refuse(self.too_large("body", BOUND_NAMES[self.kind][0]))
         if self.decoder is not None:
             self.packed = self.packed + body if self.packed else body
             self._inflate()
@@ -281,13 +281,13 @@ class Connection(asyncio.Protocol):
             self.decoded += len(piece)
             if self.decoded > self.max_decoded:
                 name = BOUND_NAMES[self.kind][1]
-                self._refuse(self._too_large("decompressed body", name))
+                self._refuse(self.too_large("decompressed body", name))
             if piece:
                 self._hold(piece)
         if self.ended and not self.packed and not self.complete:
             self._finish()
 
-    def _too_large(self, what: str, setting: str) -> ResponseTooLarge:
+    def too_large(self, what: str, setting: str) -> ResponseTooLarge:
         limit = getattr(self.bounds, setting)
         return ResponseTooLarge(
             f"the answer's {what} passed {limit:,} bytes and was refused; raise "
@@ -460,10 +460,13 @@ class Connection(asyncio.Protocol):
         if self.paused:
             self.paused = False
             self._cancel_timer()
-            if not (self.complete or self.closed) and self.transport is not None:
-                self.last_read = self.loop.time()
-                self._arm_timer()
+            if not self.closed and self.transport is not None:
+                # Complete or not: a connection left paused would never read its next answer
+                # (and bytes beyond this one must be seen, so that it is not reused).
                 self.transport.resume_reading()
+                if not self.complete:
+                    self.last_read = self.loop.time()
+                    self._arm_timer()
         return data
 
     def done(self, reuse: bool) -> None:
@@ -481,6 +484,11 @@ class Connection(asyncio.Protocol):
         self._free()
         if reuse and self.keep_alive and not self.beyond and not self.closed:
             self.idle_since = self.loop.time()
+            if self.paused and self.transport is not None:
+                # The answer ended while its reader was behind (its last read crossed
+                # HIGH_WATER, or inflated past it): the next answer must be read.
+                self.paused = False
+                self.transport.resume_reading()
             if self.owner.keep(self):
                 return
         self.abort()
