@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tracemalloc
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from llmdispatcher.errors import ResponseTooLarge, VendorConnectionError, VendorTimeout
 from llmdispatcher.vendors.http import HttpClient, HttpOptions
+from llmdispatcher.vendors.http_connection import DECODE_STEP, HIGH_WATER
 from llmdispatcher.vendors.http_options import BUFFERS, ResponseBounds
+from llmdispatcher.vendors.sse import FrameTooLarge, SSEDecoder
+from llmdispatcher.vendors.transport import HttpRequest
 
 from .raw_server import Server, keep_answering, read_request, response, serve
 
-SMALL = ResponseBounds(max_body_bytes=10_000, max_decompressed_bytes=1 << 20)
+SMALL = ResponseBounds(max_body_bytes=10_000, max_stream_bytes=10_000)
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +60,8 @@ async def test_headers_under_the_bound_pass_even_in_pieces() -> None:
     assert (len(result.headers["x-big"]), len(result.headers["x-more"])) == (40_000, 20_000)
 
 
-@pytest.mark.parametrize("chunked", [False, True])
-async def test_a_body_past_max_body_bytes_is_refused(chunked: bool) -> None:
+@pytest.mark.parametrize(("chunked", "streamed"), [(False, False), (True, False), (True, True)])
+async def test_a_body_past_its_bound_is_refused(chunked: bool, streamed: bool) -> None:
     body = b"x" * 20_000
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -71,14 +76,48 @@ async def test_a_body_past_max_body_bytes_is_refused(chunked: bool) -> None:
         await writer.drain()
         await reader.read()
 
+    bound = "max_stream_bytes" if streamed else "max_body_bytes"
     async with serve(handler) as server:
         client = HttpClient("v", HttpOptions(bounds=SMALL))
-        with pytest.raises(ResponseTooLarge, match="max_body_bytes") as caught:
-            async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
-                async for _ in stream.chunks():
-                    pass
+        with pytest.raises(ResponseTooLarge, match=bound) as caught:
+            if streamed:
+                async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+                    async for _ in stream.chunks():
+                        pass
+            else:
+                await client.request("POST", server.url, headers={}, body=b"{}")
         await asyncio.wait_for(server.closed.wait(), 2)
     assert (caught.value.status, caught.value.vendor) == (200, "v")
+
+
+async def test_an_embeddings_answer_has_its_own_larger_bound() -> None:
+    """A chat answer of 20 kB passes no 10 kB bound; an embeddings answer of the same size
+    is held to ``max_embeddings_bytes`` instead, and passes."""
+    body = b"[" + b"0.5," * 5_000 + b"0.5]"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            writer.write(response(body))
+            await writer.drain()
+
+    bounds = ResponseBounds(max_body_bytes=10_000, max_embeddings_bytes=30_000)
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=bounds))
+        request = HttpRequest("POST", server.url, {}, b"{}", embeddings=True)
+        answer = await client.handle_async_request(request)
+        assert await answer.read() == body
+        with pytest.raises(ResponseTooLarge, match="max_body_bytes"):
+            await client.handle_async_request(replace(request, embeddings=False))
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "setting", ["max_body_bytes", "max_embeddings_bytes", "max_line_bytes", "max_stream_bytes"]
+)
+def test_a_bound_below_a_kilobyte_is_refused(setting: str) -> None:
+    with pytest.raises(ValueError, match=f"bounds.{setting}: must be a whole number of bytes"):
+        ResponseBounds(**{setting: 10})
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -92,7 +131,7 @@ async def test_a_compression_bomb_stops_at_max_decompressed_bytes(streamed: bool
         await writer.drain()
         await reader.read()
 
-    bounds = ResponseBounds(max_decompressed_bytes=1 << 20)
+    bounds = ResponseBounds(max_decompressed_bytes=1 << 20, max_stream_bytes=1 << 20)
     async with serve(handler) as server:
         client = HttpClient("v", HttpOptions(bounds=bounds))
         with pytest.raises(ResponseTooLarge, match="decompressed body passed 1,048,576 bytes"):
@@ -103,6 +142,32 @@ async def test_a_compression_bomb_stops_at_max_decompressed_bytes(streamed: bool
             else:
                 await client.request("GET", server.url, headers={})
         await asyncio.wait_for(server.closed.wait(), 2)
+
+
+async def test_a_compressed_stream_is_inflated_only_as_fast_as_it_is_read() -> None:
+    """A stream's bomb (64 MiB of zeros, 64 KiB on the wire, all of it arrived at once) is
+    inflated a step at a time as its reader takes it: what is held at any moment stays near
+    ``HIGH_WATER`` plus one ``DECODE_STEP``, never the whole inflated body, and the
+    connection is read no further meanwhile."""
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(response(bomb, "Content-Encoding: gzip"))
+        await writer.drain()
+        await reader.read()
+
+    most, total = 0, 0
+    async with serve(handler) as server:
+        client = HttpClient("v")
+        async with client.stream("GET", server.url, headers={}) as stream:
+            async for piece in stream.chunks():
+                most = max(most, len(piece) + BUFFERS.held)
+                total += len(piece)
+                await asyncio.sleep(0)  # a reader slower than the wire
+        await client.aclose()
+    assert total == 64 << 20
+    assert most <= HIGH_WATER + 2 * DECODE_STEP, most
 
 
 async def test_a_deflate_bomb_is_bounded_too() -> None:
@@ -277,3 +342,81 @@ async def test_answers_together_past_the_process_budget_are_refused(
     assert all(a.retryable for a in refused)
     whole = [a for a in answers if not isinstance(a, BaseException)]
     assert [len(a.body) for a in whole] == [3 << 19, 3 << 19]
+
+
+async def test_a_config_file_sets_a_vendors_bounds_for_its_client_and_decoders() -> None:
+    """``vendors.NAME.bounds`` in a file reaches the vendor's HTTP client (a whole answer past
+    ``max_body_bytes``) and its stream decoder (a line past ``max_line_bytes``)."""
+    from llmdispatcher.config_file import config_from_mapping
+    from llmdispatcher.errors import ConfigError
+    from llmdispatcher.types import Request
+    from llmdispatcher.vendors import vendor_class
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_request(reader, server)
+            streamed = b'"stream":true' in head.replace(b" ", b"")
+            writer.write(response(b"data: {" + b"x" * 5000 if streamed else b"{" + b"x" * 9000))
+            await writer.drain()
+
+    async with serve(handler) as server:
+        bounds = {"max_line_bytes": 4096, "max_body_bytes": 8192}
+        spec = {"type": "openai", "api_key": "sk-x", "base_url": server.url, "bounds": bounds}
+        config = config_from_mapping({"vendors": {"v": spec}}, "test.yaml")
+        vendor = vendor_class("openai")(**config.vendors[0].options)
+        ask = Request(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(ResponseTooLarge, match="max_body_bytes"):
+            await vendor.send(ask)
+        with pytest.raises(ResponseTooLarge, match="max_line_bytes"):
+            async for _ in vendor.stream(ask):
+                pass
+        await vendor.aclose()
+    with pytest.raises(ConfigError, match=r"bounds\.max_line_bytes: must be a whole number"):
+        spec["bounds"] = {"max_line_bytes": 0}
+        config_from_mapping({"vendors": {"v": spec}}, "test.yaml")
+
+
+@pytest.mark.parametrize("framing", ["line", "event"])
+def test_a_refused_line_lets_go_of_its_bytes_at_once(framing: str) -> None:
+    """Eight 1 MiB pieces of one line (or of one event's data lines), then the ninth passes the
+    8 MiB bound: the decoder, still alive (as a request's error traceback keeps it while the
+    request is retried), holds none of them any more."""
+    decoder = SSEDecoder(max_line=8 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameTooLarge):
+            for _ in range(9):
+                piece = b"x" * (1 << 20)
+                decoder.feed(b"data: " + piece + b"\n" if framing == "event" else piece)
+                del piece
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 3 << 20, held  # at most the last piece, kept by the error's traceback
+
+
+async def test_a_compressed_error_body_on_a_stream_is_read_whole() -> None:
+    """A stream's error answer is read whole (``read``), compressed or not: the lazy inflation
+    of streams must not leave it waiting for a reader that takes nothing (before the fix it
+    waited forever), and it is held to the bound of a whole answer."""
+    error = gzip.compress(b'{"error": "' + b"e" * (2 << 20) + b'"}')
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader, server)
+            body = bomb if len(server.requests) > 1 else error
+            head = f"HTTP/1.1 500 Oops\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}"
+            writer.write(f"{head}\r\n\r\n".encode() + body)
+            await writer.drain()
+
+    async with serve(handler) as server:
+        client = HttpClient("v", HttpOptions(bounds=ResponseBounds(max_decompressed_bytes=4 << 20)))
+        async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+            assert stream.status == 500
+            body = await asyncio.wait_for(stream.read(), 10)
+        assert len(body) == (2 << 20) + 13
+        with pytest.raises(ResponseTooLarge, match="max_decompressed_bytes"):
+            async with client.stream("POST", server.url, headers={}, body=b"{}") as stream:
+                await asyncio.wait_for(stream.read(), 10)
+        await client.aclose()

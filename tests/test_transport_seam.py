@@ -21,6 +21,7 @@ from llmdispatcher.vendors import OpenAIVendor
 from llmdispatcher.vendors.base import secret_from
 from llmdispatcher.vendors.connection import Connection
 from llmdispatcher.vendors.error_mapping import ErrorInfo
+from llmdispatcher.vendors.http_options import ResponseBounds
 from llmdispatcher.vendors.http_vendor import HttpCall, HttpVendor, StreamDecoder
 from llmdispatcher.vendors.sse import NDJSONDecoder
 from llmdispatcher.vendors.transport import BufferedResponse, HttpRequest, HttpResponse
@@ -83,13 +84,14 @@ class LineDecoder:
 class EchoVendor(HttpVendor):
     """The smallest HTTP vendor: ``{"text": ...}`` answers."""
 
-    def __init__(self, transport: MemoryTransport, max_line: int = 1000) -> None:
-        self.max_line = max_line
+    def __init__(self, transport: MemoryTransport, max_line: int = 1024) -> None:
         super().__init__(
             name="echo",
             base_url=NOWHERE,
             api_key=secret_from("sk-echo"),
-            connection=Connection(transport=transport),
+            connection=Connection(
+                transport=transport, bounds=ResponseBounds(max_line_bytes=max_line)
+            ),
         )
 
     def build_call(self, request: Request, *, stream: bool) -> HttpCall:
@@ -203,7 +205,7 @@ async def test_malformed_vendor_json_is_retried_by_the_dispatcher() -> None:
 async def test_a_stream_line_past_the_bound_is_response_too_large() -> None:
     body = Streamed(200, [b'{"text": "ok"}\n', b'{"text": "' + b"x" * 600, b"x" * 600])
     with pytest.raises(ResponseTooLarge, match="max_line_bytes") as caught:
-        async for _ in EchoVendor(MemoryTransport(body), max_line=1000).stream(HELLO):
+        async for _ in EchoVendor(MemoryTransport(body), max_line=1024).stream(HELLO):
             pass
     assert (caught.value.status, caught.value.retryable) == (200, True)
     assert body.closed == 1

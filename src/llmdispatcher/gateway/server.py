@@ -54,6 +54,7 @@ from ..dispatcher import Dispatcher
 from ..errors import ConfigError
 from ..home import ledger_url
 from ..settings.tracing import OTLP_ENV, Tracing
+from ..vendors.heap import HEAP
 from .app import create_app
 from .auth import digests_only
 from .health import READINESS, Readiness
@@ -157,6 +158,7 @@ def run_worker(
 ) -> None:
     """Serve in this process until SIGTERM/SIGINT, then shut down gracefully. ``stats_dir``:
     where the workers of one gateway publish their statistics (``worker_stats``)."""
+    HEAP.tune()  # large vendor answers give their memory back once freed (vendors/heap.py)
     # config errors surface before logging starts
     dispatcher = build_dispatcher(config_path, shared_state)
     configure_logging(settings.log_format)

@@ -277,7 +277,7 @@ class AnthropicStreamDecoder:
         self._vendor = vendor
         self._model = model
         self._json_tool = json_tool
-        self._sse = SSEDecoder()
+        self._sse = SSEDecoder(vendor.max_line)
         self._done = False
         self._blocks: dict[int, _Block] = {}
         self._tools = 0

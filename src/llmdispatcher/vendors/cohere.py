@@ -150,7 +150,7 @@ class CohereStreamDecoder(SSEChunkDecoder):
     terminal = "message-end"
 
     def __init__(self, vendor: CohereVendor, model: str) -> None:
-        super().__init__(vendor.name)
+        super().__init__(vendor.name, vendor.max_line)
         self._vendor = vendor
         self._model = model
 

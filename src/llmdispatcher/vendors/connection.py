@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .http_options import DEFAULT_ANSWER_TIMEOUT, FROM_ENV, HttpOptions, ProxySetting
+from .http_options import (
+    DEFAULT_ANSWER_TIMEOUT,
+    FROM_ENV,
+    HttpOptions,
+    ProxySetting,
+    ResponseBounds,
+)
 from .transport import Transport
 
 
@@ -24,7 +30,9 @@ class Connection:
     (``http://user:password@host:3128``), ``None`` for none, or by default what
     ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` say. ``ca_bundle``: a PEM file of the CAs to
     trust instead of the system's. ``answer_timeout``: the longest one answer may take in all,
-    however steadily it trickles (default 600 s). ``transport``: send through another client
+    however steadily it trickles (default 600 s). ``bounds``: the most of an answer held
+    (``ResponseBounds``: body, decompressed body, embeddings, stream, line; in a file
+    ``bounds: {max_body_bytes: 67108864}``). ``transport``: send through another client
     altogether (an in-memory one in tests); it replaces ours and every setting above but
     ``headers``.
     """
@@ -36,6 +44,7 @@ class Connection:
     proxy: ProxySetting = field(default=FROM_ENV, repr=False)  # may hold a password
     ca_bundle: str | None = None
     answer_timeout: float | None = None
+    bounds: ResponseBounds = field(default_factory=ResponseBounds)
     transport: Transport | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +72,7 @@ class Connection:
             read_timeout=read,
             answer_timeout=self.answer_timeout or DEFAULT_ANSWER_TIMEOUT,
             max_connections=self.max_connections,
+            bounds=self.bounds,
             proxy=self.proxy,
             ca_bundle=self.ca_bundle,
         )

@@ -314,7 +314,7 @@ class GeminiStreamDecoder:
     def __init__(self, vendor: GeminiVendor, model: str) -> None:
         self._vendor = vendor
         self._model = model
-        self._sse = SSEDecoder()
+        self._sse = SSEDecoder(vendor.max_line)
         self._calls = 0
         self._usage: Usage | None = None
         self._done = False

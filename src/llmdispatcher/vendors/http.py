@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, VendorConnectionError, VendorError, VendorTimeout
 from .http_connection import Connection, Headers
-from .http_options import HttpOptions
+from .http_options import AnswerKind, HttpOptions
 from .proxy import Proxy, choose, environment
 from .transport import BufferedResponse, HttpRequest, HttpResponse
 from .tunnel import open_tunnel
@@ -255,11 +255,21 @@ class HttpStream(HttpResponse):
                     raise self._client.translate(exc) from exc
 
     async def read(self) -> bytes:
-        try:
-            await self._conn.read_complete()
-            return self._conn.body()
-        except OSError as exc:
-            raise self._client.translate(exc) from exc
+        """The whole body (an error's, usually), held to the bounds of an answer read whole.
+        Taken piece by piece, as a compressed stream inflates only as far as it is taken."""
+        conn = self._conn
+        compressed = "content-encoding" in conn.headers
+        setting = "max_decompressed_bytes" if compressed else "max_body_bytes"
+        limit: int = getattr(conn.bounds, setting)
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in self.chunks():
+            size += len(piece)
+            if size > limit:
+                pieces.clear()
+                raise conn.too_large("decompressed body" if compressed else "body", setting)
+            pieces.append(piece)
+        return b"".join(pieces)
 
     async def aclose(self) -> None:
         # Anything but a complete read closes the socket instead of draining it: the vendor
@@ -327,15 +337,23 @@ class HttpClient:
             return await self.open_stream(
                 request.method, request.url, headers=request.headers, body=request.body
             )
+        kind: AnswerKind = "embeddings" if request.embeddings else "whole"
         return await self.request(
-            request.method, request.url, headers=request.headers, body=request.body
+            request.method, request.url, headers=request.headers, body=request.body, kind=kind
         )
 
     async def request(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        kind: AnswerKind = "whole",
     ) -> BufferedResponse:
-        """The whole answer, its connection back in the pool."""
-        conn = await self._exchange(method, url, headers, body, streaming=False)
+        """The whole answer, its connection back in the pool. ``kind``: which bounds hold it
+        (``"embeddings"``: ``max_embeddings_bytes``)."""
+        conn = await self._exchange(method, url, headers, body, kind=kind)
         result = BufferedResponse(conn.status, conn.headers, conn.body())
         conn.done(reuse=True)
         return result
@@ -344,7 +362,7 @@ class HttpClient:
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
     ) -> HttpStream:
         """The answer's status and headers; the caller reads the body, then ``aclose``s it."""
-        conn = await self._exchange(method, url, headers, body, streaming=True)
+        conn = await self._exchange(method, url, headers, body, kind="stream")
         return HttpStream(conn, self)
 
     @asynccontextmanager
@@ -364,16 +382,16 @@ class HttpClient:
         headers: Mapping[str, str],
         body: bytes | None,
         *,
-        streaming: bool,
+        kind: AnswerKind,
     ) -> Connection:
         """Send on a pooled connection and wait for the answer: its head (streaming) or all of
         it."""
         route = self._route(url)
         head = _request_head(method, route, headers, body)
         conn = await self._get_pool().acquire(route)
-        conn.send(head + body if body else head, streaming=streaming)
+        conn.send(head + body if body else head, kind=kind)
         try:
-            await (conn.read_head() if streaming else conn.read_complete())
+            await (conn.read_head() if kind == "stream" else conn.read_complete())
         except BaseException as exc:
             conn.done(reuse=False)
             if isinstance(exc, OSError):

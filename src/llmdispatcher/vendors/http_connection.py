@@ -1,11 +1,18 @@
 """One keep-alive HTTP/1.1 connection of the vendor client: an asyncio protocol fed by
 ``httptools`` (llhttp), serving one request at a time. ``vendors/http.py`` pools these.
 
-It enforces, as bytes arrive, the client's ``ResponseBounds`` (header, body, decompressed body)
-and its timers: ``read_timeout`` while an answer is due and the vendor is silent,
-``stall_timeout`` while a stream's answer waits unread because its reader stopped. An answer that
-breaks a bound, is not HTTP, or switches protocols fails the request; the connection is
-dropped. A connection that received anything beyond its answer is never reused.
+It enforces, as bytes arrive, the client's ``ResponseBounds`` (header, body, decompressed body,
+each by the kind of answer: whole, embeddings or stream) and its timers: ``read_timeout`` while
+an answer is due and the vendor is silent, ``stall_timeout`` while a stream's answer waits
+unread because its reader stopped. An answer that breaks a bound, is not HTTP, or switches
+protocols fails the request; the connection is dropped. A connection that received anything
+beyond its answer is never reused.
+
+Memory: a whole answer is held as it arrives (then joined once, by its reader); a stream holds
+at most ``HIGH_WATER`` bytes ahead of its reader, and a compressed stream is inflated only as
+far: the compressed bytes wait, so a bomb on a stream costs about ``HIGH_WATER`` plus one
+``DECODE_STEP``, whatever it inflates to. A failed answer, and a pooled connection's last
+one, let go of their bytes at once.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httptools
 
 from ..errors import ResponseTooLarge, VendorTimeout
-from .http_options import BUFFERS, HttpOptions
+from .heap import HEAP, LARGE_ANSWER
+from .http_options import BOUND_NAMES, BUFFERS, AnswerKind, HttpOptions
 
 if TYPE_CHECKING:
     from .http import _Origin
@@ -91,6 +99,8 @@ class Connection(asyncio.Protocol):
         self.active = False
         self.holds_slot = False
         self.streaming = False
+        self.kind: AnswerKind = "whole"
+        self.max_wire = self.max_decoded = 0  # this answer's bounds, by its kind
         self.status = 0
         self.header_list: list[tuple[bytes, bytes]] = []
         self.headers: Headers = Headers()
@@ -98,9 +108,11 @@ class Connection(asyncio.Protocol):
         self.buffered = self.head_bytes = self.wire = self.decoded = 0
         self.charged = 0  # of BUFFERS, for the chunks held now (0 once given back)
         self.headers_done = self.informational = self.complete = False
+        self.ended = False  # the body's last byte arrived (``complete``: and all of it inflated)
         self.keep_alive = self.paused = self.beyond = False
         self.framed = True  # Content-Length or chunked; False: the body ends when the socket does
         self.decoder: _Decoder | None = None
+        self.packed = b""  # compressed bytes a stream's reader is not ready for yet
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.last_read = 0.0
@@ -129,7 +141,7 @@ class Connection(asyncio.Protocol):
         if not self.active:  # bytes nobody asked for (e.g. a 408 before closing): unusable
             self._fail(ConnectionError("unexpected bytes on an idle connection"))
             return
-        if self.complete:  # more after the answer: the next answer could not be trusted
+        if self.ended:  # more after the answer: the next answer could not be trusted
             self.beyond = True
             return
         self.last_read = self.loop.time()
@@ -139,7 +151,7 @@ class Connection(asyncio.Protocol):
             status = self.parser.get_status_code()
             self._fail(ConnectionError(f"the server switched protocols (HTTP {status})"))
         except httptools.HttpParserError as exc:
-            if self.complete:  # the answer is whole; what followed it is not ours
+            if self.ended:  # the answer is whole; what followed it is not ours
                 self.beyond = True
             else:
                 self._fail(ConnectionError(f"malformed HTTP response: {exc}"))
@@ -148,12 +160,12 @@ class Connection(asyncio.Protocol):
         if not self.headers_done:  # all of it was head: refuse a head that never ends
             self.head_bytes += len(data)
             if self.head_bytes > self.bounds.max_header_bytes and self.error is None:
-                self._fail(self._too_large("header", "max_header_bytes"))
+                self._fail(self.too_large("header", "max_header_bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
-        if self.active and not self.complete and self.error is None:
+        if self.active and not self.ended and self.error is None:
             if self.headers_done and not self.framed:
                 self._end_body()  # the body ran until the server closed: that is its end
             else:
@@ -171,7 +183,7 @@ class Connection(asyncio.Protocol):
 
     # --- httptools callbacks ----------------------------------------------------------------
     def on_message_begin(self) -> None:
-        if self.complete:  # a second answer nobody asked for
+        if self.ended:  # a second answer nobody asked for
             raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -195,7 +207,7 @@ class Connection(asyncio.Protocol):
         # Both undercount the head (the first misses the status line and separators, the
         # second the last packet): either past the bound is enough.
         if max(size, self.head_bytes) > self.bounds.max_header_bytes:
-            self._refuse(self._too_large("header", "max_header_bytes"))
+            self._refuse(self.too_large("header", "max_header_bytes"))
         self.headers = Headers(found)
         self.headers_done = True
         self.framed = "content-length" in found or "transfer-encoding" in found
@@ -209,14 +221,16 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.wire += len(body)
-        if self.wire > self.bounds.max_body_bytes:
-            self._refuse(self._too_large("body", "max_body_bytes"))
+        if self.wire > self.max_wire:
+            self._refuse(self.too_large("body", BOUND_NAMES[self.kind][0]))
         if self.decoder is not None:
-            self._decode(body)
+            self.packed = self.packed + body if self.packed else body
+            self._inflate()
         else:
             self._hold(body)
         if self.streaming:
-            if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+            ahead = self.buffered > HIGH_WATER or self.packed
+            if ahead and not self.paused and self.transport is not None:
                 self.paused = True
                 self._cancel_timer()  # a slow reader is not a silent vendor (stall_timeout is)
                 self.transport.pause_reading()
@@ -248,25 +262,32 @@ class Connection(asyncio.Protocol):
         self.chunks.clear()
         self.buffered = 0
         self.decoder = None
+        self.packed = b""
         self._give_back()
+        if max(self.wire, self.decoded) >= LARGE_ANSWER:
+            HEAP.trim_soon(self.loop)  # glibc keeps freed heap pages otherwise (vendors/heap.py)
 
-    def _decode(self, body: bytes) -> None:
-        """Inflate ``body`` a step at a time, holding each piece as it comes: never more than
-        one step past either bound (the answer's, or what is left of ``BUFFERS``), so a bomb
-        costs no more than that, in memory or in time."""
-        assert self.decoder is not None
-        data = body
-        while data:
-            allowance = min(self.bounds.max_decompressed_bytes - self.decoded, BUFFERS.free)
-            piece = self.decoder.decompress(data, min(allowance + 1, DECODE_STEP))
+    def _inflate(self) -> None:
+        """Inflate what waits in ``packed`` a step at a time, holding each piece as it comes:
+        never more than one step past either bound (the answer's, or what is left of
+        ``BUFFERS``), so a bomb costs no more than that, in memory or in time. A stream stops
+        once ``HIGH_WATER`` bytes wait for its reader; ``take`` goes on from there."""
+        decoder = self.decoder
+        assert decoder is not None
+        while self.packed and not (self.streaming and self.buffered > HIGH_WATER):
+            allowance = min(self.max_decoded - self.decoded, BUFFERS.free)
+            piece = decoder.decompress(self.packed, min(allowance + 1, DECODE_STEP))
+            self.packed = decoder.unconsumed_tail
             self.decoded += len(piece)
-            if self.decoded > self.bounds.max_decompressed_bytes:
-                self._refuse(self._too_large("decompressed body", "max_decompressed_bytes"))
+            if self.decoded > self.max_decoded:
+                name = BOUND_NAMES[self.kind][1]
+                self._refuse(self.too_large("decompressed body", name))
             if piece:
                 self._hold(piece)
-            data = self.decoder.unconsumed_tail
+        if self.ended and not self.packed and not self.complete:
+            self._finish()
 
-    def _too_large(self, what: str, setting: str) -> ResponseTooLarge:
+    def too_large(self, what: str, setting: str) -> ResponseTooLarge:
         limit = getattr(self.bounds, setting)
         return ResponseTooLarge(
             f"the answer's {what} passed {limit:,} bytes and was refused; raise "
@@ -290,6 +311,14 @@ class Connection(asyncio.Protocol):
         raise _Refused
 
     def _end_body(self) -> None:
+        """The body's last byte arrived; the answer is complete once all of it is inflated
+        (a stream's compressed bytes may still wait for its reader)."""
+        self.ended = True
+        self._cancel_timer()
+        if not self.packed:
+            self._finish()
+
+    def _finish(self) -> None:
         if self.decoder is not None:
             rest = self.decoder.flush()
             if rest:
@@ -333,7 +362,7 @@ class Connection(asyncio.Protocol):
 
     def _silence(self) -> None:
         self.timer = None
-        if self.complete or self.paused or self.error is not None:
+        if self.ended or self.paused or self.error is not None:
             return
         now, options = self.loop.time(), self.options
         if now - self.last_read >= options.read_timeout:
@@ -359,7 +388,7 @@ class Connection(asyncio.Protocol):
         if self.loop.time() - self.taken < self.options.stall_timeout:
             self._arm_stall(self.taken + self.options.stall_timeout)
             return
-        if not self.complete:
+        if not self.ended:  # what arrived of a whole answer stays readable
             self._fail(
                 VendorTimeout(
                     f"the stream's reader took nothing for {self.options.stall_timeout:g}s "
@@ -377,12 +406,14 @@ class Connection(asyncio.Protocol):
             self.owner.free_slot()
 
     # --- one exchange ------------------------------------------------------------------------
-    def send(self, data: bytes, *, streaming: bool) -> None:
-        self.active, self.streaming = True, streaming
+    def send(self, data: bytes, *, kind: AnswerKind) -> None:
+        self.active, self.kind, self.streaming = True, kind, kind == "stream"
+        wire, decoded = BOUND_NAMES[kind]
+        self.max_wire, self.max_decoded = getattr(self.bounds, wire), getattr(self.bounds, decoded)
         self.status, self.header_list = 0, []
-        self.chunks = deque()
+        self.chunks, self.packed = deque(), b""
         self.buffered = self.head_bytes = self.wire = self.decoded = 0
-        self.headers_done = self.complete = self.keep_alive = False
+        self.headers_done = self.complete = self.ended = self.keep_alive = False
         self.informational = self.beyond = False
         self.paused, self.framed, self.decoder, self.error = False, True, None, None
         self.last_read = self.taken = self.sent = self.loop.time()
@@ -418,13 +449,24 @@ class Connection(asyncio.Protocol):
         self.buffered = 0
         self._give_back()
         self.taken = self.loop.time()
+        if self.packed:  # the next piece of a compressed stream, now that its reader is ready
+            try:
+                self._inflate()
+            except _Refused:  # recorded in ``error``: the reader meets it on its next wait
+                self.abort()
+                return data
+            if self.packed or self.chunks:
+                return data  # still ahead of the reader: reading stays paused
         if self.paused:
             self.paused = False
             self._cancel_timer()
-            if not (self.complete or self.closed) and self.transport is not None:
-                self.last_read = self.loop.time()
-                self._arm_timer()
+            if not self.closed and self.transport is not None:
+                # Complete or not: a connection left paused would never read its next answer
+                # (and bytes beyond this one must be seen, so that it is not reused).
                 self.transport.resume_reading()
+                if not self.complete:
+                    self.last_read = self.loop.time()
+                    self._arm_timer()
         return data
 
     def done(self, reuse: bool) -> None:
@@ -442,6 +484,11 @@ class Connection(asyncio.Protocol):
         self._free()
         if reuse and self.keep_alive and not self.beyond and not self.closed:
             self.idle_since = self.loop.time()
+            if self.paused and self.transport is not None:
+                # The answer ended while its reader was behind (its last read crossed
+                # HIGH_WATER, or inflated past it): the next answer must be read.
+                self.paused = False
+                self.transport.resume_reading()
             if self.owner.keep(self):
                 return
         self.abort()

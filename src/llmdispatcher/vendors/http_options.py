@@ -10,7 +10,7 @@ time cannot add up either.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Final, Literal
 
@@ -74,22 +74,51 @@ ProxySetting = str | None | Literal[_FromEnv.FROM_ENV]
 
 @dataclass(frozen=True, slots=True)
 class ResponseBounds:
-    """The most of an answer the client will hold.
+    """The most of an answer the client will hold, in bytes. A vendor's ``bounds:`` setting in
+    a config file (``vendors.NAME.bounds: {max_body_bytes: 67108864}``) overrides any of them.
 
     * ``max_header_bytes``: status line and headers together (64 KiB; servers commonly allow
       8-16 KiB). A header block still incomplete past it is refused as it arrives.
-    * ``max_body_bytes``: the body as received, before any decompression, whole or streamed
-      (128 MiB: beyond any chat answer; a batch of embeddings as JSON fits).
-    * ``max_decompressed_bytes``: a gzip/deflate body once decoded (128 MiB). Decoding stops at
-      the bound, so a compression bomb costs at most that much memory and time.
+    * ``max_body_bytes``: an answer read whole (a chat completion, a listing), as received,
+      before any decompression (32 MiB: a chat answer is rarely above a few MiB; an image or
+      audio answer in base64, or 100k tokens with logprobs, fits).
+    * ``max_decompressed_bytes``: the same answer once gzip/deflate is decoded (32 MiB).
+      Decoding stops at the bound, so a compression bomb costs at most that much memory.
+    * ``max_embeddings_bytes``: an embeddings answer read whole, as received and once decoded
+      (128 MiB: 2,048 inputs of 3,072 floats as JSON are about 80 MB).
+    * ``max_stream_bytes``: a streamed answer in all, as received and once decoded (256 MiB).
+      A stream is never held whole (a line at a time, and at most ``HIGH_WATER`` read ahead of
+      its reader, compressed or not), so this bounds its length, not its memory.
     * ``max_line_bytes``: one line, or one event's data, of an SSE or NDJSON stream (16 MiB:
-      a streamed image in base64 fits). The stream decoders enforce it.
+      a streamed image in base64 fits). The stream decoders enforce it; a refused line's
+      bytes are let go at once.
     """
 
     max_header_bytes: int = 64 * 1024
-    max_body_bytes: int = 128 * MiB
-    max_decompressed_bytes: int = 128 * MiB
+    max_body_bytes: int = 32 * MiB
+    max_decompressed_bytes: int = 32 * MiB
+    max_embeddings_bytes: int = 128 * MiB
+    max_stream_bytes: int = 256 * MiB
     max_line_bytes: int = 16 * MiB
+
+    def __post_init__(self) -> None:
+        for bound in fields(self):
+            value = getattr(self, bound.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise ValueError(
+                    f"bounds.{bound.name}: must be a whole number of bytes, at least 1024"
+                )
+
+
+# How an answer is read decides which bounds hold it: whole (a chat completion, a listing),
+# whole but large by nature (embeddings), or as a stream. Each kind's (as received, once
+# decompressed) bound, by ``ResponseBounds`` field name.
+AnswerKind = Literal["whole", "embeddings", "stream"]
+BOUND_NAMES: Final[dict[AnswerKind, tuple[str, str]]] = {
+    "whole": ("max_body_bytes", "max_decompressed_bytes"),
+    "embeddings": ("max_embeddings_bytes", "max_embeddings_bytes"),
+    "stream": ("max_stream_bytes", "max_stream_bytes"),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -206,8 +206,8 @@ class TemplateStreamDecoder:
         self._done_when = JsonPath.parse(spec.done_when, "done_when") if spec.done_when else None
         self._skip_when = JsonPath.parse(spec.skip_when, "skip_when") if spec.skip_when else None
         self._done_data = spec.done_data
-        self._sse = SSEDecoder() if spec.format == "sse" else None
-        self._lines = NDJSONDecoder() if spec.format == "ndjson" else None
+        self._sse = SSEDecoder(vendor.max_line) if spec.format == "sse" else None
+        self._lines = NDJSONDecoder(vendor.max_line) if spec.format == "ndjson" else None
         self._done = False
 
     def feed(self, data: bytes) -> Iterator[StreamChunk]:

@@ -115,6 +115,7 @@ class HttpVendor(Vendor):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = options.read_timeout
+        self.max_line = options.bounds.max_line_bytes  # for the stream decoders
         self.extra_headers = dict(reach.headers)
         self._http: Transport = reach.transport or HttpClient(name, options)
 
@@ -160,18 +161,21 @@ class HttpVendor(Vendor):
             raise malformed(exc, self.name, status) from exc
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
-        status, data, _ = await self._post(self.build_embed_call(request))
+        status, data, _ = await self._post(self.build_embed_call(request), embeddings=True)
         try:
             return self.parse_embeddings(data, request)
         except SHAPE_ERRORS as exc:
             raise malformed(exc, self.name, status) from exc
 
-    async def _post(self, call: HttpCall) -> tuple[int, Any, Mapping[str, str]]:
+    async def _post(
+        self, call: HttpCall, *, embeddings: bool = False
+    ) -> tuple[int, Any, Mapping[str, str]]:
         """POST ``call``: the status, the decoded JSON body and the headers; error statuses
-        raise."""
-        response = await self._http.handle_async_request(
-            HttpRequest(call.method, call.url, traced(call.headers), call.body)
+        raise. ``embeddings``: the answer is held to the larger bound of embeddings."""
+        request = HttpRequest(
+            call.method, call.url, traced(call.headers), call.body, embeddings=embeddings
         )
+        response = await self._http.handle_async_request(request)
         try:
             body = await response.read()
         finally:

@@ -305,7 +305,7 @@ class OllamaStreamDecoder:
     def __init__(self, vendor: OllamaVendor, model: str) -> None:
         self._vendor = vendor
         self._model = model
-        self._lines = NDJSONDecoder()
+        self._lines = NDJSONDecoder(vendor.max_line)
         self._calls = 0
         self._done = False
 

@@ -188,7 +188,7 @@ class OpenAIVendor(HttpVendor):
         if self.api == "responses":
             from .openai_responses import ResponsesStreamDecoder
 
-            return ResponsesStreamDecoder(self.name, request.model, self.secrets())
+            return ResponsesStreamDecoder(self.name, request.model, self.secrets(), self.max_line)
         return OpenAIStreamDecoder(self, request.model)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
@@ -213,7 +213,7 @@ class OpenAIStreamDecoder(SSEChunkDecoder):
     terminal = "[DONE]"
 
     def __init__(self, vendor: OpenAIVendor, model: str) -> None:
-        super().__init__(vendor.name)
+        super().__init__(vendor.name, vendor.max_line)
         self._vendor = vendor
         self._model = model
 

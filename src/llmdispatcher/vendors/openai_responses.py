@@ -182,8 +182,8 @@ class ResponsesStreamDecoder(SSEChunkDecoder):
 
     terminal = "response.completed"
 
-    def __init__(self, vendor: str, model: str, secrets: tuple[str, ...]) -> None:
-        super().__init__(vendor)
+    def __init__(self, vendor: str, model: str, secrets: tuple[str, ...], max_line: int) -> None:
+        super().__init__(vendor, max_line)
         self._vendor = vendor
         self._model = model
         self._secrets = secrets

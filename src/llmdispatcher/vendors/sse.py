@@ -6,7 +6,9 @@ fields joined with ``\\n``, ``event:`` names, ``:`` comments ignored, a blank li
 
 Work is linear in the bytes fed: a chunk without a line end is set aside, not rescanned, and
 the pieces of a line are joined once, when it ends. A line (or an SSE event's data) longer than
-``max_line`` bytes raises ``FrameTooLarge``; a line that is not UTF-8 raises
+``max_line`` bytes raises ``FrameTooLarge``, and what was held of it is let go first (the
+error's traceback may outlive the decoder by the length of a retry); a line that is not UTF-8
+raises
 ``UnicodeDecodeError``. Both are ``ValueError``s, which ``HttpVendor`` reports as the vendor's
 fault.
 """
@@ -57,7 +59,7 @@ class _Lines:
                 self._hold(chunk)
             return []
         if self._pending:
-            chunk = b"".join(self._pending) + chunk
+            chunk = b"".join([*self._pending, chunk])  # one copy, not two
             self._pending.clear()
             self._held = 0
         if self._cr and b"\r" in chunk:
@@ -67,9 +69,8 @@ class _Lines:
         rest = lines.pop()
         if rest:
             self._hold(rest)
-        for line in lines:
-            if len(line) > self._limit:
-                raise FrameTooLarge(self._limit)
+        if any(len(line) > self._limit for line in lines):
+            self._refuse()
         return lines
 
     def rest(self) -> bytes:
@@ -82,8 +83,13 @@ class _Lines:
     def _hold(self, piece: bytes) -> None:
         self._held += len(piece)
         if self._held > self._limit:
-            raise FrameTooLarge(self._limit)
+            self._refuse()
         self._pending.append(piece)
+
+    def _refuse(self) -> None:
+        self._pending.clear()
+        self._held = 0
+        raise FrameTooLarge(self._limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,7 @@ class SSEDecoder:
         if name == "data":
             self._size += len(value) + 1
             if self._size > self._limit:
+                self._data, self._size = [], 0
                 raise FrameTooLarge(self._limit)
             self._data.append(value)
         elif name == "event":
@@ -164,9 +171,9 @@ class SSEChunkDecoder:
 
     terminal = "its last event"
 
-    def __init__(self, vendor: str) -> None:
+    def __init__(self, vendor: str, max_line: int = MAX_LINE_BYTES) -> None:
         self._vendor_name = vendor
-        self._sse = SSEDecoder()
+        self._sse = SSEDecoder(max_line)
         self._done = False
 
     def feed(self, data: bytes) -> Iterator[StreamChunk]:

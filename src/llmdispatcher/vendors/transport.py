@@ -21,13 +21,16 @@ from typing import Protocol
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """One request. ``stream``: the caller reads the body as it arrives; when False a
-    transport may read all of it before answering (ours does: one wake-up, not one per read)."""
+    transport may read all of it before answering (ours does: one wake-up, not one per read).
+    ``embeddings``: the answer is a batch of embeddings, large by nature, so a transport with
+    size bounds holds it to its larger one (ours: ``max_embeddings_bytes``)."""
 
     method: str
     url: str
     headers: Mapping[str, str]
     body: bytes | None = None
     stream: bool = False
+    embeddings: bool = False
 
 
 @dataclass(slots=True)
