@@ -11,6 +11,7 @@ import pytest
 from llmdispatcher import Config, Dispatcher, FakeClock, Request, RetryPolicy, StreamChunk
 from llmdispatcher.errors import StreamInterrupted, VendorConnectionError
 from llmdispatcher.settings.routing import Deployment, ModelGroup
+from llmdispatcher.streaming import MAX_KEPT_CHARS
 from llmdispatcher.types import ToolCallDelta
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.fixtures import FAKE_OPENAI_KEY
@@ -105,3 +106,21 @@ def test_on_stream_break_is_checked() -> None:
         ModelGroup("g", (Deployment("a", "m"),), on_stream_break="retry")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_stream_break: must be one of error, resume"):
         Config(on_stream_break="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_stream_too_long_to_keep_is_passed_on_whole_but_never_resumed(
+    fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
+) -> None:
+    # Past MAX_KEPT_CHARS the text is passed on but not kept: a resume would continue from an
+    # incomplete prefix, so the break stands.
+    piece = 1024 * 1024
+    text = "x" * (MAX_KEPT_CHARS + 2 * piece)
+    fake_openai.enqueue(BreakStream(text=text, after_chunks=10, chunk_size=piece))
+    fake_openai_b.enqueue(Reply(text="never asked"))
+    received: list[str] = []
+    async with dispatcher(fake_openai, fake_openai_b, on_stream_break="resume") as d:
+        with pytest.raises(StreamInterrupted):
+            async for chunk in d.stream(Request(model="chat", messages=HI)):
+                received.append(chunk.delta)
+    assert sum(map(len, received)) == MAX_KEPT_CHARS + 2 * piece
+    assert fake_openai_b.requests == []

@@ -467,6 +467,7 @@ class Dispatcher:
                 yield chunk
             cost, usage = self._accounting.legs_cost(relay.legs), relay.usage
             ticket.response = relay.final.as_response(cost_usd=cost, usage=usage)
+            ticket.cut = relay.final.fold.cut
             await self._accounting.settle_spend(ticket, cost)
             delivered = True
             yield relay.final.chunk(trip.decision, cost, usage, relay.resumed_from)

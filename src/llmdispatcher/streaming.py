@@ -18,12 +18,22 @@ class _PartialCall:
     arguments: list[str] = field(default_factory=list)
 
 
-class StreamAccumulator:
-    """Feed every chunk of a stream; ``response()`` is what a non-streamed call would return."""
+# The most text of one streamed answer kept for its ``Response`` (the ledger, the cache, a
+# resume's prefix): 8 Mi characters, far past any model's output limit. Every piece is still
+# passed on; past this the answer is ``cut``, and a cut answer is neither cached nor resumed.
+# Without it, a vendor streaming 60 MB of emoji held 240 MB of text, and its join as much again.
+MAX_KEPT_CHARS = 8 * 1024 * 1024
 
-    def __init__(self, vendor: str = "", model: str = "") -> None:
+
+class StreamAccumulator:
+    """Feed every chunk of a stream; ``response()`` is what a non-streamed call would return
+    (its text cut short at ``max_text`` characters, and ``cut`` then true)."""
+
+    def __init__(self, vendor: str = "", model: str = "", max_text: int = MAX_KEPT_CHARS) -> None:
         self.vendor, self.model = vendor, model
         self._text: list[str] = []
+        self._room = max_text
+        self.cut = False
         self._calls: dict[int, _PartialCall] = {}
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
@@ -34,7 +44,11 @@ class StreamAccumulator:
     def add(self, chunk: StreamChunk) -> bool:
         """Fold in a chunk; True when it carries text or tool-call pieces (to pass on now)."""
         if chunk.delta:
-            self._text.append(chunk.delta)
+            if len(chunk.delta) <= self._room:
+                self._text.append(chunk.delta)
+                self._room -= len(chunk.delta)
+            else:  # no later piece is kept either: the text kept stays a prefix
+                self.cut, self._room = True, 0
         for delta in chunk.tool_call_deltas:
             call = self._calls.get(delta.index)
             if call is None:

@@ -25,6 +25,7 @@ from llmdispatcher import (
 )
 from llmdispatcher.errors import BudgetExceeded, StreamInterrupted, VendorUnavailable
 from llmdispatcher.observability.events import CacheLookup, Event, RequestFinished
+from llmdispatcher.streaming import MAX_KEPT_CHARS
 from llmdispatcher.vendors import OpenAIVendor
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.script import BreakStream, Fail, Reply, Stall, ToolCallSpec
@@ -313,3 +314,15 @@ async def test_requests_for_several_answers_or_logprobs_bypass_the_cache(
         ]
     assert several == logprobs == ["bypass", "bypass"]
     assert parallel == ["miss", "miss"]  # part of the key
+
+
+async def test_a_stream_too_long_to_keep_whole_is_not_cached(fake_openai: FakeOpenAI) -> None:
+    piece = 1024 * 1024
+    text = "y" * (MAX_KEPT_CHARS + piece)
+    fake_openai.enqueue(Reply(text, chunk_size=piece), Reply("short"))
+    async with cached(fake_openai) as d:
+        first = await collect(d.stream(ask()))
+        second = await collect(d.stream(ask()))
+    assert sum(len(c.delta) for c in first) == len(text)
+    assert "".join(c.delta for c in second) == "short"  # asked upstream again, not a hit
+    assert len(fake_openai.requests) == 2

@@ -38,3 +38,19 @@ def test_tool_calls_without_a_finish_reason_imply_tool_calls() -> None:
     acc.add(StreamChunk(tool_call_deltas=(ToolCallDelta(0, "c", "f", ""),)))
     assert acc.response().finish_reason == "tool_calls"
     assert acc.response().tool_calls[0].arguments == "{}"
+
+
+def test_text_past_the_bound_is_not_kept_and_the_kept_text_stays_a_prefix() -> None:
+    fold = StreamAccumulator("v", "m", max_text=10)
+    passed = [fold.add(StreamChunk(delta=d)) for d in ("abcd", "efgh", "ijk", "l")]
+    assert passed == [True, True, True, True]  # every piece is still passed on
+    assert fold.text == "abcdefgh"  # "ijk" did not fit, and "l" after it is not kept either
+    assert fold.cut
+    assert fold.response().content == "abcdefgh"
+
+
+def test_text_up_to_the_bound_is_kept_whole() -> None:
+    fold = StreamAccumulator(max_text=8)
+    for delta in ("abcd", "efgh"):
+        fold.add(StreamChunk(delta=delta))
+    assert (fold.text, fold.cut) == ("abcdefgh", False)

@@ -34,6 +34,7 @@ class Ticket:
     deployment: Deployment | None = None
     ttft_s: float | None = None
     response: Response | None = field(default=None, repr=False)
+    cut: bool = False  # a stream whose text was too long to keep whole (streaming.py)
     cache: str | None = None  # with Config.cache: hit | miss | bypass (lifecycle/cached.py)
     saved_cost_usd: float | None = None  # a hit: what the first answer cost
     span: Any = field(default=None, repr=False)  # with tracing on: the request's span

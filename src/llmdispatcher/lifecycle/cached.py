@@ -62,8 +62,14 @@ class CachedPath:
                 async for chunk in chunks:
                     last = chunk
                     yield chunk
-            # Only a stream that ran to its final chunk on one deployment is an answer to keep.
-            if last is not None and not last.resumed_from and ticket.response is not None:
+            # Only a stream that ran to its final chunk on one deployment, its text kept whole,
+            # is an answer to keep.
+            if (
+                last is not None
+                and not last.resumed_from
+                and ticket.response is not None
+                and not ticket.cut
+            ):
                 deployment = ticket.deployment.id if ticket.deployment else None
                 flight.offer(Entry.of(ticket.response, deployment))
 

@@ -133,4 +133,5 @@ class StreamRelay:
             and broke.__cause__ is not None
             and vendor_fault(broke.__cause__)
             and not self.final.fold.has_tool_calls
+            and not self.final.fold.cut  # the prefix would be incomplete
         )
