@@ -19,10 +19,13 @@ class _PartialCall:
 
 
 # The most text of one streamed answer kept for its ``Response`` (the ledger, the cache, a
-# resume's prefix): 8 Mi characters, far past any model's output limit. Every piece is still
-# passed on; past this the answer is ``cut``, and a cut answer is neither cached nor resumed.
-# Without it, a vendor streaming 60 MB of emoji held 240 MB of text, and its join as much again.
-MAX_KEPT_CHARS = 8 * 1024 * 1024
+# resume's prefix): 2 Mi characters, several times any model's output limit. Every piece is
+# still passed on; past this the answer is ``cut``, and a cut answer is neither cached nor
+# resumed. Without it, a vendor streaming 60 MB of emoji held 240 MB of text and its join.
+MAX_KEPT_CHARS = 2 * 1024 * 1024
+# Pieces are joined into blocks this many at a time: a piece of a few characters costs some
+# 50 bytes as its own str, ten times its text.
+PIECES_PER_BLOCK = 256
 
 
 class StreamAccumulator:
@@ -31,7 +34,8 @@ class StreamAccumulator:
 
     def __init__(self, vendor: str = "", model: str = "", max_text: int = MAX_KEPT_CHARS) -> None:
         self.vendor, self.model = vendor, model
-        self._text: list[str] = []
+        self._blocks: list[str] = []  # the text so far: joined blocks, then the latest pieces
+        self._pieces: list[str] = []
         self._room = max_text
         self.cut = False
         self._calls: dict[int, _PartialCall] = {}
@@ -45,8 +49,11 @@ class StreamAccumulator:
         """Fold in a chunk; True when it carries text or tool-call pieces (to pass on now)."""
         if chunk.delta:
             if len(chunk.delta) <= self._room:
-                self._text.append(chunk.delta)
+                self._pieces.append(chunk.delta)
                 self._room -= len(chunk.delta)
+                if len(self._pieces) == PIECES_PER_BLOCK:
+                    self._blocks.append("".join(self._pieces))
+                    self._pieces.clear()
             else:  # no later piece is kept either: the text kept stays a prefix
                 self.cut, self._room = True, 0
         for delta in chunk.tool_call_deltas:
@@ -67,7 +74,7 @@ class StreamAccumulator:
 
     @property
     def text(self) -> str:
-        return "".join(self._text)
+        return "".join(self._blocks) + "".join(self._pieces)
 
     @property
     def logprobs(self) -> dict[str, Any] | None:

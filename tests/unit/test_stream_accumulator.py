@@ -54,3 +54,12 @@ def test_text_up_to_the_bound_is_kept_whole() -> None:
     for delta in ("abcd", "efgh"):
         fold.add(StreamChunk(delta=delta))
     assert (fold.text, fold.cut) == ("abcdefgh", False)
+
+
+def test_many_small_pieces_come_back_in_order_across_blocks() -> None:
+    fold = StreamAccumulator()
+    pieces = [f"{i}," for i in range(1000)]  # several blocks of joined pieces, and a rest
+    for piece in pieces:
+        fold.add(StreamChunk(delta=piece))
+    assert fold.text == "".join(pieces)
+    assert not fold.cut
