@@ -1,0 +1,88 @@
+"""A stream's frames to the client, what is ready in one write.
+
+A vendor's bytes often arrive several frames at a time (a fast upstream, a busy gateway, a
+proxy that buffers): one write per frame costs a ``send()`` each. Here the handler ``put``s
+encoded frames as it decodes them and does not wait on the socket; a writer task writes
+everything gathered as soon as the handler stops to wait for the vendor. A frame is never
+held back waiting for another (time to first token is unchanged); frames that arrived
+together leave together.
+
+Back-pressure: ``put`` waits once more than ``limit`` bytes are unwritten (a client reading
+slowly), and so stops reading from the vendor, as a blocking write did; ``response.write``
+drains only when the transport is above its high-water mark (aiohttp's rule). A failed write
+(the client hung up) is raised to the handler at its next ``put`` or at ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+UNWRITTEN_LIMIT = 64 * 1024
+
+
+class FrameWriter:
+    """Owns the writer task: ``close`` ends the response, ``cancel`` drops what is left."""
+
+    def __init__(self, response: web.StreamResponse, limit: int = UNWRITTEN_LIMIT) -> None:
+        self._response = response
+        self._limit = limit
+        self._frames: list[bytes] = []
+        self._size = 0
+        self._closing = False
+        self._error: BaseException | None = None
+        loop = asyncio.get_running_loop()
+        self._wake: asyncio.Future[None] = loop.create_future()  # the writer waits on it
+        self._room: asyncio.Future[None] | None = None  # the handler waits on it when full
+        self._task = loop.create_task(self._run())
+
+    async def put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._frames.append(data)
+        self._size += len(data)
+        if not self._wake.done():
+            self._wake.set_result(None)
+        if self._size > self._limit:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
+            if self._error is not None:
+                raise self._error
+
+    async def close(self, tail: bytes) -> None:
+        """Write what is left and ``tail``, and end the response."""
+        await self.put(tail)
+        self._closing = True
+        if not self._wake.done():
+            self._wake.set_result(None)
+        await self._task
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        response = self._response
+        try:
+            while True:
+                await self._wake
+                self._wake = asyncio.get_running_loop().create_future()
+                data = b"".join(self._frames)
+                self._frames.clear()
+                self._size = 0
+                self._release()
+                if self._closing:
+                    await response.write_eof(data)
+                    return
+                await response.write(data)
+        except Exception as exc:  # kept for the handler: a task's error must not go unseen
+            self._error = exc
+            self._release()
+
+    def _release(self) -> None:
+        """Wakes a handler waiting for room (unless it was cancelled meanwhile)."""
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        self._room = None
