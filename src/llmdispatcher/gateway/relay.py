@@ -196,7 +196,7 @@ async def relay(
     writer: FrameWriter | None = None
     try:
         await response.prepare(request)
-        writer = FrameWriter(response)
+        writer = FrameWriter(response)  # its task starts with the second write
         await response.write(encoder.head(opened.first))  # not held back behind the rest
         async for chunk in opened.rest:
             data = encoder.chunk(chunk)

@@ -32,43 +32,45 @@ class FrameWriter:
         self._size = 0
         self._closing = False
         self._error: BaseException | None = None
-        loop = asyncio.get_running_loop()
-        self._wake: asyncio.Future[None] = loop.create_future()  # the writer waits on it
+        self._loop = asyncio.get_running_loop()
+        self._wake: asyncio.Future[None] = self._loop.create_future()  # the writer waits on it
         self._room: asyncio.Future[None] | None = None  # the handler waits on it when full
-        self._task = loop.create_task(self._run())
+        self._task: asyncio.Task[None] | None = None  # started by the first put
 
     async def put(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
         self._frames.append(data)
         self._size += len(data)
+        if self._task is None:
+            self._task = self._loop.create_task(self._run())
         if not self._wake.done():
             self._wake.set_result(None)
         if self._size > self._limit:
-            self._room = asyncio.get_running_loop().create_future()
+            self._room = self._loop.create_future()
             await self._room
             if self._error is not None:
                 raise self._error
 
     async def close(self, tail: bytes) -> None:
         """Write what is left and ``tail``, and end the response."""
+        self._closing = True  # first: the writer may take the tail while put waits for room
         await self.put(tail)
-        self._closing = True
-        if not self._wake.done():
-            self._wake.set_result(None)
-        await self._task
+        if self._task is not None:
+            await self._task
         if self._error is not None:
             raise self._error
 
     def cancel(self) -> None:
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
     async def _run(self) -> None:
         response = self._response
         try:
             while True:
                 await self._wake
-                self._wake = asyncio.get_running_loop().create_future()
+                self._wake = self._loop.create_future()
                 data = b"".join(self._frames)
                 self._frames.clear()
                 self._size = 0
