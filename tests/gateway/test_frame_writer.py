@@ -20,7 +20,8 @@ async def served(limit: int) -> bytes:
         await response.prepare(request)
         writer = FrameWriter(response, limit=limit)
         for frame in FRAMES[:-1]:
-            await writer.put(frame)
+            if writer.put(frame):
+                await writer.room()
         await writer.close(FRAMES[-1])
         return response
 

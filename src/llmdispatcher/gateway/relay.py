@@ -200,8 +200,8 @@ async def relay(
         await response.write(encoder.head(opened.first))  # not held back behind the rest
         async for chunk in opened.rest:
             data = encoder.chunk(chunk)
-            if data:
-                await writer.put(data)
+            if data and writer.put(data):
+                await writer.room()  # the client reads slowly: stop reading from the vendor
         await writer.close(encoder.tail())
     except ConnectionError:
         pass  # the client hung up; closing the stream below hangs up on the vendor

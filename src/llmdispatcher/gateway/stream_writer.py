@@ -7,10 +7,11 @@ everything gathered as soon as the handler stops to wait for the vendor. A frame
 held back waiting for another (time to first token is unchanged); frames that arrived
 together leave together.
 
-Back-pressure: ``put`` waits once more than ``limit`` bytes are unwritten (a client reading
-slowly), and so stops reading from the vendor, as a blocking write did; ``response.write``
-drains only when the transport is above its high-water mark (aiohttp's rule). A failed write
-(the client hung up) is raised to the handler at its next ``put`` or at ``close``.
+Back-pressure: the handler waits (``room``) once more than ``limit`` bytes are unwritten (a
+client reading slowly), and so stops reading from the vendor, as a blocking write did;
+``response.write`` drains only when the transport is above its high-water mark (aiohttp's
+rule). A failed write (the client hung up) is raised to the handler at its next ``put``,
+``room`` or ``close``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ class FrameWriter:
         self._room: asyncio.Future[None] | None = None  # the handler waits on it when full
         self._task: asyncio.Task[None] | None = None  # started by the first put
 
-    async def put(self, data: bytes) -> None:
+    def put(self, data: bytes) -> bool:
+        """Queue ``data`` for the writer; True when more than ``limit`` bytes wait unwritten
+        (then ``await room()`` before the next). Not a coroutine: most frames never wait."""
         if self._error is not None:
             raise self._error
         self._frames.append(data)
@@ -46,16 +49,21 @@ class FrameWriter:
             self._task = self._loop.create_task(self._run())
         if not self._wake.done():
             self._wake.set_result(None)
-        if self._size > self._limit:
-            self._room = self._loop.create_future()
-            await self._room
-            if self._error is not None:
-                raise self._error
+        return self._size > self._limit
+
+    async def room(self) -> None:
+        """Until the writer took what waits (it is writing it)."""
+        if self._task is None or self._task.done():  # nothing waits, or nothing will write
+            return
+        self._room = self._loop.create_future()
+        await self._room
+        if self._error is not None:
+            raise self._error
 
     async def close(self, tail: bytes) -> None:
         """Write what is left and ``tail``, and end the response."""
-        self._closing = True  # first: the writer may take the tail while put waits for room
-        await self.put(tail)
+        self._closing = True
+        self.put(tail)  # starts the task if no frame did
         if self._task is not None:
             await self._task
         if self._error is not None:
