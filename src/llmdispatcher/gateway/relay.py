@@ -60,6 +60,15 @@ class StreamEncoder(Protocol):
         ...
 
 
+class SSEResponse(web.StreamResponse):
+    """A stream whose headers leave with its first chunk, in one write, as ``web.Response``'s
+    do (aiohttp's class attribute; were it renamed, the headers would go out alone, as a
+    ``StreamResponse``'s do by default). ``relay`` writes the first chunk right after
+    ``prepare``: nothing waits for it."""
+
+    _send_headers_immediately = False
+
+
 @dataclass(slots=True)
 class OpenedStream:
     first: StreamChunk
@@ -190,9 +199,9 @@ async def relay(
     request: web.Request, opened: OpenedStream, encoder: StreamEncoder
 ) -> web.StreamResponse:
     """Write the stream; returns when it ended, failed or the client went away. The first
-    chunk is written at once (with the headers, in one write); the rest go out through a
+    chunk is written at once, with the headers (``SSEResponse``); the rest go out through a
     ``FrameWriter``: those that are ready together, in one write."""
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = SSEResponse(headers=SSE_HEADERS)
     writer: FrameWriter | None = None
     try:
         await response.prepare(request)
