@@ -2,8 +2,9 @@
 
 Starts the same gateway config twice, once from a detached checkout of ``--old`` (a git ref)
 and once from this tree, against one zero-delay mock upstream, and measures the gateway
-process's CPU per request (user + system, /proc) under wrk, alternating old and new for
-``--rounds`` rounds so that drift on a shared machine hits both alike:
+process's CPU per request (user + system, /proc) under wrk, and the time to first token it
+adds at concurrency 1 (p50 of ``--ttft`` sequential streams, less the upstream's own), alternating
+old and new for ``--rounds`` rounds so that drift on a shared machine hits both alike:
 
     .venv/bin/python bench/ab.py --old main~3                    # c=64 posts and c=16 streams
     .venv/bin/python bench/ab.py --old v0.1 --rounds 5 --seconds 10
@@ -33,6 +34,7 @@ from gateway import (
     ROOT,
     lua,
     start,
+    ttft_pair,
     wrk,
 )
 
@@ -98,10 +100,12 @@ def main() -> int:
     parser.add_argument("--new", help="git ref to compare (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--ttft", type=int, default=50, help="streams per side and round (0: none)")
     args = parser.parse_args()
     mock = [sys.executable, str(ROOT / "bench" / "mock_upstream.py"), "--port", "0"]
     upstream, port = start([*mock, "--latency-ms", "0"], LOAD_CPU, rb"port (\d+)")
     cpu: dict[tuple[str, str], list[float]] = {}
+    added: dict[str, list[float]] = {"old": [], "new": []}  # ms of time to first token
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
@@ -129,6 +133,15 @@ def main() -> int:
                                 f"{found.cpu_us:6.0f} us CPU/request, {found.errors} errors",
                                 flush=True,
                             )
+                        if args.ttft:
+                            mock_url = f"http://127.0.0.1:{port}"
+                            direct, via = ttft_pair(mock_url, url, args.ttft, KEY)
+                            added[side].append(via - direct)
+                            print(
+                                f"round {round_ + 1} {side}: time to first token added "
+                                f"{via - direct:.3f} ms (direct {direct:.3f} ms)",
+                                flush=True,
+                            )
     finally:
         upstream.send_signal(signal.SIGTERM)
         upstream.wait(15)
@@ -140,6 +153,9 @@ def main() -> int:
             f"{label:<24} old {old_us:6.0f} us   new {new_us:6.0f} us   "
             f"new/old {new_us / old_us:.3f}"
         )
+    if args.ttft:
+        old_ms, new_ms = statistics.median(added["old"]), statistics.median(added["new"])
+        print(f"{'time to first token added':<24} old {old_ms:6.3f} ms   new {new_ms:6.3f} ms")
     return 0
 
 

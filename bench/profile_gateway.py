@@ -9,6 +9,7 @@ its microseconds per request:
 
     .venv/bin/python bench/profile_gateway.py                 # 20 s
     .venv/bin/python bench/profile_gateway.py --seconds 10 --top 30
+    .venv/bin/python bench/profile_gateway.py --stream       # streams of 20 chunks at c=16
 
 ``--top`` also lists the hottest functions (self time). On a loaded machine a thread waiting
 for the GIL is sampled as busy where it waits; ``--gil`` keeps only the samples that hold it
@@ -75,6 +76,12 @@ PARTS = (
     ("    accounting (cost, RequestFinished)", "lifecycle/accounting.py"),
     ("    event subscribers (stats, ledger queue, metrics)", "Dispatcher._emit ("),
     ("  completion_body (Response to JSON)", "completion_body ("),
+    ("  Dispatcher.stream (all below it)", "Dispatcher._stream ("),
+    ("    the vendor's stream (client, SSE, chunks)", "HttpVendor.stream ("),
+    ("      SSE parse and chunk decoding", "vendors/sse.py"),
+    ("    StreamRelay (fold, strip)", "lifecycle/relay.py"),
+    ("  relay (write, drain)", "relay (llmdispatcher/gateway/relay.py"),
+    ("    the stream encoder", "StreamEncoder."),
     ("  stored key: usage lease + settle", "gateway/key_usage.py"),
     ("Prometheus (anywhere)", "prometheus_client/"),
     ("the ledger (writer task and its thread)", "observability/ledger"),
@@ -139,6 +146,9 @@ def main() -> int:
     parser.add_argument(
         "--gil", action="store_true", help="only samples holding the GIL (no GIL waits)"
     )
+    parser.add_argument(
+        "--stream", action="store_true", help="streams of 20 chunks at c=16 instead of posts"
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -147,7 +157,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as s:
         work, pid = Path(tmp), _pid(s["gateway"])
         url, post = str(s["gateway_url"]), scripts(work, str(s["stored_key"]))["post"]
-        wrk(url, post, 64, 3, pid)  # warm up
+        stream = scripts(work, str(s["stored_key"]))["stream"]
+        conc, script = (16, stream) if args.stream else (64, post)
+        wrk(url, script, conc, 3, pid)  # warm up
         out = work / "stacks.txt"
         command = [spy, "record", "--pid", str(pid), "--duration", str(args.seconds),
                    "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out),
@@ -156,7 +168,7 @@ def main() -> int:
             target=subprocess.run, args=(command,), kwargs={"capture_output": True}
         )
         sampler.start()
-        found = wrk(url, post, 64, args.seconds, pid)
+        found = wrk(url, script, conc, args.seconds, pid)
         sampler.join()
         layers, functions, total = parse(out.read_text())
         inclusive, _ = parts(out.read_text())
@@ -164,7 +176,7 @@ def main() -> int:
             shutil.copy(out, args.raw)
     cpu = found.cpu_us or 0.0
     load = os.getloadavg()[0]
-    print(f"wrk c=64 for {args.seconds} s: {found.rps:.0f} req/s, {cpu:.0f} us CPU/request, "
+    print(f"wrk c={conc} for {args.seconds} s: {found.rps:.0f} req/s, {cpu:.0f} us CPU/request, "
           f"{found.errors} errors; {total} samples; load average {load:.2f}\n")  # fmt: skip
     print(f"{'layer (self time)':<44}{'share':>7}{'us/req':>8}")
     for name, count in layers.most_common():

@@ -4,6 +4,7 @@ must not leak, no-key mode, the stream encoders' exact bytes, and the gateway co
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -161,6 +162,21 @@ def test_openai_stream_frames_are_exact() -> None:
     end = encoder.chunk(StreamChunk(finish_reason="stop", usage=Usage(1, 2, 3)))
     assert end.count(b"\n\n") == 2
     assert b'[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3' in end
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_a_text_frame_is_the_same_bytes_by_either_path(include_usage: bool) -> None:
+    encoder = OpenAIStreamEncoder("chatcmpl-1", "m", include_usage)
+    text = 'say "hi" \\ \u00e9\u2713\n'
+    alone = encoder.chunk(StreamChunk(delta=text))  # text only: built from a template
+    with_finish = encoder.chunk(StreamChunk(delta=text, finish_reason="stop"))  # the general path
+    assert with_finish.startswith(alone)
+    frame = json.loads(alone.removeprefix(b"data: "))
+    assert frame["choices"] == [
+        {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+    ]
+    assert ("usage" in frame) is include_usage
+    assert encoder.chunk(StreamChunk()) == b""
 
 
 def test_anthropic_stream_events() -> None:

@@ -42,6 +42,14 @@ def test_flush_returns_an_unterminated_last_event() -> None:
     assert decoder.flush() == [SSEEvent("message", "tail")]
 
 
+def test_feed_data_gives_each_events_data_as_feed_does() -> None:
+    data = b': ping\n\ndata: {"a":1}\n\nevent: x\ndata:two\ndata: lines\n\ndata: \n\ndata: end'
+    whole, only_data = SSEDecoder(), SSEDecoder()
+    found = whole.feed(data) + whole.flush()
+    assert [e.data for e in found] == ['{"a":1}', "two\nlines", "", "end"]
+    assert only_data.feed_data(data) + only_data.flush_data() == [e.data for e in found]
+
+
 def test_ndjson_lines_across_chunks() -> None:
     decoder = NDJSONDecoder()
     assert decoder.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']

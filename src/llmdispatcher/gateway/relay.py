@@ -5,15 +5,17 @@
 * ``open_stream``: the same, then the *first chunk* is awaited before anything is written, so a
   stream that fails before its first token gets a real HTTP error status (after retries and
   fallbacks are exhausted), never a 200 followed by an error.
-* ``relay``: headers, then the chunks as the flavour's ``StreamEncoder`` renders them. A client
-  that hangs up ends the handler (aiohttp cancels it, or a write fails); the dispatcher's stream
-  is closed at once, which closes the vendor connection. An error after the first chunk is
-  written as the flavour's in-stream error event.
+* ``relay``: headers, then the chunks as the flavour's ``StreamEncoder`` renders them, those
+  ready together in one write (``stream_writer``). A client that hangs up ends the handler
+  (aiohttp cancels it, or a write fails); the dispatcher's stream is closed at once, which
+  closes the vendor connection. An error after the first chunk is written as the flavour's
+  in-stream error event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -28,6 +30,7 @@ from ..types import Request, Response, StreamChunk
 from .auth import ApiKey, check_model
 from .errors import ApiError, api_error, bad_request
 from .state import CURRENT, Gateway, Trace
+from .stream_writer import FrameWriter
 from .validation import check_depth
 
 logger = logging.getLogger("llmdispatcher.gateway")
@@ -55,6 +58,15 @@ class StreamEncoder(Protocol):
     def error(self, error: ApiError) -> bytes:
         """The in-stream error event for a failure after the first chunk."""
         ...
+
+
+class SSEResponse(web.StreamResponse):
+    """A stream whose headers leave with its first chunk, in one write, as ``web.Response``'s
+    do (aiohttp's class attribute; were it renamed, the headers would go out alone, as a
+    ``StreamResponse``'s do by default). ``relay`` writes the first chunk right after
+    ``prepare``: nothing waits for it."""
+
+    _send_headers_immediately = False
 
 
 @dataclass(slots=True)
@@ -186,29 +198,34 @@ async def open_stream(gateway: Gateway, trace: Trace, request: Request) -> Opene
 async def relay(
     request: web.Request, opened: OpenedStream, encoder: StreamEncoder
 ) -> web.StreamResponse:
-    """Write the stream; returns when it ended, failed or the client went away."""
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    """Write the stream; returns when it ended, failed or the client went away. The first
+    chunk is written at once, with the headers (``SSEResponse``); the rest go out through a
+    ``FrameWriter``: those that are ready together, in one write."""
+    response = SSEResponse(headers=SSE_HEADERS)
+    writer: FrameWriter | None = None
     try:
         await response.prepare(request)
-        await response.write(encoder.head(opened.first))
+        writer = FrameWriter(response)  # its task starts with the second write
+        await response.write(encoder.head(opened.first))  # not held back behind the rest
         async for chunk in opened.rest:
             data = encoder.chunk(chunk)
-            if data:
-                await response.write(data)
-        await response.write(encoder.tail())
-        await response.write_eof()
+            if data and writer.put(data):
+                await writer.room()  # the client reads slowly: stop reading from the vendor
+        await writer.close(encoder.tail())
     except ConnectionError:
         pass  # the client hung up; closing the stream below hangs up on the vendor
     except Exception as exc:  # after the 200: the flavour's in-stream error event
-        await _write_error(response, encoder, exc)
+        if writer is None:
+            raise
+        await _write_error(writer, encoder, exc)
     finally:
+        if writer is not None:
+            writer.cancel()  # a no-op once it ended
         await opened.rest.aclose()
     return response
 
 
-async def _write_error(
-    response: web.StreamResponse, encoder: StreamEncoder, exc: Exception
-) -> None:
+async def _write_error(writer: FrameWriter, encoder: StreamEncoder, exc: Exception) -> None:
     trace = CURRENT.get()
     request_id = trace.request_id if trace else "-"
     found = api_error(exc)
@@ -217,10 +234,5 @@ async def _write_error(
         found = ApiError(500, f"internal error (request {request_id})")
     else:
         logger.info("request %s: the stream failed after its first chunk: %s", request_id, exc)
-    if not response.prepared:
-        raise exc
-    try:
-        await response.write(encoder.error(found))
-        await response.write_eof()
-    except ConnectionError:
-        pass
+    with contextlib.suppress(ConnectionError):  # the client hung up meanwhile
+        await writer.close(encoder.error(found))

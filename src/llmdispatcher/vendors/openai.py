@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from ..errors import ConfigError, UnsupportedRequest, VendorServerError
+from ..errors import ConfigError, MalformedResponse, UnsupportedRequest, VendorServerError
 from ..limits import Limits
 from ..types import (
     Choice,
@@ -223,7 +223,13 @@ class OpenAIStreamDecoder(SSEChunkDecoder):
             return None
         if self._done or not data:
             return None
-        obj = decode_json(data.encode(), self._vendor.name)
+        try:
+            obj = orjson.loads(data)  # a str: no round trip through bytes
+        except orjson.JSONDecodeError:
+            raise MalformedResponse(
+                f"the vendor sent a frame that is not JSON: {data[:200]!r}",
+                vendor=self._vendor.name,
+            ) from None
         if obj.get("error"):
             info = error_info_from_body(obj, None)
             # An error after the 200 is the vendor failing mid-flight: retryable until text
@@ -294,6 +300,9 @@ def refuse_streamed_custom_tools(request: Request, vendor: str) -> None:
 def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> StreamChunk | None:
     """One ``chat.completion.chunk`` (not an error) as a StreamChunk; None when it carries
     nothing for the caller (a role-only delta, Azure's prompt-filter chunks)."""
+    text = _plain_text(obj)
+    if text is not None:
+        return StreamChunk(delta=text, vendor=vendor, model=obj.get("model") or model)
     usage = usage_from_openai(obj["usage"]) if obj.get("usage") else None
     model = obj.get("model") or model
     choices = obj.get("choices") or []
@@ -326,6 +335,25 @@ def chunk_from_openai(obj: Mapping[str, Any], vendor: str, model: str) -> Stream
         logprobs=logprobs,
         system_fingerprint=obj.get("system_fingerprint") if finish else None,
     )
+
+
+def _plain_text(obj: Mapping[str, Any]) -> str | None:
+    """The text of the commonest chunk (text only: no tool calls, finish, usage or logprobs),
+    read in a few lookups; None for any other chunk, which the general path reads."""
+    choices = obj.get("choices")
+    if not choices or obj.get("usage"):
+        return None
+    choice = choices[0]
+    delta = choice.get("delta")
+    if (
+        not delta
+        or choice.get("finish_reason")
+        or choice.get("logprobs")
+        or delta.get("tool_calls")
+    ):
+        return None
+    text = delta.get("content")
+    return text if text and isinstance(text, str) else None
 
 
 def choice_from_openai(choice: Mapping[str, Any], index: int) -> Choice:

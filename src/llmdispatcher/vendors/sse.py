@@ -15,7 +15,7 @@ fault.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import VendorConnectionError
@@ -109,31 +109,46 @@ class SSEDecoder:
         self._event = ""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        events: list[SSEEvent] = []
-        for raw in self._lines.feed(chunk):
-            event = self._line(raw.decode("utf-8"))
-            if event is not None:
-                events.append(event)
-        return events
+        return [SSEEvent(*found) for found in self._dispatched(self._lines.feed(chunk))]
+
+    def feed_data(self, chunk: bytes) -> list[str]:
+        """``feed`` for readers that ignore event names: each event's data only."""
+        return [data for _, data in self._dispatched(self._lines.feed(chunk))]
 
     def flush(self) -> list[SSEEvent]:
         """Frames left when the body ended without a final blank line."""
-        events: list[SSEEvent] = []
-        for line in (self._lines.rest().decode("utf-8"), ""):
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
+        return [SSEEvent(*found) for found in self._rest()]
+
+    def flush_data(self) -> list[str]:
+        return [data for _, data in self._rest()]
+
+    def _rest(self) -> list[tuple[str, str]]:
+        return self._dispatched((self._lines.rest(), b""))
+
+    def _dispatched(self, lines: Iterable[bytes]) -> list[tuple[str, str]]:
+        """(event name, data) of each event these lines complete."""
+        events: list[tuple[str, str]] = []
+        data = self._data
+        for raw in lines:
+            if raw[:6] == b"data: ":  # most lines: a data line, then a blank one
+                value = raw[6:].decode("utf-8")
+                self._size += len(value) + 1
+                if self._size > self._limit:  # let go of what the refused event held
+                    data.clear()
+                    self._size = 0
+                    raise FrameTooLarge(self._limit)
+                data.append(value)
+            elif raw:
+                self._field(raw.decode("utf-8"))
+            elif data or self._event:
+                events.append((self._event or "message", "\n".join(data)))
+                data.clear()
+                self._event, self._size = "", 0
         return events
 
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            if not self._data and not self._event:
-                return None
-            event = SSEEvent(self._event or "message", "\n".join(self._data))
-            self._data, self._event, self._size = [], "", 0
-            return event
+    def _field(self, line: str) -> None:
         if line.startswith(":"):
-            return None
+            return
         name, _, value = line.partition(":")
         if value.startswith(" "):
             value = value[1:]
@@ -145,7 +160,6 @@ class SSEDecoder:
             self._data.append(value)
         elif name == "event":
             self._event = value
-        return None
 
 
 class NDJSONDecoder:
@@ -177,14 +191,14 @@ class SSEChunkDecoder:
         self._done = False
 
     def feed(self, data: bytes) -> Iterator[StreamChunk]:
-        for event in self._sse.feed(data):
-            chunk = self._event(event.data)
+        for found in self._sse.feed_data(data):
+            chunk = self._event(found)
             if chunk is not None:
                 yield chunk
 
     def finish(self) -> Iterator[StreamChunk]:
-        for event in self._sse.flush():
-            chunk = self._event(event.data)
+        for found in self._sse.flush_data():
+            chunk = self._event(found)
             if chunk is not None:
                 yield chunk
         if not self._done:
