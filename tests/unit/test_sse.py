@@ -106,3 +106,10 @@ def test_cr_at_a_chunk_end_pairs_with_a_lf_at_the_next_start() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\r") == []
     assert decoder.feed(b"\ndata: b\r\n\r\n") == [SSEEvent("message", "a\nb")]
+
+
+def test_an_event_refused_for_its_size_leaves_nothing_behind_for_the_next() -> None:
+    decoder = SSEDecoder(max_line=64)
+    with pytest.raises(FrameTooLarge):
+        decoder.feed_data(b"data: " + b"a" * 40 + b"\ndata: " + b"b" * 40 + b"\n")
+    assert decoder.feed_data(b"\ndata: next\n\n") == ["next"]
