@@ -1,10 +1,12 @@
 """How fast a replay runs, and in how much memory: a synthetic ledger of N requests over a week
 (two deployments, 2 % errors on one, a third streamed), replayed under the `cost` strategy
-against what was recorded. Reports rows per second of CPU and the peak RSS, and projects the
-time for 1,000,000 rows.
+against what was recorded. Reports rows per second of CPU (all threads: the ledger reader's
+too), the CPU per row of each pass, and the peak RSS, and projects the time for 1,000,000
+rows. ``--ledger FILE`` keeps the synthetic ledger for the next run (writing a million rows
+takes about half a minute).
 
     .venv/bin/python bench/replay.py                  # 100,000 rows
-    .venv/bin/python bench/replay.py --rows 1000000   # the issue's figure, about 10 minutes here
+    .venv/bin/python bench/replay.py --rows 1000000   # the issue's figure (bench/RESULTS-replay.md)
     .venv/bin/python bench/replay.py --rows 2000      # the CI smoke (fails only on errors)
 """
 
@@ -24,7 +26,8 @@ import orjson
 from llmdispatcher import Config, VendorSpec
 from llmdispatcher.observability.ledger import open_ledger
 from llmdispatcher.observability.ledger_sql import COLUMNS, INSERT_SQL
-from llmdispatcher.replay import Window, replay
+from llmdispatcher.replay import Window
+from llmdispatcher.replay.run import learn, narrowed, simulate
 from llmdispatcher.settings.routing import Deployment, ModelGroup
 
 WEEK = 7 * 86400.0
@@ -65,7 +68,7 @@ def write_ledger(path: Path, rows: int, seed: int) -> None:
         if failed:
             tries.append({"vendor": "b", "model": "gpt-4o-mini", "status": "ok", "error": None,
                           "duration_s": seconds / 2})  # fmt: skip
-        latency = sum(t["duration_s"] for t in tries)
+        latency = seconds * 1.5 if failed else seconds  # the tries' durations, added
         stream = n % 3 == 0
         values = {
             "ts": started + latency, "request_id": f"r{n}", "model_group": "chat",
@@ -89,24 +92,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ledger", type=Path, help="keep the ledger here (reused if present)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = Path(tmp) / "ledger.db"
-        write_ledger(ledger, args.rows, args.seed)
-        window = Window(f"sqlite:///{ledger}", START, START + WEEK + 1, seed=args.seed)
-        cpu0, wall0 = time.process_time(), time.monotonic()
-        report = replay(config("cost"), window)
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        ledger = args.ledger or Path(tmp) / "ledger.db"
+        if not ledger.exists():
+            write_ledger(ledger, args.rows, args.seed)
+        return measure(ledger, args.rows, args.seed)
+
+
+def measure(ledger: Path, rows: int, seed: int) -> int:
+    """The two passes of ``replay`` (``llmdispatcher.replay.replay`` runs these), timed apart."""
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    window = narrowed(Window(f"sqlite:///{ledger}", START, START + WEEK + 1, seed=seed))
+    observations, recorded = learn(window)
+    cpu1 = time.process_time()
+    proposed = simulate(config("cost"), window, observations).tally
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    replayed = report["proposal"]["requests"]
-    if replayed != args.rows or report["baseline"]["requests"] != args.rows:
-        print(f"error: replayed {replayed} of {args.rows} rows", file=sys.stderr)
+    if proposed.requests != rows or recorded.requests != rows:
+        print(f"error: replayed {proposed.requests} of {rows} rows", file=sys.stderr)
         return 1
-    print(f"{args.rows:,} rows: {cpu:.1f} s CPU ({wall:.1f} s wall), "
-          f"{args.rows / cpu:,.0f} rows per CPU second; peak RSS {peak_mib:.0f} MiB; "
-          f"1,000,000 rows would take about {1e6 / (args.rows / cpu):,.0f} s of CPU")  # fmt: skip
-    print(f"proposal: {report['proposal']['vendors']}, cost ${report['proposal']['cost_usd']:.2f}"
-          f" against ${report['baseline']['cost_usd']:.2f} recorded")  # fmt: skip
+    print(f"{rows:,} rows: {cpu:.1f} s CPU ({wall:.1f} s wall), {rows / cpu:,.0f} rows per CPU "
+          f"second; peak RSS {peak_mib:.0f} MiB; 1,000,000 rows would take about "
+          f"{1e6 / (rows / cpu):,.0f} s of CPU")  # fmt: skip
+    print(f"per row: {(cpu1 - cpu0) / rows * 1e6:.0f} us reading and learning, "
+          f"{(cpu0 + cpu - cpu1) / rows * 1e6:.0f} us simulating")  # fmt: skip
+    print(f"proposal: {dict(proposed.vendors)}, cost ${proposed.cost_nano / 1e9:.2f} against "
+          f"${recorded.cost_nano / 1e9:.2f} recorded")  # fmt: skip
     return 0
 
 

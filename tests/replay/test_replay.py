@@ -6,6 +6,8 @@ percentiles closely; a config change with a known effect shows that effect."""
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,21 @@ def test_the_same_seed_gives_the_same_report(
 ) -> None:
     cfg = config(fake_openai, fake_openai_b, "cost")
     assert replay(cfg, recorded) == replay(cfg, recorded)
+
+
+def test_the_same_seed_gives_the_same_json_and_another_seed_another(
+    recorded: Window, fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
+) -> None:
+    """Byte for byte, a baseline replayed too and a sample taken: what a rerun must show."""
+    proposal = config(fake_openai, fake_openai_b, "weighted")
+    baseline = config(fake_openai, fake_openai_b, "priority")
+    window = replace(recorded, sample=0.8)
+
+    def report(seed: int) -> str:
+        return json.dumps(replay(proposal, replace(window, seed=seed), baseline=baseline))
+
+    assert report(11) == report(11)
+    assert report(11) != report(12)
 
 
 def test_moving_to_the_cheaper_deployment_shows_in_the_report(

@@ -6,13 +6,18 @@ outcomes (``ok`` or the error's class) per ``BUCKET_S`` of wall time. A simulate
 ``t`` draws its outcome from the bucket holding ``t``, so an outage last Tuesday happens again
 at the same hour; a bucket with too few tries falls back to the deployment's whole record. The
 samples are reservoirs of bounded size, so memory does not grow with the ledger.
+
+Learning comes first (pass one), drawing after (pass two): a bucket's draw table is built on
+its first draw and kept, so a draw is one random number and a bisection, or no random number
+at all where the bucket saw one outcome only (most of them: most tries succeed).
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from itertools import accumulate
+from typing import NamedTuple
 
 from .ledger_rows import LedgerRow
 
@@ -41,25 +46,43 @@ class Reservoir:
             self.values[slot] = value
 
     def draw(self, rng: random.Random) -> float:
-        return rng.choice(self.values)
+        values = self.values
+        return values[int(rng.random() * len(values))]  # random() < 1: always an index
 
 
-@dataclass
+class _Table(NamedTuple):
+    """One bucket's outcomes ready to draw: names, cumulative counts, and whether they are
+    the bucket's own (False: too few, the whole record's)."""
+
+    names: tuple[str, ...]
+    cumulative: tuple[int, ...]
+    local: bool
+
+
 class Behaviour:
     """One deployment's record."""
 
-    rng: random.Random
-    buckets: dict[int, Counter[str]] = field(default_factory=dict)
-    outcomes: Counter[str] = field(default_factory=Counter)
-    seconds: dict[str, Reservoir] = field(default_factory=dict)  # by outcome
-    first_token_share: Reservoir | None = None
+    __slots__ = ("_tables", "buckets", "first_token_share", "outcomes", "rng", "seconds")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.buckets: dict[int, dict[str, int]] = {}
+        self.outcomes: dict[str, int] = {}
+        self.seconds: dict[str, Reservoir] = {}  # by outcome
+        self.first_token_share: Reservoir | None = None
+        self._tables: dict[int, _Table] = {}
 
     def record(self, wall: float, outcome: str, seconds: float) -> None:
-        self.buckets.setdefault(int(wall // BUCKET_S), Counter())[outcome] += 1
-        self.outcomes[outcome] += 1
-        if outcome not in self.seconds:
-            self.seconds[outcome] = Reservoir(RESERVOIR, self.rng)
-        self.seconds[outcome].add(seconds)
+        index = int(wall // BUCKET_S)
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            bucket = self.buckets[index] = {}
+        bucket[outcome] = bucket.get(outcome, 0) + 1
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        found = self.seconds.get(outcome)
+        if found is None:
+            found = self.seconds[outcome] = Reservoir(RESERVOIR, self.rng)
+        found.add(seconds)
 
     def record_first_token(self, share: float) -> None:
         if self.first_token_share is None:
@@ -69,11 +92,21 @@ class Behaviour:
     def outcome_at(self, wall: float, rng: random.Random) -> tuple[str, bool]:
         """An outcome for a try at ``wall``, and whether it came from that time's own record
         (False: the bucket was too thin, the whole record was used)."""
-        bucket = self.buckets.get(int(wall // BUCKET_S))
-        local = bucket is not None and bucket.total() >= MIN_TRIES
+        index = int(wall // BUCKET_S)
+        table = self._tables.get(index)
+        if table is None:
+            table = self._tables[index] = self._table(index)
+        names = table.names
+        if len(names) == 1:
+            return names[0], table.local
+        cumulative = table.cumulative
+        return names[bisect_right(cumulative, rng.random() * cumulative[-1])], table.local
+
+    def _table(self, index: int) -> _Table:
+        bucket = self.buckets.get(index)
+        local = bucket is not None and sum(bucket.values()) >= MIN_TRIES
         counts = bucket if bucket is not None and local else self.outcomes
-        names = list(counts)
-        return rng.choices(names, weights=[counts[n] for n in names])[0], local
+        return _Table(tuple(counts), tuple(accumulate(counts.values())), local)
 
     def seconds_for(self, outcome: str, rng: random.Random) -> float:
         return self.seconds[outcome].draw(rng)
@@ -93,16 +126,17 @@ class Observations:
         self.last: float | None = None
 
     def add(self, row: LedgerRow) -> None:
-        self.first = row.started if self.first is None else self.first
-        self.last = row.started
-        at = row.started
-        for attempt in row.tries:
-            behaviour = self.deployment(f"{attempt.vendor}/{attempt.model}", create=True)
+        if self.first is None:
+            self.first = row.started
+        self.last = at = row.started
+        tries = row.tries
+        for vendor, model, outcome, seconds in tries:
+            behaviour = self.deployment(f"{vendor}/{model}", create=True)
             assert behaviour is not None
-            behaviour.record(at, attempt.outcome, attempt.seconds)
-            at += attempt.seconds
-        last = row.tries[-1] if row.tries else None
-        if row.stream and row.ttft_s is not None and last is not None and last.outcome == "ok":
+            behaviour.record(at, outcome, seconds)
+            at += seconds
+        if row.stream and row.ttft_s is not None and tries and tries[-1].outcome == "ok":
+            last = tries[-1]
             share = row.ttft_s / row.latency_s if row.latency_s > 0 else 1.0
             behaviour = self.deployment(f"{last.vendor}/{last.model}")
             if behaviour is not None:

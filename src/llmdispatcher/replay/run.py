@@ -23,14 +23,15 @@ from ..config import Config, VendorSpec
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError, DispatcherError
 from ..observability.events import Event, RequestFinished
-from ..types import Request
-from .ledger_rows import LedgerRow, read_rows, span
+from ..types import Message, Request
+from .ledger_rows import LedgerRow, read_pages, span
 from .observed import Observations
 from .simulated import ROW_TAG, Ledgered, SimulatedVendor
 from .tally import Outcome, Tally, outcome_of
 from .virtual_time import START, LoopClock, VirtualTimeLoop
 
 _END = object()
+_PROMPTS_KEPT = 4096  # stand-in prompts kept, one per recorded length
 
 
 class ReplayRefused(ConfigError):
@@ -73,10 +74,11 @@ def learn(window: Window) -> tuple[Observations, Tally]:
     async def scan() -> tuple[Observations, Tally]:
         observations = Observations(window.seed)
         recorded = Tally(window.start, window.end - window.start)
-        async for row in read_rows(window.ledger_url, window.start, window.end,
-                                   sample=window.sample, seed=window.seed):  # fmt: skip
-            observations.add(row)
-            recorded.add(row.started, (row.key_name, row.team), _recorded(row))
+        async for page in read_pages(window.ledger_url, window.start, window.end,
+                                     sample=window.sample, seed=window.seed):  # fmt: skip
+            for row in page:
+                observations.add(row)
+                recorded.add(row.started, (row.key_name, row.team), _recorded(row))
         return observations, recorded
 
     observations, recorded = asyncio.run(scan())
@@ -89,16 +91,10 @@ def learn(window: Window) -> tuple[Observations, Tally]:
 
 def _recorded(row: LedgerRow) -> Outcome:
     return Outcome(
-        error=None if row.status == "ok" else (row.error_type or "error"),
-        latency_s=row.latency_s,
-        ttft_s=row.ttft_s,
-        cost_nano=row.cost_nano,
-        group=row.group or row.requested,
-        vendor=row.vendor,
-        fallbacks=row.fallbacks,
-        hedged=row.hedged,
-        rule=row.rule,
-    )
+        None if row.status == "ok" else (row.error_type or "error"), row.latency_s, row.ttft_s,
+        row.cost_nano, row.group or row.requested, row.vendor, row.fallbacks, row.hedged,
+        row.rule,
+    )  # fmt: skip
 
 
 def simulate(config: Config, window: Window, observations: Observations) -> Simulated:
@@ -120,28 +116,17 @@ async def _simulate(config: Config, window: Window, observations: Observations) 
     vendors = [SimulatedVendor(s.name, _pricing_name(s), shared) for s in config.vendors]
     dispatcher = Dispatcher(quiet, vendors=vendors, clock=LoopClock(window.start),
                             rng=random.Random(f"dispatcher:{window.seed}"))  # fmt: skip
-    who: dict[int, tuple[str | None, str | None]] = {}
 
     def finished(event: Event) -> None:
         if isinstance(event, RequestFinished):
-            n = int((event.request.metadata or {})[ROW_TAG])
-            row = shared.rows.pop(n)
-            tally.add(row.started, who.pop(n), outcome_of(event))
+            row = shared.rows.pop((event.request.metadata or {})[ROW_TAG])
+            tally.add(row.started, (row.key_name, row.team), outcome_of(event))
 
     dispatcher.subscribe(finished)
-    loop = asyncio.get_running_loop()
-    running: set[asyncio.Task[None]] = set()
     async with dispatcher:
-        for n, row in enumerate(_feed(window)):
-            wait = (row.started - window.start) - (loop.time() - START)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            shared.rows[n] = row
-            who[n] = (row.key_name, row.team)
-            task = asyncio.create_task(_one(dispatcher, row, n))
-            running.add(task)
-            task.add_done_callback(running.discard)
-        await asyncio.gather(*running)
+        starts = _Starts(dispatcher, shared, _feed(window), window.start)
+        await starts.done
+        await asyncio.gather(*starts.running.values())
     if shared.unobserved:
         listed = ", ".join(f"{k} ({n} tries)" for k, n in shared.unobserved.most_common())
         raise ReplayRefused(
@@ -152,49 +137,102 @@ async def _simulate(config: Config, window: Window, observations: Observations) 
     return Simulated(tally, shared.elsewhere, shared.thin)
 
 
-async def _one(dispatcher: Dispatcher, row: LedgerRow, n: int) -> None:
-    """Send one recorded request; its outcome arrives as a ``RequestFinished``."""
-    request = Request(
-        model=row.requested,
-        # A stand-in text as long as the recorded prompt, so that limits estimate its tokens
-        # about as they did (``tokens.py``: about 4 bytes a token).
-        messages=[{"role": "user", "content": "x" * max(0, 4 * (row.prompt_tokens - 8))}],
-        max_tokens=row.completion_tokens or None,
-        user=row.user,
-        metadata={ROW_TAG: str(n), "api_key": row.key_name, "team": row.team},
-    )
-    try:
-        if row.stream:
-            async for _ in dispatcher.stream(request):
-                pass
-        else:
-            await dispatcher.send(request)
-    except DispatcherError:
-        pass  # recorded by the dispatcher's own RequestFinished
+class _Starts:
+    """Starts each recorded request at the simulated moment it started, as a task of its own.
+
+    One timer at a time, for the next row: when it fires, every row due by then starts and
+    the timer is set for the one after. (A feeding coroutine sleeping until each row cost a
+    future and a wake-up per row.) ``done`` is set once the last row has started, or with
+    the error that stopped the feed."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, shared: Ledgered, rows: Iterator[LedgerRow], start: float
+    ) -> None:
+        self._dispatcher, self._shared, self._rows = dispatcher, shared, rows
+        self._offset = START - start  # a wall time plus this is its simulated time
+        self._loop = asyncio.get_running_loop()
+        self._count = 0
+        self._prompts: dict[int, Message] = {}  # by token count
+        self.running: dict[str, asyncio.Task[None]] = {}  # by ROW_TAG
+        self.done: asyncio.Future[None] = self._loop.create_future()
+        self._loop.call_soon(self._start_due, next(rows, None))
+
+    def _start_due(self, row: LedgerRow | None) -> None:
+        try:
+            while row is not None:
+                when = row.started + self._offset
+                if when > self._loop.time():
+                    self._loop.call_at(when, self._start_due, row)
+                    return
+                self._start(row)
+                row = next(self._rows, None)
+        except Exception as exc:  # the ledger's, handed to whoever awaits the feed
+            self.done.set_exception(exc)
+            return
+        self.done.set_result(None)
+
+    def _start(self, row: LedgerRow) -> None:
+        tag = str(self._count)
+        self._count += 1
+        self._shared.rows[tag] = row
+        self.running[tag] = self._loop.create_task(self._one(row, tag))
+
+    def _stand_in(self, prompt_tokens: int) -> Message:
+        """A user message as long as a recorded prompt, so that limits estimate its tokens
+        about as they did (``tokens.py``: about 4 bytes a token). One per length, shared (a
+        message is frozen): lengths repeat, and building the text was a cost per row."""
+        found = self._prompts.get(prompt_tokens)
+        if found is None:
+            if len(self._prompts) >= _PROMPTS_KEPT:
+                self._prompts.clear()
+            found = Message(role="user", content="x" * max(0, 4 * (prompt_tokens - 8)))
+            self._prompts[prompt_tokens] = found
+        return found
+
+    async def _one(self, row: LedgerRow, tag: str) -> None:
+        """Send one recorded request; its outcome arrives as a ``RequestFinished``."""
+        request = Request(
+            model=row.requested,
+            messages=(self._stand_in(row.prompt_tokens),),
+            max_tokens=row.completion_tokens or None,
+            user=row.user,
+            metadata={ROW_TAG: tag, "api_key": row.key_name, "team": row.team},
+        )
+        try:
+            if row.stream:
+                async for _ in self._dispatcher.stream(request):
+                    pass
+            else:
+                await self._dispatcher.send(request)
+        except DispatcherError:
+            pass  # recorded by the dispatcher's own RequestFinished
+        finally:
+            del self.running[tag]
 
 
 def _feed(window: Window) -> Iterator[LedgerRow]:
-    """The window's rows, read by a thread of their own on its own event loop."""
-    rows: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+    """The window's rows, read by a thread of their own on its own event loop, handed over a
+    page at a time (a row at a time, the queue's locking cost more than reading the row)."""
+    pages: queue.Queue[Any] = queue.Queue(maxsize=2)
 
     def pump() -> None:
         async def read() -> None:
-            async for row in read_rows(window.ledger_url, window.start, window.end,
-                                       sample=window.sample, seed=window.seed):  # fmt: skip
-                rows.put(row)
+            async for page in read_pages(window.ledger_url, window.start, window.end,
+                                         sample=window.sample, seed=window.seed):  # fmt: skip
+                pages.put(page)
 
         try:
             asyncio.run(read())
         except BaseException as exc:  # handed to the reader, raised there
-            rows.put(exc)
-        rows.put(_END)
+            pages.put(exc)
+        pages.put(_END)
 
     thread = threading.Thread(target=pump, name="replay-ledger-reader", daemon=True)
     thread.start()
-    while (item := rows.get()) is not _END:
+    while (item := pages.get()) is not _END:
         if isinstance(item, BaseException):
             raise item
-        yield item
+        yield from item
     thread.join()
 
 

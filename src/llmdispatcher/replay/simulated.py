@@ -20,7 +20,7 @@ from .. import errors
 from ..types import Request, Response, StreamChunk, Usage
 from ..vendors.base import Vendor
 from .ledger_rows import LedgerRow
-from .observed import Observations
+from .observed import Behaviour, Observations
 
 ROW_TAG = "llmdispatcher_replay_row"  # request metadata: which recorded request this is
 
@@ -50,7 +50,7 @@ class Ledgered:
         self.observations = observations
         self.rng = rng
         self.wall_offset = 0.0  # the loop's time plus this is the simulated wall time
-        self.rows: dict[int, LedgerRow] = {}
+        self.rows: dict[str, LedgerRow] = {}  # by ROW_TAG, while in flight
         self.unobserved: Counter[str] = Counter()  # tries on deployments with no record
         self.elsewhere = 0  # tries on a deployment the recorded request never reached
         self.thin = 0  # tries whose time had too few recorded tries: the whole record used
@@ -61,26 +61,39 @@ class SimulatedVendor(Vendor):
         self.name = name
         self.pricing_name = pricing_name
         self._shared = shared
+        self._deployments: dict[str, tuple[str, Behaviour | None]] = {}  # by model
 
-    def _draw(self, request: Request) -> tuple[LedgerRow, str, float, float]:
-        """The recorded request, and this try's outcome, duration and time to first token."""
+    def _deployment(self, model: str) -> tuple[str, Behaviour | None]:
+        """``vendor/model`` and its record (or None), looked up once per model."""
+        found = self._deployments.get(model)
+        if found is None:
+            key = f"{self.name}/{model}"
+            behaviour = self._shared.observations.deployment(key)
+            if behaviour is not None and not behaviour.outcomes:
+                behaviour = None
+            found = self._deployments[model] = (key, behaviour)
+        return found
+
+    def _draw(self, request: Request) -> tuple[LedgerRow, Behaviour, str, float]:
+        """The recorded request, the deployment's record, and this try's outcome and
+        duration."""
         shared = self._shared
-        row = shared.rows[int((request.metadata or {})[ROW_TAG])]
-        key = f"{self.name}/{request.model}"
-        behaviour = shared.observations.deployment(key)
-        if behaviour is None or not behaviour.outcomes:
+        row = shared.rows[(request.metadata or {})[ROW_TAG]]
+        key, behaviour = self._deployment(request.model)
+        if behaviour is None:
             shared.unobserved[key] += 1
             raise Unobserved(f"{key}: no try on it in the ledger", vendor=self.name)
-        if all(f"{t.vendor}/{t.model}" != key for t in row.tries):
+        if key not in row.reached:
             shared.elsewhere += 1
         wall = asyncio.get_running_loop().time() + shared.wall_offset
-        outcome, local = behaviour.outcome_at(wall, shared.rng)
-        shared.thin += not local
-        seconds = behaviour.seconds_for(outcome, shared.rng)
-        return row, outcome, seconds, behaviour.first_token_after(seconds, shared.rng)
+        rng = shared.rng
+        outcome, local = behaviour.outcome_at(wall, rng)
+        if not local:
+            shared.thin += 1
+        return row, behaviour, outcome, behaviour.seconds_for(outcome, rng)
 
     async def send(self, request: Request) -> Response:
-        row, outcome, seconds, _ = self._draw(request)
+        row, _, outcome, seconds = self._draw(request)
         await asyncio.sleep(seconds)
         if outcome != "ok":
             raise _error(outcome, self.name)
@@ -88,10 +101,11 @@ class SimulatedVendor(Vendor):
                         finish_reason="stop", usage=_usage(row))  # fmt: skip
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        row, outcome, seconds, first_token = self._draw(request)
+        row, behaviour, outcome, seconds = self._draw(request)
         if outcome != "ok":
             await asyncio.sleep(seconds)
             raise _error(outcome, self.name)
+        first_token = behaviour.first_token_after(seconds, self._shared.rng)
         await asyncio.sleep(first_token)
         yield StreamChunk(delta=" ")
         await asyncio.sleep(seconds - first_token)

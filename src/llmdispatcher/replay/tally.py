@@ -7,10 +7,11 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..observability.events import RequestFinished
 from ..observability.ledger import nano_usd
+from ..observability.ledger_detail import rule_name
 
 LIMIT_ERRORS = frozenset({"LocalRateLimited", "StateUnavailable", "StateBusy"})
 BUDGET_ERRORS = frozenset({"BudgetExceeded"})
@@ -40,43 +41,53 @@ class Tally:
     rules: Counter[str] = field(default_factory=Counter)
     vendors: Counter[str] = field(default_factory=Counter)
     series: dict[int, Point] = field(default_factory=dict)
+    _width: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._width = max(self.span_s, 1.0) / SERIES_POINTS  # of a chart's bucket
 
     def add(self, at: float, who: tuple[str | None, str | None], outcome: Outcome) -> None:
         """One request that started at wall time ``at`` from key and team ``who``."""
         self.requests += 1
-        point = self.series.setdefault(self._bucket(at), Point())
-        if outcome.error is None:
+        bucket = min(SERIES_POINTS - 1, max(0, int((at - self.start) // self._width)))
+        point = self.series.get(bucket)
+        if point is None:
+            point = self.series[bucket] = Point()
+        error = outcome.error
+        if error is None:
             self.ok += 1
             self.latencies.append(outcome.latency_s)
             point.latencies.append(outcome.latency_s)
             if outcome.ttft_s is not None:
                 self.ttfts.append(outcome.ttft_s)
         else:
-            self.errors[outcome.error] += 1
-            kind = "limit" if outcome.error in LIMIT_ERRORS else None
-            kind = "budget" if outcome.error in BUDGET_ERRORS else kind
-            if kind is not None:
-                key, team = who
-                self.refused[f"{kind} key:{key or '-'}"] += 1
-                if team:
-                    self.refused[f"{kind} team:{team}"] += 1
+            self._failed(error, who)
         cost = outcome.cost_nano or 0
         self.cost_nano += cost
         point.cost_nano += cost
         self.cost_by_group[outcome.group] += cost
-        self.fallbacks += outcome.fallbacks > 0
-        self.hedged += outcome.hedged
+        if outcome.fallbacks > 0:
+            self.fallbacks += 1
+        if outcome.hedged:
+            self.hedged += 1
         self.rules[outcome.rule or "(no rule)"] += 1
         if outcome.vendor is not None:
             self.vendors[outcome.vendor] += 1
 
-    def _bucket(self, at: float) -> int:
-        width = max(self.span_s, 1.0) / SERIES_POINTS
-        return min(SERIES_POINTS - 1, max(0, int((at - self.start) // width)))
+    def _failed(self, error: str, who: tuple[str | None, str | None]) -> None:
+        self.errors[error] += 1
+        kind = "limit" if error in LIMIT_ERRORS else None
+        kind = "budget" if error in BUDGET_ERRORS else kind
+        if kind is not None:
+            key, team = who
+            self.refused[f"{kind} key:{key or '-'}"] += 1
+            if team:
+                self.refused[f"{kind} team:{team}"] += 1
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """How one request ended (a tuple: one is built per request per side)."""
+
     error: str | None
     latency_s: float
     ttft_s: float | None
@@ -89,28 +100,33 @@ class Outcome:
 
 
 def outcome_of(event: RequestFinished) -> Outcome:
-    from ..observability.ledger_detail import rule_name
-
     decision = event.routing
     return Outcome(
-        error=event.error,
-        latency_s=event.latency_s,
-        ttft_s=event.ttft_s,
-        cost_nano=nano_usd(event.cost_usd),
-        group=event.group or event.request.model,
-        vendor=event.vendor,
-        fallbacks=event.fallbacks,
-        hedged=any(a.status == "cancelled" for a in event.attempts),
-        rule=rule_name(decision.rule) if decision is not None else None,
-    )
+        event.error, event.latency_s, event.ttft_s, nano_usd(event.cost_usd),
+        event.group or event.request.model, event.vendor, event.fallbacks,
+        any(a.status == "cancelled" for a in event.attempts),
+        rule_name(decision.rule) if decision is not None else None,
+    )  # fmt: skip
 
 
 def percentile(values: array[float], q: float) -> float | None:
     """The ``q`` quantile (nearest rank); None for no values."""
+    return percentiles(values, (q,))[0]
+
+
+def percentiles(values: array[float], qs: tuple[float, ...]) -> list[float | None]:
+    """``percentile`` of each of ``qs``, sorting once (a million values take a while)."""
     if not values:
-        return None
+        return [None] * len(qs)
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+    last = len(ordered) - 1
+    return [ordered[min(last, max(0, round(q * len(ordered)) - 1))] for q in qs]
+
+
+def _quantiles(values: array[float]) -> dict[str, float | None]:
+    qs = (50, 95, 99)
+    return dict(zip((f"p{q}" for q in qs), percentiles(values, tuple(q / 100 for q in qs)),
+                    strict=True))  # fmt: skip
 
 
 def summary(tally: Tally, configured_rules: list[str] | None = None) -> dict[str, Any]:
@@ -125,8 +141,8 @@ def summary(tally: Tally, configured_rules: list[str] | None = None) -> dict[str
         "cost_usd": tally.cost_nano / 1e9,
         "cost_nano_usd": tally.cost_nano,
         "cost_by_group_usd": {g: c / 1e9 for g, c in tally.cost_by_group.most_common()},
-        "latency_s": {f"p{q}": percentile(tally.latencies, q / 100) for q in (50, 95, 99)},
-        "ttft_s": {f"p{q}": percentile(tally.ttfts, q / 100) for q in (50, 95, 99)},
+        "latency_s": _quantiles(tally.latencies),
+        "ttft_s": _quantiles(tally.ttfts),
         "fallback_rate": tally.fallbacks / tally.requests if tally.requests else 0.0,
         "hedge_rate": tally.hedged / tally.requests if tally.requests else 0.0,
         "rules": dict(tally.rules.most_common()),
