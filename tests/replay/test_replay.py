@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from llmdispatcher import Config, Dispatcher, Request, VendorSpec
+from llmdispatcher.config_file import config_from_mapping
 from llmdispatcher.replay import ReplayRefused, Window, replay
 from llmdispatcher.replay.report import page, text
 from llmdispatcher.settings.resilience import CircuitBreaker, RetryPolicy
@@ -170,3 +171,33 @@ def test_an_empty_window_is_refused(recorded: Window, fake_openai: FakeOpenAI,
     empty = Window(recorded.ledger_url, 0, 1, seed=1)
     with pytest.raises(ReplayRefused, match="no recorded request"):
         replay(config(fake_openai, fake_openai_b, "priority"), empty)
+
+
+def test_a_vendors_own_rate_limit_in_the_proposal_is_replayed(
+    recorded: Window, fake_openai: FakeOpenAI, fake_openai_b: FakeOpenAI
+) -> None:
+    """``rpm:`` on a vendor, as a config file writes it: the replay refuses what the limit
+    would have refused (the recorded traffic took well under a minute)."""
+    proposal = config_from_mapping(
+        {
+            "vendors": {
+                name: {
+                    "type": "openai",
+                    "api_key": FAKE_OPENAI_KEY,
+                    "base_url": f"{fake.url}/v1",
+                    **({"rpm": 5} if name == "b" else {}),
+                }
+                for name, fake in (("a", fake_openai), ("b", fake_openai_b))
+            },
+            "model_groups": [
+                {"name": "chat", "deployments": [{"vendor": "b", "model": "gpt-4o-mini"}]}
+            ],
+            "retry_policy": {"max_retries": 0},
+        },
+        "proposal.yaml",
+    )
+    report = replay(proposal, recorded)
+    new = report["proposal"]
+    assert new["ok"] <= 5
+    assert sum(new["refused"].values()) >= REQUESTS - 5
+    assert report["baseline"]["refused"] == {}

@@ -22,6 +22,7 @@ from typing import Any
 from ..config import Config, VendorSpec
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError, DispatcherError
+from ..limits import Limits
 from ..observability.events import Event, RequestFinished
 from ..types import Message, Request
 from .ledger_rows import LedgerRow, read_pages, span
@@ -113,7 +114,9 @@ async def _simulate(config: Config, window: Window, observations: Observations) 
     quiet = replace(
         config, vendors=(), ledger_url=None, enable_logging=False, state_url="memory://"
     )
-    vendors = [SimulatedVendor(s.name, _pricing_name(s), shared) for s in config.vendors]
+    vendors = [
+        SimulatedVendor(s.name, _pricing_name(s), shared, _limits(s)) for s in config.vendors
+    ]
     dispatcher = Dispatcher(quiet, vendors=vendors, clock=LoopClock(window.start),
                             rng=random.Random(f"dispatcher:{window.seed}"))  # fmt: skip
 
@@ -246,3 +249,10 @@ def _pricing_name(spec: VendorSpec) -> str:
     except (KeyError, ImportError):
         found = ""
     return found if isinstance(found, str) and found else spec.type
+
+
+def _limits(spec: VendorSpec) -> Limits | None:
+    """The vendor's own limits as the config gave them (``limits:``, or ``rpm:`` flat on the
+    vendor, which the loader folds into one ``Limits``)."""
+    found = spec.options.get("limits")
+    return found if isinstance(found, Limits) else None

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 from .. import errors
+from ..limits import Limits
 from ..types import Request, Response, StreamChunk, Usage
 from ..vendors.base import Vendor
 from .ledger_rows import LedgerRow
@@ -57,9 +58,12 @@ class Ledgered:
 
 
 class SimulatedVendor(Vendor):
-    def __init__(self, name: str, pricing_name: str, shared: Ledgered) -> None:
+    def __init__(
+        self, name: str, pricing_name: str, shared: Ledgered, limits: Limits | None = None
+    ) -> None:
         self.name = name
         self.pricing_name = pricing_name
+        self.limits = limits or Limits()  # the proposed vendor's own rpm/tpm, replayed too
         self._shared = shared
         self._deployments: dict[str, tuple[str, Behaviour | None]] = {}  # by model
 
