@@ -1,0 +1,272 @@
+"""Rollups: the ledger's statistics pre-aggregated per minute, hour and day, so that a long
+window reads a few thousand rollup rows instead of sorting every request row in it.
+
+Table ``ledger_rollups`` (migration ``008_rollups``), one row per (span, dimension, period,
+group): ``span_s`` is 60, 3600 or 86400; ``dimension`` a ``GROUPINGS`` name (``totals``,
+``by_vendor``, ``by_model``, ``by_user``, ``by_key``, ``by_team``) and ``group_key`` that
+group's value (``=`` before it; the empty string for a missing one). Each holds the exact sums
+the statistics report (``ROLLUP_SUMS``) and two ``Sketch`` es: latency of the successful
+requests, TTFT of every request that measured one. One row per dimension, not per combination
+of them: the statistics group by one column at a time (a combination of key x model x vendor x
+team x user per minute has about as many rows as the ledger itself).
+
+Written by the store in the transaction that inserts the rows (``RollupWrite``), so rows and
+rollups never disagree: the batch's rows are summed per minute, hour and day, the rollup rows
+they touch are read, merged and written back, with writers serialised (SQLite's write lock,
+a PostgreSQL advisory lock). Migration 008 fills the table from the rows already there.
+
+A window ``ts >= since`` (``window_statements``) is: the request rows of the partial minute at
+its start (ts-indexed, at most a minute of them, rolled up on the spot by the same code), the
+minute rollups up to the next whole hour, the hour rollups up to the next whole day and the day
+rollups from there on (the current ones included: they are as current as the rows). Sums are
+then exact; percentiles come from the merged sketches (within 1 %, see ``ledger_sketch``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import add, itemgetter
+from typing import Any
+
+from .ledger_sketch import Sketch, bucket
+from .ledger_sql import (
+    COLUMNS,
+    GROUPINGS,
+    REQUESTS,
+    ROLLUP_SUMS,
+    ROLLUPS,
+    GroupStats,
+    LedgerStats,
+    Row,
+    Statement,
+    group_stats,
+    stats_of,
+)
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+SPANS = (MINUTE, HOUR, DAY)
+# What a request row contributes, read from ledger_requests (the edge of a window, migration 008).
+SOURCE: tuple[str, ...] = (
+    "ts", "status", "attempts", "fallbacks", "prompt_tokens", "completion_tokens",
+    "cached_tokens", "reasoning_tokens", "cost_nano_usd", "cache", "saved_tokens",
+    "saved_cost_nano_usd", "latency_s", "ttft_s", *(c for _, c in GROUPINGS if c),
+)  # fmt: skip
+FROM_ROW = itemgetter(*(COLUMNS.index(c) for c in SOURCE))  # a COLUMNS row -> a SOURCE row
+DIMENSIONS = tuple(name for name, _ in GROUPINGS)
+KEY_COLUMNS = ("span_s", "dimension", "period_start", "group_key")
+VALUE_COLUMNS = (*ROLLUP_SUMS, "latency", "ttft")
+LOOKUP_CHUNK = 500  # keys per lookup statement (4 parameters each, far below any limit)
+
+Key = tuple[int, str, int, str]  # span_s, dimension, period_start, group_key
+
+
+@dataclass(slots=True)
+class Entry:
+    """One group's sums (``ROLLUP_SUMS`` order) and sketches over some rows."""
+
+    sums: list[int] = field(default_factory=lambda: [0] * len(ROLLUP_SUMS))
+    latency: Sketch = field(default_factory=Sketch)
+    ttft: Sketch = field(default_factory=Sketch)
+
+    def merge(self, other: Entry) -> None:
+        self.sums = list(map(add, self.sums, other.sums))
+        self.latency.merge(other.latency)
+        self.ttft.merge(other.ttft)
+
+    def values(self) -> Row:
+        return (*self.sums, self.latency.encode(), self.ttft.encode())
+
+    @classmethod
+    def stored(cls, values: Sequence[Any]) -> Entry:
+        """From ``VALUE_COLUMNS`` as read back."""
+        *sums, latency, ttft = values
+        return cls(
+            [int(v) for v in sums], Sketch.decode(_text(latency)), Sketch.decode(_text(ttft))
+        )
+
+    def group(self) -> GroupStats:
+        p50, p95, p99 = self.latency.percentiles(50, 95, 99)
+        return group_stats(tuple(self.sums), (p50, p95, p99), self.ttft.percentiles(50)[0])
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def group_key(value: object) -> str:
+    return "" if value is None else f"={value}"
+
+
+def group_value(key: str) -> str | None:
+    return key[1:] if key else None
+
+
+def by_group(rows: Iterable[Row]) -> dict[tuple[str, str], Entry]:
+    """``SOURCE`` rows summed per (dimension, group_key)."""
+    entries: dict[tuple[str, str], Entry] = {}
+    for row in rows:
+        ok = row[1] == "ok"
+        attempts, fallbacks = row[2] or 0, row[3] or 0
+        sums = (
+            1, int(ok), attempts, max(attempts - fallbacks - 1, 0), fallbacks, row[4] or 0,
+            row[5] or 0, row[6] or 0, row[7] or 0, row[8] or 0, int(row[9] == "hit"),
+            row[10] or 0, row[11] or 0,
+        )  # fmt: skip
+        latency = bucket(row[12]) if ok and row[12] is not None else False
+        ttft = bucket(row[13]) if row[13] is not None else False
+        for dimension, value in zip(DIMENSIONS, ("", *row[14:]), strict=True):
+            at = (dimension, group_key(value))
+            entry = entries.get(at)
+            if entry is None:
+                entry = entries[at] = Entry()
+            entry.sums = list(map(add, entry.sums, sums))
+            if latency is not False:
+                entry.latency.add_bucket(latency)
+            if ttft is not False:
+                entry.ttft.add_bucket(ttft)
+    return entries
+
+
+def by_period(rows: Iterable[Row]) -> dict[Key, Entry]:
+    """``SOURCE`` rows summed per minute, hour and day of each group."""
+    minutes: dict[int, list[Row]] = {}
+    for row in rows:
+        minutes.setdefault(int(row[0] // MINUTE) * MINUTE, []).append(row)
+    entries: dict[Key, Entry] = {}
+    for minute, found in minutes.items():
+        for (dimension, key), entry in by_group(found).items():
+            entries[(MINUTE, dimension, minute, key)] = entry
+            for span in (HOUR, DAY):
+                wider = (span, dimension, minute // span * span, key)
+                into = entries.get(wider)
+                if into is None:
+                    into = entries[wider] = Entry()
+                into.merge(entry)
+    return entries
+
+
+# --- writing ---------------------------------------------------------------------------------
+UPSERT_SQL = (
+    f"INSERT INTO {ROLLUPS} ({', '.join((*KEY_COLUMNS, *VALUE_COLUMNS))}) "
+    f"VALUES ({', '.join('?' * (len(KEY_COLUMNS) + len(VALUE_COLUMNS)))}) "
+    f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in VALUE_COLUMNS)
+)
+BACKFILL_CHUNK = 50_000
+BACKFILL_SQL = (
+    f"SELECT id, {', '.join(SOURCE)} FROM {REQUESTS} WHERE id > ? "
+    f"ORDER BY id LIMIT {BACKFILL_CHUNK}"
+)
+
+
+class RollupWrite:
+    """What a batch of rows changes in the rollups. Run ``lookups()`` in the write
+    transaction (writers serialised), then ``upsert(found)`` with what they returned."""
+
+    def __init__(self, source_rows: Iterable[Row]) -> None:
+        self._entries = by_period(source_rows)
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[Row]) -> RollupWrite:
+        """For rows in ``COLUMNS`` order (what the ledger inserts)."""
+        return cls(FROM_ROW(row) for row in rows)
+
+    def lookups(self) -> list[Statement]:
+        keys = sorted(self._entries)
+        statements: list[Statement] = []
+        for i in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[i : i + LOOKUP_CHUNK]
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            sql = (
+                f"SELECT {', '.join((*KEY_COLUMNS, *VALUE_COLUMNS))} FROM {ROLLUPS} "
+                f"WHERE ({', '.join(KEY_COLUMNS)}) IN (VALUES {values})"
+            )
+            statements.append((sql, [part for key in chunk for part in key]))
+        return statements
+
+    def upsert(self, found: Iterable[Row]) -> tuple[str, list[Row]]:
+        """``UPSERT_SQL`` and its rows: each touched rollup with this batch merged in."""
+        merged = {(int(r[0]), r[1], int(r[2]), r[3]): Entry.stored(r[4:]) for r in found}
+        for key, entry in self._entries.items():
+            before = merged.get(key)
+            if before is None:
+                merged[key] = entry
+            else:
+                before.merge(entry)
+        return UPSERT_SQL, [(*key, *entry.values()) for key, entry in sorted(merged.items())]
+
+
+# --- reading ---------------------------------------------------------------------------------
+def _ceil(since: float, span: int) -> int:
+    return math.ceil(since / span) * span
+
+
+def _rollups_sql(span: int, dimensions: Sequence[str], until: bool) -> str:
+    marks = ", ".join("?" * len(dimensions))
+    end = " AND period_start < ?" if until else ""
+    return (
+        f"SELECT dimension, group_key, period_start, {', '.join(VALUE_COLUMNS)} FROM {ROLLUPS} "
+        f"WHERE span_s = ? AND dimension IN ({marks}) AND period_start >= ?{end}"
+    )
+
+
+def rollup_statement(
+    span: int, start: int, end: int | None, dimensions: Sequence[str] = DIMENSIONS
+) -> Statement:
+    """The ``span`` rollups of ``dimensions`` with ``start <= period_start < end``."""
+    params: list[object] = [span, *dimensions, start]
+    if end is not None:
+        params.append(end)
+    return _rollups_sql(span, dimensions, end is not None), params
+
+
+def window_statements(since: float | None) -> list[Statement]:
+    """The edge rows and the rollups that make up ``ts >= since`` (see the module doc)."""
+    if since is None:
+        return [rollup_statement(DAY, 0, None)]  # ts >= 0: every row a ledger writes
+    minute, hour, day = (_ceil(since, span) for span in SPANS)
+    edge = f"SELECT {', '.join(SOURCE)} FROM {REQUESTS} WHERE ts >= ? AND ts < ?"
+    return [
+        (edge, [since, minute]),
+        rollup_statement(MINUTE, minute, hour),
+        rollup_statement(HOUR, hour, day),
+        rollup_statement(DAY, day, None),
+    ]
+
+
+def fold_window(since: float | None, results: Sequence[Sequence[Row]]) -> LedgerStats:
+    """``LedgerStats`` from what ``window_statements(since)`` returned."""
+    groups: dict[tuple[str, str], Entry] = {}
+    if since is not None:
+        groups = by_group(results[0])
+        results = results[1:]
+    for rows in results:
+        for row in rows:
+            at = (row[0], row[1])
+            found = Entry.stored(row[3:])
+            into = groups.get(at)
+            if into is None:
+                groups[at] = found
+            else:
+                into.merge(found)
+    folded: dict[str, dict[str | None, GroupStats]] = {name: {} for name in DIMENSIONS}
+    for (dimension, key), entry in groups.items():
+        folded[dimension][group_value(key)] = entry.group()
+    return stats_of(since, folded)
+
+
+def totals_by_period(rows: Iterable[Row], width: int) -> dict[int, Entry]:
+    """Rollup rows (``rollup_statement``'s) merged per period of ``width`` seconds, keyed by
+    period number (``period_start // width``)."""
+    slots: dict[int, Entry] = {}
+    for row in rows:
+        slot = int(row[2]) // width
+        found = Entry.stored(row[3:])
+        into = slots.get(slot)
+        if into is None:
+            slots[slot] = found
+        else:
+            into.merge(found)
+    return slots
