@@ -33,7 +33,8 @@ the key.
 Schema, migrations and the statistics SQL (shared by both backends) live in ``ledger_sql``;
 the drivers in ``ledger_sqlite`` (stdlib ``sqlite3`` in a thread, WAL) and ``ledger_postgres``
 (psycopg 3, async; ``pip install 'llmdispatcher[postgres]'``), imported only when a URL asks.
-Cost is ``Decimal`` USD; see ``ledger_sql`` for how it is stored and how percentiles are computed.
+Cost is ``Decimal`` USD; see ``ledger_sql`` for how it is stored, and ``ledger_rollup`` for the
+per-minute/hour/day rollups that statistics over long windows read (percentiles within 1 %).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ Schema (the same on SQLite and PostgreSQL; ``{id}`` is the dialect's identity co
                        deployment, model, status, error_type, stream, attempts, fallbacks,
                        prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
                        cost_nano_usd, latency_s, ttft_s, price_version, messages, output,
-                       api_key_name, team, finish_reason, tool_calls, detail)
+                       api_key_name, team, finish_reason, tool_calls, detail, cache,
+                       saved_tokens, saved_cost_nano_usd)
+    ledger_rollups    (span_s, dimension, period_start, group_key, the sums, latency, ttft)
 
 ``detail`` is JSON: the request's tries (vendor, model, status, error, seconds) and its routing
 decision (rule, strategy, group, reason, scored candidates, exclusions and why), what the
@@ -24,10 +26,13 @@ so an older replica keeps writing to a database a newer one has migrated. A new 
 appended to ``MIGRATIONS``, never edited in place.
 
 Cost is stored as integer nano-dollars (exact sums in SQL on both backends) and read back as
-``Decimal`` USD. Percentiles are nearest-rank, computed in SQL with window functions
-(``ROW_NUMBER`` and ``COUNT`` over the group; SQLite >= 3.25, any PostgreSQL): only one row per
-group comes back, at the cost of one sort of the window's values per grouping inside the
-database. ``since`` bounds the window, and ``ts`` is indexed.
+``Decimal`` USD. The exact statistics below (``stats_statements``) take nearest-rank
+percentiles in SQL with window functions (``ROW_NUMBER`` and ``COUNT`` over the group; SQLite
+>= 3.25, any PostgreSQL): only one row per group comes back, at the cost of one sort of the
+window's values per grouping inside the database, seconds for a day of a busy ledger. So
+``ledger_rollups`` (migration 008, ``ledger_rollup``) keeps the same sums and log-bucket
+sketches per minute, hour and day; ``Ledger.stats`` reads those, and these statements only for
+a window of few rows. ``since`` bounds the window, and ``ts`` is indexed.
 
 SQL is written with ``?`` placeholders; the PostgreSQL store turns them into ``%s``.
 """

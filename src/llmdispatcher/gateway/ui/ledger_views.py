@@ -1,8 +1,8 @@
 """What the dashboard reads from the ledger: time series, a filtered page of requests, one
 request. Read-only SQL on either backend (``?`` placeholders), through ``Ledger.select``.
 
-Every query uses an index of ``ledger_sql``: a series scans the window's rows by ``ts``; a page
-of requests walks ``ts`` newest first, skipping rows its filters refuse, and stops after one
+Every query uses an index: a series reads the window's rollups (``ledger_rollup``); a page of
+requests walks ``ts`` newest first, skipping rows its filters refuse, and stops after one
 page (a filter that matches few rows walks back as far as its time window allows: give one);
 a request is found by ``request_id``.
 """
@@ -24,11 +24,12 @@ from ...observability.ledger_rollup import (
     rollup_statement,
     totals_by_period,
 )
-from ...observability.ledger_sql import REQUESTS, ROLLUP_SUMS, percentile_sql
+from ...observability.ledger_sql import REQUESTS, ROLLUP_SUMS
 
-# window name -> (seconds, bucket seconds): 30 to 96 points per chart
+# window name -> (seconds, bucket seconds): 15 to 96 points per chart; buckets are whole
+# minutes (or hours) so that charts come from the rollups, whatever the traffic
 WINDOWS: dict[str, tuple[int, int]] = {
-    "15m": (900, 30),
+    "15m": (900, 60),
     "1h": (3600, 60),
     "24h": (86400, 1800),
     "7d": (604800, 7200),
@@ -67,19 +68,17 @@ class Series:
 
 
 async def series(ledger: Ledger, window: str, now: float) -> Series:
-    """The window's chart: from the rollups when its buckets are whole minutes or hours (sums
-    exact, percentiles within 1 %, as ``ledger_rollup`` says), else from the rows."""
+    """The window's chart, from the rollups (``ledger_rollup``: sums exact, percentiles within
+    1 %): minute rollups for buckets of whole minutes, hour rollups for whole hours."""
     seconds, bucket = WINDOWS[window]
     first = int((now - seconds) // bucket)
     last = int(now // bucket)
-    if bucket % MINUTE == 0:
-        span = HOUR if bucket % HOUR == 0 else MINUTE
-        (found,) = await ledger.select(
-            [rollup_statement(span, first * bucket, (last + 1) * bucket, ("totals",))]
-        )
-        slots = totals_by_period(found, bucket)
-        return _chart(first, last, bucket, {b: _point(e) for b, e in slots.items()})
-    return _chart(first, last, bucket, await _points_from_rows(ledger, first * bucket, bucket))
+    span = HOUR if bucket % HOUR == 0 else MINUTE
+    (found,) = await ledger.select(
+        [rollup_statement(span, first * bucket, (last + 1) * bucket, ("totals",))]
+    )
+    slots = totals_by_period(found, bucket)
+    return _chart(first, last, bucket, {b: _point(e) for b, e in slots.items()})
 
 
 Point = tuple[int, int, int, int, tuple[float | None, ...], tuple[float | None, ...]]
@@ -96,31 +95,6 @@ def _point(entry: Entry) -> Point:
         entry.latency.percentiles(50, 95),
         entry.ttft.percentiles(50, 95),
     )
-
-
-async def _points_from_rows(ledger: Ledger, since: float, bucket: int) -> dict[int, Point]:
-    slot = f"CAST(ts / {bucket} AS INTEGER)"  # an int literal of ours, never input
-    sums = (
-        f"SELECT {slot} AS b, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END), "
-        f"SUM(prompt_tokens + completion_tokens), SUM(cost_nano_usd) FROM {REQUESTS} "
-        f"WHERE ts >= ? GROUP BY {slot}"
-    )
-    found, latency, ttft = await ledger.select(
-        [
-            (sums, [since]),
-            percentile_sql(slot, "latency_s", since, "status = 'ok'"),
-            percentile_sql(slot, "ttft_s", since),
-        ]
-    )
-    lat = {int(row[0]): tuple(_num(v) for v in row[1:3]) for row in latency}
-    first_token = {int(row[0]): tuple(_num(v) for v in row[1:3]) for row in ttft}
-    none = (None, None)
-    points: dict[int, Point] = {}
-    for row in found:
-        b = int(row[0])
-        count, errors, tokens, nano = (int(v or 0) for v in row[1:5])
-        points[b] = (count, errors, tokens, nano, lat.get(b, none), first_token.get(b, none))
-    return points
 
 
 def _chart(first: int, last: int, bucket: int, points: dict[int, Point]) -> Series:
