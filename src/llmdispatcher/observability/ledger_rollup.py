@@ -1,36 +1,39 @@
-"""Rollups: the ledger's statistics pre-aggregated per minute, hour and day, so that a long
-window reads a few thousand rollup rows instead of sorting every request row in it.
+"""Rollups: the ledger's statistics pre-aggregated per period, so that a long window reads a
+couple of thousand rollup rows instead of sorting every request row in it.
 
 Table ``ledger_rollups`` (migration ``008_rollups``), one row per (span, dimension, period,
-group): ``span_s`` is 60, 3600 or 86400; ``dimension`` a ``GROUPINGS`` name (``totals``,
-``by_vendor``, ``by_model``, ``by_user``, ``by_key``, ``by_team``) and ``group_key`` that
-group's value (``=`` before it; the empty string for a missing one). Each holds the exact sums
-the statistics report (``ROLLUP_SUMS``) and two ``Sketch`` es: latency of the successful
-requests, TTFT of every request that measured one. One row per dimension, not per combination
-of them: the statistics group by one column at a time (a combination of key x model x vendor x
-team x user per minute has about as many rows as the ledger itself).
+group): ``span_s`` is one of ``SPANS`` (1 min, 10 min, 1 h, 6 h, 1 day; each divides the
+next); ``dimension`` a ``GROUPINGS`` name (``totals``, ``by_vendor``, ``by_model``,
+``by_user``, ``by_key``, ``by_team``) and ``group_key`` that group's value (``=`` before it;
+the empty string for a missing one). Each holds the exact sums the statistics report
+(``ROLLUP_SUMS``) and two ``Sketch`` es: latency of the successful requests, TTFT of every
+request that measured one. One row per dimension, not per combination of them: the
+statistics group by one column at a time, and key x model x vendor x team x user per minute
+has about as many rows as the ledger itself.
 
 Written by the store in the transaction that inserts the rows (``RollupWrite``), so rows and
-rollups never disagree: the batch's rows are summed per minute, hour and day, the rollup rows
+rollups never disagree: the batch's rows are summed per period of every span, the rollup rows
 they touch are read, merged and written back, with writers serialised (SQLite's write lock,
 a PostgreSQL advisory lock). Migration 008 fills the table from the rows already there.
 
-A window ``ts >= since`` (``window_statements``) is: the request rows of the partial minute at
-its start (ts-indexed, at most a minute of them, rolled up on the spot by the same code), the
-minute rollups up to the next whole hour, the hour rollups up to the next whole day and the day
-rollups from there on (the current ones included: they are as current as the rows). Sums are
-then exact; percentiles come from the merged sketches (within 1 %, see ``ledger_sketch``).
+A window ``ts >= since`` (``window_statements``) is: the request rows of its first partial
+minute (ts-indexed, rolled up on the spot by the same code), then for each span the periods
+from the first boundary of that span up to the first boundary of the next (at most 9 minutes,
+5 ten-minutes, 5 hours and 3 quarter-days), then every day from there on (the current periods
+included: they are as current as the rows). Sums are then exact; percentiles come from the
+merged sketches (within 1 %, see ``ledger_sketch``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from operator import add, itemgetter
 from typing import Any
 
-from .ledger_sketch import Sketch, position
+from .ledger_sketch import Sketch, position, unpack
 from .ledger_sql import (
     COLUMNS,
     GROUPINGS,
@@ -46,7 +49,9 @@ from .ledger_sql import (
 )
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
-SPANS = (MINUTE, HOUR, DAY)
+# Each span divides the next, so a window reads at most (next / span - 1) periods of each span
+# below its widest: 9 minutes, 5 ten-minutes, 5 hours, 3 quarter-days, then days.
+SPANS = (MINUTE, 600, HOUR, 21600, DAY)
 # What a request row contributes, read from ledger_requests (the edge of a window, migration 008).
 SOURCE: tuple[str, ...] = (
     "ts", "status", "attempts", "fallbacks", "prompt_tokens", "completion_tokens",
@@ -75,8 +80,12 @@ class Entry:
         self.latency.merge(other.latency)
         self.ttft.merge(other.ttft)
 
-    def values(self) -> Row:
-        return (*self.sums, self.latency.encode(), self.ttft.encode())
+    def values(self, span: int) -> Row:
+        """As stored. Hour and day sketches always dense: a window reads up to 23 hours and
+        every day of it, and dense text decodes in one call; a minute's stays sparse when that
+        is much shorter (minutes are most of the table)."""
+        dense = span >= HOUR
+        return (*self.sums, self.latency.encode(dense), self.ttft.encode(dense))
 
     @classmethod
     def stored(cls, values: Sequence[Any]) -> Entry:
@@ -145,7 +154,7 @@ def by_period(rows: Iterable[Row]) -> dict[Key, Entry]:
     for minute, found in minutes.items():
         for (dimension, key), entry in by_group(found).items():
             entries[(MINUTE, dimension, minute, key)] = entry
-    for narrow, wide in ((MINUTE, HOUR), (HOUR, DAY)):
+    for narrow, wide in pairwise(SPANS):
         for (span, dimension, start, key), entry in list(entries.items()):
             if span == narrow:
                 wider = (wide, dimension, start // wide * wide, key)
@@ -206,7 +215,7 @@ class RollupWrite:
                 merged[key] = entry
             else:
                 before.merge(entry)
-        return UPSERT_SQL, [(*key, *entry.values()) for key, entry in sorted(merged.items())]
+        return UPSERT_SQL, [(*k, *entry.values(k[0])) for k, entry in sorted(merged.items())]
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -237,47 +246,48 @@ def window_statements(since: float | None) -> list[Statement]:
     """The edge rows and the rollups that make up ``ts >= since`` (see the module doc)."""
     if since is None:
         return [rollup_statement(DAY, 0, None)]  # ts >= 0: every row a ledger writes
-    minute, hour, day = (_ceil(since, span) for span in SPANS)
+    edges = [_ceil(since, span) for span in SPANS]
     edge = f"SELECT {', '.join(SOURCE)} FROM {REQUESTS} WHERE ts >= ? AND ts < ?"
-    return [
-        (edge, [since, minute]),
-        rollup_statement(MINUTE, minute, hour),
-        rollup_statement(HOUR, hour, day),
-        rollup_statement(DAY, day, None),
-    ]
+    statements: list[Statement] = [(edge, [since, edges[0]])]
+    for span, start, end in zip(SPANS, edges, [*edges[1:], None], strict=True):
+        statements.append(rollup_statement(span, start, end))
+    return statements
 
 
 def fold_window(since: float | None, results: Sequence[Sequence[Row]]) -> LedgerStats:
-    """``LedgerStats`` from what ``window_statements(since)`` returned."""
-    groups: dict[tuple[str, str], Entry] = {}
+    """``LedgerStats`` from what ``window_statements(since)`` returned. Thousands of rollup
+    rows: each is added as its sums and two packed integers, no objects made per row."""
+    groups: dict[tuple[str, str], list[Any]] = {}  # [sums, latency packed, ttft packed]
     if since is not None:
-        groups = by_group(results[0])
+        for at, entry in by_group(results[0]).items():
+            groups[at] = [entry.sums, entry.latency.packed, entry.ttft.packed]
         results = results[1:]
     for rows in results:
-        for row in rows:
-            at = (row[0], row[1])
-            found = Entry.stored(row[3:])
-            into = groups.get(at)
-            if into is None:
-                groups[at] = found
-            else:
-                into.merge(found)
+        _add_rows(groups, rows, lambda row: (row[0], row[1]))
     folded: dict[str, dict[str | None, GroupStats]] = {name: {} for name in DIMENSIONS}
-    for (dimension, key), entry in groups.items():
+    for (dimension, key), (sums, latency, ttft) in groups.items():
+        entry = Entry(sums, Sketch(latency), Sketch(ttft))
         folded[dimension][group_value(key)] = entry.group()
     return stats_of(since, folded)
+
+
+def _add_rows(into: dict[Any, list[Any]], rows: Iterable[Row], key: Callable[[Row], Any]) -> None:
+    """Add rollup rows (``rollup_statement``'s) into ``into[key(row)]``."""
+    last = 3 + len(ROLLUP_SUMS)
+    for row in rows:
+        at = key(row)
+        found = into.get(at)
+        if found is None:
+            into[at] = [list(row[3:last]), unpack(row[last]), unpack(row[last + 1])]
+        else:
+            found[0] = list(map(add, found[0], row[3:last]))
+            found[1] += unpack(row[last])
+            found[2] += unpack(row[last + 1])
 
 
 def totals_by_period(rows: Iterable[Row], width: int) -> dict[int, Entry]:
     """Rollup rows (``rollup_statement``'s) merged per period of ``width`` seconds, keyed by
     period number (``period_start // width``)."""
-    slots: dict[int, Entry] = {}
-    for row in rows:
-        slot = int(row[2]) // width
-        found = Entry.stored(row[3:])
-        into = slots.get(slot)
-        if into is None:
-            slots[slot] = found
-        else:
-            into.merge(found)
-    return slots
+    slots: dict[int, list[Any]] = {}
+    _add_rows(slots, rows, lambda row: int(row[2]) // width)
+    return {k: Entry(sums, Sketch(lat), Sketch(ttft)) for k, (sums, lat, ttft) in slots.items()}

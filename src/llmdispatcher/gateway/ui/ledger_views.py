@@ -18,8 +18,7 @@ import orjson
 
 from ...observability.ledger import Ledger
 from ...observability.ledger_rollup import (
-    HOUR,
-    MINUTE,
+    SPANS,
     Entry,
     rollup_statement,
     totals_by_period,
@@ -69,11 +68,11 @@ class Series:
 
 async def series(ledger: Ledger, window: str, now: float) -> Series:
     """The window's chart, from the rollups (``ledger_rollup``: sums exact, percentiles within
-    1 %): minute rollups for buckets of whole minutes, hour rollups for whole hours."""
+    1 %), the widest that fit its buckets: 24 h's 30-minute buckets add three 10-minute ones."""
     seconds, bucket = WINDOWS[window]
     first = int((now - seconds) // bucket)
     last = int(now // bucket)
-    span = HOUR if bucket % HOUR == 0 else MINUTE
+    span = max(span for span in SPANS if bucket % span == 0)  # the fewest rollups
     (found,) = await ledger.select(
         [rollup_statement(span, first * bucket, (last + 1) * bucket, ("totals",))]
     )
