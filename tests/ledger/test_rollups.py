@@ -38,7 +38,7 @@ from tests.unit.test_ledger_sketch import within_bound
 __all__ = ["postgres_server", "url"]
 
 START = 1_750_000_123.4  # not on a minute: windows cross every kind of edge
-SPREAD_S = 3 * 86400.0
+SPREAD_S = 10 * 86400.0  # crosses a week (the widest span)
 PERCENTILES = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "ttft_p50_s")
 
 
@@ -72,7 +72,7 @@ def random_record(rng: random.Random, i: int, ts: float) -> LedgerRecord:
 
 
 def random_records(rng: random.Random, count: int) -> list[LedgerRecord]:
-    """Spread over three days, some on exact minute edges, in no particular order."""
+    """Spread over ten days, some on exact minute edges, in no particular order."""
     found = []
     for i in range(count):
         ts = START + rng.random() * SPREAD_S

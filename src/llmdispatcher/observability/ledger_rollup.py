@@ -2,8 +2,8 @@
 couple of thousand rollup rows instead of sorting every request row in it.
 
 Table ``ledger_rollups`` (migration ``008_rollups``), one row per (span, dimension, period,
-group): ``span_s`` is one of ``SPANS`` (1 min, 10 min, 1 h, 6 h, 1 day; each divides the
-next); ``dimension`` a ``GROUPINGS`` name (``totals``, ``by_vendor``, ``by_model``,
+group): ``span_s`` is one of ``SPANS`` (1 min, 10 min, 1 h, 6 h, 1 day, 1 week; each
+divides the next); ``dimension`` a ``GROUPINGS`` name (``totals``, ``by_vendor``, ``by_model``,
 ``by_user``, ``by_key``, ``by_team``) and ``group_key`` that group's value (``=`` before it;
 the empty string for a missing one). Each holds the exact sums the statistics report
 (``ROLLUP_SUMS``) and two ``Sketch`` es: latency of the successful requests, TTFT of every
@@ -19,9 +19,9 @@ a PostgreSQL advisory lock). Migration 008 fills the table from the rows already
 A window ``ts >= since`` (``window_statements``) is: the request rows of its first partial
 minute (ts-indexed, rolled up on the spot by the same code), then for each span the periods
 from the first boundary of that span up to the first boundary of the next (at most 9 minutes,
-5 ten-minutes, 5 hours and 3 quarter-days), then every day from there on (the current periods
-included: they are as current as the rows). Sums are then exact; percentiles come from the
-merged sketches (within 1 %, see ``ledger_sketch``).
+5 ten-minutes, 5 hours, 3 quarter-days and 6 days), then every week from there on (the
+current periods included: they are as current as the rows). Sums are then exact; percentiles
+come from the merged sketches (within 1 %, see ``ledger_sketch``).
 """
 
 from __future__ import annotations
@@ -48,10 +48,11 @@ from .ledger_sql import (
     stats_of,
 )
 
-MINUTE, HOUR, DAY = 60, 3600, 86400
+MINUTE, HOUR, DAY, WEEK = 60, 3600, 86400, 604800
 # Each span divides the next, so a window reads at most (next / span - 1) periods of each span
-# below its widest: 9 minutes, 5 ten-minutes, 5 hours, 3 quarter-days, then days.
-SPANS = (MINUTE, 600, HOUR, 21600, DAY)
+# below its widest: 9 minutes, 5 ten-minutes, 5 hours, 3 quarter-days, 6 days, then weeks
+# (of the epoch: Thursday to Thursday, UTC).
+SPANS = (MINUTE, 600, HOUR, 21600, DAY, WEEK)
 # What a request row contributes, read from ledger_requests (the edge of a window, migration 008).
 SOURCE: tuple[str, ...] = (
     "ts", "status", "attempts", "fallbacks", "prompt_tokens", "completion_tokens",
@@ -245,7 +246,7 @@ def rollup_statement(
 def window_statements(since: float | None) -> list[Statement]:
     """The edge rows and the rollups that make up ``ts >= since`` (see the module doc)."""
     if since is None:
-        return [rollup_statement(DAY, 0, None)]  # ts >= 0: every row a ledger writes
+        return [rollup_statement(WEEK, 0, None)]  # ts >= 0: every row a ledger writes
     edges = [_ceil(since, span) for span in SPANS]
     edge = f"SELECT {', '.join(SOURCE)} FROM {REQUESTS} WHERE ts >= ? AND ts < ?"
     statements: list[Statement] = [(edge, [since, edges[0]])]
