@@ -43,6 +43,7 @@ BITS = 32
 assert array("I").itemsize * 8 == BITS  # C unsigned int: 32 bits on every CPython target
 FIELD_BYTES = BITS // 8
 DENSE_FACTOR = 4  # dense text up to 4x the sparse one's length: faster to read back
+SPARSE_PAIR_CHARS = 6
 
 
 def position(value: float) -> int:
@@ -98,13 +99,21 @@ class Sketch:
         if not self.packed:
             return None
         first = ((self.packed & -self.packed).bit_length() - 1) // BITS
-        trimmed = Sketch(self.packed >> (BITS * first)).counts()
-        data = (self.packed >> (BITS * first)).to_bytes(len(trimmed) * FIELD_BYTES, "little")
-        text = f"d{first}:{data.hex()}"
-        if dense:
+        shifted = self.packed >> (BITS * first)
+        size = (shifted.bit_length() + BITS - 1) // BITS * FIELD_BYTES
+        text = f"d{first}:{shifted.to_bytes(size, 'little').hex()}"
+        # A pair takes some 6 characters, a field 8 in hex: list the pairs (a loop over every
+        # field, in Python) only when few of the fields are non-zero.
+        if dense or 2 * size <= DENSE_FACTOR * SPARSE_PAIR_CHARS * self.nonzero():
             return text
+        trimmed = Sketch(shifted).counts()
         pairs = ",".join(f"{first + i}:{c}" for i, c in enumerate(trimmed) if c)
         return text if len(text) <= DENSE_FACTOR * (len(pairs) + 1) else f"s{pairs}"
+
+    def nonzero(self) -> int:
+        """How many fields are non-zero (counted in C)."""
+        fields = self.counts()
+        return len(fields) - fields.count(0)
 
     @classmethod
     def decode(cls, text: str | None) -> Sketch:
