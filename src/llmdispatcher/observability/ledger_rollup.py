@@ -82,11 +82,12 @@ class Entry:
         self.ttft.merge(other.ttft)
 
     def values(self, span: int) -> Row:
-        """As stored. Hour and day sketches always dense: a window reads up to 23 hours and
-        every day of it, and dense text decodes in one call; a minute's stays sparse when that
-        is much shorter (minutes are most of the table)."""
-        dense = span >= HOUR
-        return (*self.sums, self.latency.encode(dense), self.ttft.encode(dense))
+        """As stored (``VALUE_COLUMNS``). Sketches of an hour and wider dense (a window reads
+        up to 23 hours and every day of it; dense is the fastest to read back and their
+        histograms are full anyway), narrower ones compressed (minutes are most of the table
+        and hold a few values each)."""
+        compress = span < HOUR
+        return (*self.sums, self.latency.encode(compress), self.ttft.encode(compress))
 
     @classmethod
     def stored(cls, values: Sequence[Any]) -> Entry:
