@@ -5,13 +5,16 @@
     .venv/bin/python bench/ui_pages.py --db /tmp/l.db  # keep (and reuse) the database
 
 Builds an SQLite ledger of ``--rows`` requests spread evenly over ``--days`` (5 vendors, 20
-models, 50 keys, 2 % errors, a routing ``detail`` on each), migrated by the ledger itself so
-it has the real indexes, then serves an in-process gateway on it (admin key set, signed in)
-and times each page over real HTTP on 127.0.0.1: the first request, then the median and the
-worst of ``--repeat`` more (an Overview repeated within its freshness is served from
-``ui/overview_cache.py``; the first one is the cost of computing it). The Overview's windows
-scan all the rows they cover (15 min: ~350 rows at 1M over 30 days; 7 d: ~233,000), so their
-times grow with the window; a Requests page walks the ``ts`` index and stops after one page.
+models, 50 keys, 2 % errors, a routing ``detail`` on each): the rows go in under the schema
+before rollups, then the ledger's own migration rolls them up (timed: what upgrading such a
+ledger costs). It then serves an in-process gateway on it (admin key set, signed in) and times
+each page over real HTTP on 127.0.0.1: the first request, then the median and the worst of
+``--repeat`` more (an Overview repeated within its freshness is served from
+``ui/overview_cache.py``; the first one is the cost of computing it). The Overview reads the
+rollups of its window (``ledger_rollup``), so its time hardly grows with the window; a Requests
+page walks the ``ts`` index and stops after one page. Last, ``Ledger.stats`` (what
+``llmdispatcher stats --json`` runs) per window, and the exact statements it ran before rollups
+over the ``--exact`` windows, for the ratio.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +43,16 @@ from llmdispatcher import Config, Dispatcher
 from llmdispatcher.config import GatewayConfig
 from llmdispatcher.gateway.app import create_app
 from llmdispatcher.keys import open_key_store
-from llmdispatcher.observability.ledger import open_ledger
-from llmdispatcher.observability.ledger_sql import COLUMNS, INSERT_SQL
+from llmdispatcher.observability.ledger import open_ledger, open_store
+from llmdispatcher.observability.ledger_sql import (
+    COLUMNS,
+    INSERT_SQL,
+    MIGRATIONS,
+    Migration,
+    stats_statements,
+)
+
+ROLLUPS_MIGRATION = next(m for m in MIGRATIONS if m.name == "008_rollups")
 
 ADMIN = "bench-admin-key-0123456789abcdef"
 DETAIL = (
@@ -52,7 +64,9 @@ DETAIL = (
 
 
 def build(path: Path, rows: int, days: float) -> None:
-    asyncio.run(_migrate(path))
+    """Rows inserted under the schema before rollups; ``main`` then migrates, which rolls
+    them up (its time is printed: what upgrading a ledger of this size costs)."""
+    asyncio.run(_migrate(path, MIGRATIONS[: MIGRATIONS.index(ROLLUPS_MIGRATION)]))
     rng = random.Random(7)
     now = time.time()
     step = days * 86400 / rows
@@ -70,7 +84,7 @@ def build(path: Path, rows: int, days: float) -> None:
                 "prompt_tokens": rng.randrange(10, 2000), "completion_tokens": rng.randrange(500),
                 "cached_tokens": 0, "reasoning_tokens": 0, "cost_nano_usd": rng.randrange(10**6),
                 "latency_s": rng.lognormvariate(-0.7, 0.5), "ttft_s": rng.lognormvariate(-2, 0.5),
-                "tool_calls": 0, "detail": DETAIL,
+                "tool_calls": 0, "detail": DETAIL, "saved_tokens": 0,
             }  # fmt: skip
             batch.append(tuple(values.get(c) for c in COLUMNS))
             if len(batch) == 50_000:
@@ -80,9 +94,10 @@ def build(path: Path, rows: int, days: float) -> None:
         db.execute("ANALYZE")
 
 
-async def _migrate(path: Path) -> None:
-    async with open_ledger(f"sqlite:///{path}") as ledger:
-        await ledger.open()
+async def _migrate(path: Path, migrations: Sequence[Migration]) -> None:
+    store = open_store(f"sqlite:///{path}")
+    await store.open(migrations)
+    await store.aclose()
 
 
 PAGES = (
@@ -118,12 +133,46 @@ async def measure(path: Path, repeat: int) -> list[tuple[str, float, float, floa
     return found
 
 
+STATS_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 604800, "30d": 2592000, "all": None}
+
+
+async def stats_times(
+    path: Path, repeat: int, exact: Sequence[str]
+) -> list[tuple[str, float, float, float]]:
+    """``Ledger.stats`` (what ``llmdispatcher stats --json`` runs) per window; with ``exact``,
+    also the exact statements over every row of those windows (what it ran before rollups)."""
+    found = []
+    async with open_ledger(f"sqlite:///{path}") as ledger:
+        for name, seconds in STATS_WINDOWS.items():
+            times = []
+            for _ in range(repeat + 1):
+                started = time.perf_counter()
+                await ledger.stats(None if seconds is None else time.time() - seconds)
+                times.append(time.perf_counter() - started)
+            found.append((f"stats {name}", times[0], statistics.median(times[1:]), max(times[1:])))
+        for name in exact:
+            seconds = STATS_WINDOWS[name]
+            since = None if seconds is None else time.time() - seconds
+            started = time.perf_counter()
+            await ledger.select(stats_statements(since))
+            took = time.perf_counter() - started
+            found.append((f"stats {name}, exact (before rollups)", took, took, took))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--db", type=Path, help="the ledger file (built when missing)")
+    parser.add_argument(
+        "--exact",
+        nargs="*",
+        default=["1h", "24h"],
+        choices=list(STATS_WINDOWS),
+        help="windows to also time the exact statistics of (7d takes a minute at 1M rows)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "ledger.db"
@@ -131,8 +180,13 @@ def main() -> None:
             started = time.perf_counter()
             build(path, args.rows, args.days)
             print(f"built {args.rows:,} rows in {time.perf_counter() - started:.0f}s: {path}")
+        started = time.perf_counter()
+        asyncio.run(_migrate(path, MIGRATIONS))  # a no-op once the database is up to date
+        print(f"migrated (rollups backfilled) in {time.perf_counter() - started:.1f}s")
         print(f"{'page':40} {'first':>10} {'median':>10} {'worst':>10}")
-        for page, first, median, worst in asyncio.run(measure(path, args.repeat)):
+        found = asyncio.run(measure(path, args.repeat))
+        found += asyncio.run(stats_times(path, args.repeat, args.exact))
+        for page, first, median, worst in found:
             flag = "" if max(first, median) < 0.1 else "  over 100 ms"
             cells = " ".join(f"{t * 1000:8.1f}ms" for t in (first, median, worst))
             print(f"{page:40} {cells}{flag}")

@@ -1,8 +1,11 @@
 """The disk under the SQLite ledger fills up mid-load: one clear log line, every request still
 served, the database intact, and every record written once space is freed.
 
-A real full disk: a 2 MiB tmpfs mounted for the test (needs root and ``mount``; skipped
-otherwise). The spill file sits on another filesystem, as ``spill_dir`` allows.
+A real full disk: an 8 MiB tmpfs mounted for the test (needs root and ``mount``; skipped
+otherwise). The spill file sits on another filesystem, as ``spill_dir`` allows. 8 MiB leaves
+room, once space is freed, for SQLite's write-ahead log to reach its checkpoint size (1,000
+pages): on 2 MiB the log, which also carries the rollups since migration 008, filled the disk
+by itself and no write could succeed again.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )

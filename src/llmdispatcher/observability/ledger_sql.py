@@ -8,7 +8,9 @@ Schema (the same on SQLite and PostgreSQL; ``{id}`` is the dialect's identity co
                        deployment, model, status, error_type, stream, attempts, fallbacks,
                        prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
                        cost_nano_usd, latency_s, ttft_s, price_version, messages, output,
-                       api_key_name, team, finish_reason, tool_calls, detail)
+                       api_key_name, team, finish_reason, tool_calls, detail, cache,
+                       saved_tokens, saved_cost_nano_usd)
+    ledger_rollups    (span_s, dimension, period_start, group_key, the sums, latency, ttft)
 
 ``detail`` is JSON: the request's tries (vendor, model, status, error, seconds) and its routing
 decision (rule, strategy, group, reason, scored candidates, exclusions and why), what the
@@ -24,10 +26,13 @@ so an older replica keeps writing to a database a newer one has migrated. A new 
 appended to ``MIGRATIONS``, never edited in place.
 
 Cost is stored as integer nano-dollars (exact sums in SQL on both backends) and read back as
-``Decimal`` USD. Percentiles are nearest-rank, computed in SQL with window functions
-(``ROW_NUMBER`` and ``COUNT`` over the group; SQLite >= 3.25, any PostgreSQL): only one row per
-group comes back, at the cost of one sort of the window's values per grouping inside the
-database. ``since`` bounds the window, and ``ts`` is indexed.
+``Decimal`` USD. The exact statistics below (``stats_statements``) take nearest-rank
+percentiles in SQL with window functions (``ROW_NUMBER`` and ``COUNT`` over the group; SQLite
+>= 3.25, any PostgreSQL): only one row per group comes back, at the cost of one sort of the
+window's values per grouping inside the database, seconds for a day of a busy ledger. So
+``ledger_rollups`` (migration 008, ``ledger_rollup``) keeps the same sums and log-bucket
+sketches per minute, hour and day; ``Ledger.stats`` reads those, and these statements only for
+a window of few rows. ``since`` bounds the window, and ``ts`` is indexed.
 
 SQL is written with ``?`` placeholders; the PostgreSQL store turns them into ``%s``.
 """
@@ -85,19 +90,33 @@ INSERT_SQL = (
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """A named schema step; ``{id}`` in a statement becomes the dialect's id column."""
+    """A named schema step; ``{id}`` in a statement becomes the dialect's id column and
+    ``{keyed}`` its option for a table stored in primary-key order. ``rolls_up``: the store
+    then fills ``ledger_rollups`` from the rows already there (``ledger_rollup``)."""
 
     name: str
     statements: tuple[str, ...]
+    rolls_up: bool = False
 
     def sql(self, dialect: str) -> list[str]:
-        return [s.replace("{id}", ID_COLUMN[dialect]) for s in self.statements]
+        return [
+            s.replace("{id}", ID_COLUMN[dialect]).replace("{keyed}", KEYED_TABLE[dialect])
+            for s in self.statements
+        ]
 
 
 ID_COLUMN = {
     "sqlite": "INTEGER PRIMARY KEY",
     "postgresql": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
 }
+KEYED_TABLE = {"sqlite": " WITHOUT ROWID", "postgresql": ""}
+ROLLUPS = "ledger_rollups"
+# Per group and period, what the statistics sum (in ``SUMS`` order, after the count).
+ROLLUP_SUMS: tuple[str, ...] = (
+    "requests", "successes", "attempts", "retries", "fallbacks", "prompt_tokens",
+    "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_nano_usd", "cache_hits",
+    "saved_tokens", "saved_cost_nano_usd",
+)  # fmt: skip
 MIGRATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS ledger_migrations "
     "(name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
@@ -176,6 +195,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "007_drop_filter_indexes",  # 005's: they slowed the statistics (see the module doc)
         tuple(f"DROP INDEX IF EXISTS {REQUESTS}_{column}_ts" for column in FILTER_INDEXED),
+    ),
+    Migration(
+        "008_rollups",  # per-minute/hour/day sums and latency sketches (``ledger_rollup``)
+        (
+            f"""CREATE TABLE {ROLLUPS} (
+                span_s INTEGER NOT NULL,
+                dimension TEXT NOT NULL,
+                period_start BIGINT NOT NULL,
+                group_key TEXT NOT NULL,
+                {", ".join(f"{name} BIGINT NOT NULL" for name in ROLLUP_SUMS)},
+                latency TEXT,
+                ttft TEXT,
+                PRIMARY KEY (span_s, dimension, period_start, group_key)
+            ){{keyed}}""",
+        ),
+        rolls_up=True,
     ),
 )
 
@@ -318,8 +353,15 @@ def fold_stats(since: float | None, results: Sequence[Sequence[Row]]) -> LedgerS
         lat = {row[0]: row[1:] for row in latency}
         first = {row[0]: row[1] for row in ttft}
         groups[name] = {
-            row[0]: _group(row[1:], lat.get(row[0]), first.get(row[0])) for row in sums if row[1]
+            row[0]: group_stats(row[1:], lat.get(row[0]), first.get(row[0]))
+            for row in sums
+            if row[1]
         }
+    return stats_of(since, groups)
+
+
+def stats_of(since: float | None, groups: dict[str, dict[str | None, GroupStats]]) -> LedgerStats:
+    """``groups`` by ``GROUPINGS`` name (the totals under the key "")."""
     return LedgerStats(
         since=since,
         totals=groups["totals"].get("", GroupStats()),
@@ -331,7 +373,7 @@ def fold_stats(since: float | None, results: Sequence[Sequence[Row]]) -> LedgerS
     )
 
 
-def _group(sums: Row, latency: Row | None, ttft: Any) -> GroupStats:
+def group_stats(sums: Row, latency: Row | None, ttft: Any) -> GroupStats:
     n, ok, attempts, retries, fallbacks, prompt, completion, cached, reasoning, nano, hits = (
         int(v or 0) for v in sums[:11]
     )

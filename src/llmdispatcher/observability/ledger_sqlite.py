@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .ledger_rollup import BACKFILL_SQL, RollupWrite
 from .ledger_sql import INSERT_SQL, MIGRATIONS, MIGRATIONS_DDL, Migration, Row, Statement
 
 T = TypeVar("T")
@@ -79,6 +80,8 @@ class SQLiteStore:
                     continue
                 for statement in migration.sql(self.dialect):
                     conn.execute(statement)
+                if migration.rolls_up:
+                    _backfill(conn)
                 conn.execute(
                     "INSERT INTO ledger_migrations (name, applied_at) VALUES (?, ?)",
                     (migration.name, time.time()),
@@ -89,6 +92,7 @@ class SQLiteStore:
         self._ready(conn)
         with _transaction(conn, "BEGIN IMMEDIATE"):
             conn.executemany(INSERT_SQL, rows)
+            _roll_up(conn, RollupWrite.of_rows(rows))  # in the same transaction: never apart
         self.transactions += 1
 
     def _query(self, conn: sqlite3.Connection, statements: Sequence[Statement]) -> list[list[Row]]:
@@ -102,6 +106,21 @@ class SQLiteStore:
                 self._conn.close()
                 self._conn = None
                 self._migrated = False
+
+
+def _roll_up(conn: sqlite3.Connection, rollup: RollupWrite) -> None:
+    """Merge ``rollup`` into the stored rollups (the caller holds the write lock)."""
+    found = [row for sql, params in rollup.lookups() for row in conn.execute(sql, params)]
+    sql, values = rollup.upsert(found)
+    conn.executemany(sql, values)
+
+
+def _backfill(conn: sqlite3.Connection) -> None:
+    """Roll up the rows already in the ledger, a chunk at a time (memory stays bounded)."""
+    last = 0
+    while rows := conn.execute(BACKFILL_SQL, (last,)).fetchall():
+        last = rows[-1][0]
+        _roll_up(conn, RollupWrite(row[1:] for row in rows))
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 """What the dashboard reads from the ledger: time series, a filtered page of requests, one
 request. Read-only SQL on either backend (``?`` placeholders), through ``Ledger.select``.
 
-Every query uses an index of ``ledger_sql``: a series scans the window's rows by ``ts``; a page
-of requests walks ``ts`` newest first, skipping rows its filters refuse, and stops after one
+Every query uses an index: a series reads the window's rollups (``ledger_rollup``); a page of
+requests walks ``ts`` newest first, skipping rows its filters refuse, and stops after one
 page (a filter that matches few rows walks back as far as its time window allows: give one);
 a request is found by ``request_id``.
 """
@@ -17,11 +17,18 @@ from typing import Any
 import orjson
 
 from ...observability.ledger import Ledger
-from ...observability.ledger_sql import REQUESTS, percentile_sql
+from ...observability.ledger_rollup import (
+    SPANS,
+    Entry,
+    rollup_statement,
+    totals_by_period,
+)
+from ...observability.ledger_sql import REQUESTS, ROLLUP_SUMS
 
-# window name -> (seconds, bucket seconds): 30 to 96 points per chart
+# window name -> (seconds, bucket seconds): 15 to 96 points per chart; buckets are whole
+# minutes (or hours) so that charts come from the rollups, whatever the traffic
 WINDOWS: dict[str, tuple[int, int]] = {
-    "15m": (900, 30),
+    "15m": (900, 60),
     "1h": (3600, 60),
     "24h": (86400, 1800),
     "7d": (604800, 7200),
@@ -60,35 +67,47 @@ class Series:
 
 
 async def series(ledger: Ledger, window: str, now: float) -> Series:
+    """The window's chart, from the rollups (``ledger_rollup``: sums exact, percentiles within
+    1 %), the widest that fit its buckets: 24 h's 30-minute buckets add three 10-minute ones."""
     seconds, bucket = WINDOWS[window]
     first = int((now - seconds) // bucket)
-    since = float(first * bucket)
-    slot = f"CAST(ts / {bucket} AS INTEGER)"  # an int literal of ours, never input
-    sums = (
-        f"SELECT {slot} AS b, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END), "
-        f"SUM(prompt_tokens + completion_tokens), SUM(cost_nano_usd) FROM {REQUESTS} "
-        f"WHERE ts >= ? GROUP BY {slot}"
+    last = int(now // bucket)
+    span = max(span for span in SPANS if bucket % span == 0)  # the fewest rollups
+    (found,) = await ledger.select(
+        [rollup_statement(span, first * bucket, (last + 1) * bucket, ("totals",))]
     )
-    found, latency, ttft = await ledger.select(
-        [
-            (sums, [since]),
-            percentile_sql(slot, "latency_s", since, "status = 'ok'"),
-            percentile_sql(slot, "ttft_s", since),
-        ]
+    slots = totals_by_period(found, bucket)
+    return _chart(first, last, bucket, {b: _point(e) for b, e in slots.items()})
+
+
+Point = tuple[int, int, int, int, tuple[float | None, ...], tuple[float | None, ...]]
+
+
+def _point(entry: Entry) -> Point:
+    """Requests, errors, tokens, nano-USD, latency p50/p95, TTFT p50/p95 of one bucket."""
+    s = dict(zip(ROLLUP_SUMS, entry.sums, strict=True))
+    return (
+        s["requests"],
+        s["requests"] - s["successes"],
+        s["prompt_tokens"] + s["completion_tokens"],
+        s["cost_nano_usd"],
+        entry.latency.percentiles(50, 95),
+        entry.ttft.percentiles(50, 95),
     )
-    by_slot = {int(row[0]): row[1:] for row in found}
-    lat = {int(row[0]): row[1:] for row in latency}
-    first_token = {int(row[0]): row[1:] for row in ttft}
+
+
+def _chart(first: int, last: int, bucket: int, points: dict[int, Point]) -> Series:
     out = Series()
-    for b in range(first, int(now // bucket) + 1):
-        count, errors, tokens, nano = (int(v or 0) for v in by_slot.get(b, (0, 0, 0, 0)))
+    empty: Point = (0, 0, 0, 0, (None, None), (None, None))
+    for b in range(first, last + 1):
+        count, errors, tokens, nano, (lat50, lat95), (ttft50, ttft95) = points.get(b, empty)
         out.times.append(float(b * bucket))
         out.rps.append(count / bucket)
         out.error_rate.append(errors / count if count else None)
-        out.latency_p50.append(_num(lat.get(b, (None,))[0]))
-        out.latency_p95.append(_num(lat.get(b, (None, None))[1]))
-        out.ttft_p50.append(_num(first_token.get(b, (None,))[0]))
-        out.ttft_p95.append(_num(first_token.get(b, (None, None))[1]))
+        out.latency_p50.append(lat50)
+        out.latency_p95.append(lat95)
+        out.ttft_p50.append(ttft50)
+        out.ttft_p95.append(ttft95)
         out.tokens.append(tokens)
         out.cost_usd.append(float(Decimal(nano).scaleb(-9)))
     return out

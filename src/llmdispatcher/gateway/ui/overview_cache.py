@@ -1,13 +1,11 @@
 """The Overview's ledger numbers, reused while they are fresh enough.
 
-Statistics over a long window of a large ledger take time (on 1M rows over 30 days, measured by
-``bench/ui_pages.py``: the 24 h window's ~33,000 rows in seconds, the 7 d window's ~233,000 in
-tens of seconds, percentiles being sorts inside the database), and every open dashboard asks
-again. So each window's numbers are kept for ten times as long as they took to compute, at most
-one chart bucket, and one computation is shared by every request that waits for it. They are
+The statistics and chart of a long window come from the ledger's rollups (``ledger_rollup``),
+a few ms even on a 1M-row ledger (``bench/ui_pages.py``), but every open dashboard asks again.
+So each window's numbers are kept for ten times as long as they took to compute, at most one
+chart bucket, and one computation is shared by every request that waits for it. They are
 recomputed at once when this gateway has finished a request since (``version``): what a user
-just sent always shows; other replicas' requests show within that time.
-"""
+just sent always shows; other replicas' requests show within that time."""
 
 from __future__ import annotations
 
