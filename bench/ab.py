@@ -34,6 +34,7 @@ from gateway import (
     ROOT,
     lua,
     start,
+    stop,
     ttft_pair,
     wrk,
 )
@@ -70,11 +71,7 @@ def gateway(tree: Path, config: Path) -> Iterator[tuple[str, int]]:
     try:
         yield url, proc.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def config_for(workdir: Path, upstream: str) -> Path:

@@ -54,7 +54,17 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workers import tree_cpu
 
-from gateway import GATEWAY_CPU, LOAD_CPU, ROOT, _drain, _stored_key, lua, start, wrk
+from gateway import (
+    GATEWAY_CPU,
+    LOAD_CPU,
+    ROOT,
+    _drain,
+    _stored_key,
+    free_port,
+    lua,
+    start,
+    wrk,
+)
 from llmdispatcher.gateway import tenancy
 from llmdispatcher.gateway.errors import ApiError, api_error
 from llmdispatcher.gateway.openai_api import completion_body, parse_chat
@@ -218,10 +228,6 @@ def serve_uvicorn(port: int) -> None:
 
 
 # --- the driver ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def command_for(server: str, port: int, config: Path) -> list[str]:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import LOAD_CPU, ROOT, _stored_key, start
+from gateway import LOAD_CPU, ROOT, _stored_key, free_port, start, stop
 
 TARGET_S = 0.5
 
@@ -53,11 +53,7 @@ def ready_after(command: list[str], env: dict[str, str], port: int) -> float:
                 pass
             time.sleep(0.005)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def import_time(env: dict[str, str]) -> float:
@@ -66,14 +62,6 @@ def import_time(env: dict[str, str]) -> float:
         [sys.executable, "-c", "import llmdispatcher"], env={**os.environ, **env}, check=True
     )
     return time.perf_counter() - began
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> int:
